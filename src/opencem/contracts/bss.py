@@ -1,0 +1,80 @@
+"""BSS tables: subscribers, NPS surveys, care contacts / complaints, port-outs."""
+
+from .base import Column, Table
+
+PLANS = ("prepaid_basic", "prepaid_plus", "postpaid_s", "postpaid_m", "postpaid_l", "business")
+AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+CARE_CATEGORIES = (
+    "coverage", "data_speed", "voice_quality", "device", "billing", "price", "other",
+)
+
+SUBSCRIBERS = Table(
+    name="subscribers",
+    family="BSS",
+    description="One row per subscriber active at the start of the data window.",
+    grain="subscriber",
+    key=("subscriber_id",),
+    columns=(
+        Column("subscriber_id", "string", "-", "Operator's subscriber identifier; pseudonymised with a keyed hash at ingest"),
+        Column("plan", "string", "-", "Tariff plan", allowed=PLANS),
+        Column("arpu_monthly", "float64", "EUR/month", "Average revenue per user over the last 3 months", min=0, max=10000),
+        Column("tenure_months", "int32", "months", "Months since activation at the start of the window", min=0, max=600),
+        Column("device_model", "string", "-", "Handset model from the IMEI TAC"),
+        Column("device_vendor", "string", "-", "Handset vendor"),
+        Column("device_capability", "string", "-", "Best RAT the handset supports", allowed=("4G", "5G")),
+        Column("home_area", "string", "-", "District of the billing address"),
+        Column("age_band", "string", "years", "Age band of the contract holder", allowed=AGE_BANDS),
+        Column("consent_location", "bool", "-", "Consents to third-party device-location APIs (CAMARA)"),
+        Column("consent_preferences", "bool", "-", "Consents to sharing preferences through the user-preference API"),
+        Column("consent_marketing", "bool", "-", "Consents to marketing contact"),
+    ),
+)
+
+SURVEYS = Table(
+    name="surveys",
+    family="survey",
+    description="Answers to the NPS question 'How likely are you to recommend ...' (0-10).",
+    grain="survey answer",
+    key=("survey_id",),
+    partition_by="survey_time",
+    columns=(
+        Column("survey_id", "int64", "-", "Answer identifier"),
+        Column("subscriber_id", "string", "-", "Who answered"),
+        Column("survey_time", "timestamp", "UTC", "When the answer was given"),
+        Column("channel", "string", "-", "Survey channel", allowed=("sms", "email", "ivr", "app")),
+        Column("score", "int32", "0-10", "Likelihood to recommend; 9-10 promoter, 7-8 passive, 0-6 detractor", min=0, max=10),
+    ),
+)
+
+CARE_CONTACTS = Table(
+    name="care_contacts",
+    family="BSS",
+    description="Customer-care contacts; complaints are the contacts flagged is_complaint.",
+    grain="care contact",
+    key=("contact_id",),
+    partition_by="contact_time",
+    columns=(
+        Column("contact_id", "int64", "-", "Contact identifier"),
+        Column("subscriber_id", "string", "-", "Who contacted care"),
+        Column("contact_time", "timestamp", "UTC", "When the contact was opened"),
+        Column("channel", "string", "-", "Contact channel", allowed=("call_centre", "app", "shop", "chat")),
+        Column("category", "string", "-", "Category the agent recorded", allowed=CARE_CATEGORIES),
+        Column("is_complaint", "bool", "-", "True when logged as a complaint, false for an enquiry"),
+        Column("resolved", "bool", "-", "Resolved at first contact"),
+    ),
+)
+
+PORTOUTS = Table(
+    name="portouts",
+    family="BSS",
+    description="Number port-out requests (churn to another operator).",
+    grain="subscriber",
+    key=("subscriber_id",),
+    columns=(
+        Column("subscriber_id", "string", "-", "Who left"),
+        Column("portout_date", "date", "-", "Date the number was ported out"),
+        Column("recipient_operator", "string", "-", "Operator the number moved to"),
+    ),
+)
+
+TABLES = (SUBSCRIBERS, SURVEYS, CARE_CONTACTS, PORTOUTS)
