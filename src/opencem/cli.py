@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
-import typer
+import functools
+import os
+import time
+from pathlib import Path
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="OpenCEM: customer experience management and network NPS.")
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="OpenCEM: customer experience management and network NPS for mobile operators.")
+console = Console()
+
+
+def friendly_errors(fn):
+    """Turn expected failures into one actionable line and exit code 2, not a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileExistsError, FileNotFoundError, KeyError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            console.print(f"[red]error:[/red] {msg}")
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
 
 
 @app.command()
@@ -12,4 +40,162 @@ def version() -> None:
     """Print the OpenCEM version."""
     from opencem import __version__
 
-    typer.echo(__version__)
+    console.print(__version__)
+
+
+@app.command()
+@friendly_errors
+def contracts(
+    table: str = typer.Argument(None, help="Only this table"),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the whole dictionary as Markdown"),
+) -> None:
+    """Print the data dictionary: every input table's columns with type, unit and meaning."""
+    from opencem import contracts as c
+    from opencem.contracts.dictionary import _range, to_markdown
+
+    if markdown:
+        print(to_markdown())
+        return
+    for t in [c.get(table)] if table else c.TABLES.values():
+        rt = RichTable(title=f"{t.name} ({t.family}) - {t.grain}; key: {', '.join(t.key) or '-'}", title_justify="left")
+        for col in ("column", "type", "unit", "null", "range / values", "meaning"):
+            rt.add_column(col, overflow="fold")
+        for col in t.columns:
+            rt.add_row(col.name, col.dtype, col.unit, "yes" if col.nullable else "no", _range(col), col.description)
+        console.print(rt)
+
+
+@app.command()
+@friendly_errors
+def synth(
+    out: Path = typer.Option(..., "--out", help="Folder to create; gets inputs/ and truth/"),
+    subscribers: int = typer.Option(10_000, help="Subscribers in the base"),
+    days: int = typer.Option(14, help="Days of data"),
+    seed: int = typer.Option(7, help="Random seed; the same seed gives the same files"),
+    start: str = typer.Option("2026-10-05", help="First day (YYYY-MM-DD)"),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv (truth is always Parquet)"),
+    workers: int = typer.Option(os.cpu_count() or 1, help="Processes (the output does not depend on it)"),
+    fixes: bool = typer.Option(True, "--fixes/--no-fixes", help="Apply the scenario's fixes (add a carrier, repair a backhaul)"),
+    survey_rate: float = typer.Option(0.03, help="Share of subscribers answering an NPS survey per month"),
+    overwrite: bool = typer.Option(False, help="Replace OUT if it exists"),
+) -> None:
+    """Generate a synthetic operator: OSS/BSS input tables plus its hidden ground truth."""
+    from opencem.synth.generator import SynthConfig, generate
+
+    cfg = SynthConfig(subscribers, days, seed, start, fmt, fixes, survey_rate, workers)
+    _run_synth(out, cfg, overwrite)
+
+
+def _run_synth(out: Path, cfg, overwrite: bool) -> None:
+    from opencem.synth.generator import generate
+
+    t0 = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task(f"synth {cfg.subscribers:,} subscribers x {cfg.days} days", total=None)
+        generate(out, cfg, progress=lambda done, total: bar.update(task, completed=done, total=total), overwrite=overwrite)
+    _print_summary(out, time.perf_counter() - t0)
+
+
+def _print_summary(out: Path, seconds: float) -> None:
+    from opencem.synth.summary import table_counts, truth_facts
+
+    counts = table_counts(out / "inputs")
+    rt = RichTable(title=f"inputs in {out / 'inputs'}", title_justify="left")
+    for col in ("table", "rows", "files", "MiB"):
+        rt.add_column(col, justify="right" if col != "table" else "left")
+    for name, n, files, mib in counts:
+        rt.add_row(name, f"{n:,}", str(files), f"{mib:.1f}")
+    console.print(rt)
+    total = sum(n for _, n, _, _ in counts)
+    console.print(f"{total:,} rows in {seconds:.1f} s ({total / seconds:,.0f} rows/s)")
+    f = truth_facts(out / "truth")
+    d0, d1, n0, n1 = f["nps"]
+    console.print(f"ground truth in {out / 'truth'}: census NPS {n0:+.1f} on {d0} -> {n1:+.1f} on {d1}")
+    console.print("faults: " + ", ".join(f"{c} {n}" for c, n in f["fault_causes"]))
+    console.print("churn decisions by cause (port-outs in window / all): "
+                  + ", ".join(f"{c} {a}/{b}" for c, a, b in f["churn"]))
+    for fx in f["fixes"]:
+        console.print(f"fix {fx[0]} {fx[1]} {fx[2]} on {fx[3]}: {fx[4]} subscribers affected, throughput "
+                      f"{fx[6] / 1000:.1f} -> {fx[5] / 1000:.1f} Mbit/s, their NPS {fx[8]:+.1f} -> {fx[7]:+.1f} (true effect)")
+
+
+@app.command()
+@friendly_errors
+def validate(
+    data: Path = typer.Argument(..., help="Folder with input tables (a synth output or its inputs/)"),
+    quarantine: Path = typer.Option(None, help="Where bad rows go (default DATA/_quarantine)"),
+) -> None:
+    """Check every input file against its contract; bad rows go to a quarantine table with the reason."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from opencem.contracts import TABLES
+    from opencem.contracts.validate import ContractError, find_table_files, validate_file
+
+    inputs = data / "inputs" if (data / "inputs").is_dir() else data
+    if not inputs.is_dir():
+        raise FileNotFoundError(f"{data} is not a folder")
+    quarantine = quarantine or inputs / "_quarantine"
+    jobs = [(name, f) for name in TABLES for f in find_table_files(inputs, name)]
+    if not jobs:
+        raise FileNotFoundError(f"no input tables found in {inputs} (expected e.g. subscribers.parquet, xdr/)")
+    bad, rejected, rows = [], [], {}
+    with _progress() as bar:
+        task = bar.add_task("validate", total=len(jobs))
+        for name, f in jobs:
+            try:
+                r = validate_file(f, name)
+                rows[name] = rows.get(name, 0) + r.valid.num_rows
+                if not r.ok:
+                    bad.append(r)
+            except ContractError as e:
+                rejected.append(str(e))
+            bar.advance(task)
+    for name in TABLES:
+        if name in rows:
+            n_bad = sum(r.quarantine.num_rows for r in bad if r.table == name)
+            console.print(f"{name:15s} {rows[name]:>12,} valid rows  {n_bad:>8,} quarantined")
+    for msg in rejected:
+        console.print(f"[red]rejected[/red] {msg}")
+    if bad:
+        quarantine.mkdir(parents=True, exist_ok=True)
+        q = pa.concat_tables([r.quarantine for r in bad])
+        pq.write_table(q, quarantine / "quarantine.parquet")
+        for r in bad:
+            for m in r.messages(5):
+                console.print(f"[yellow]quarantined[/yellow] {m}")
+        console.print(f"{q.num_rows:,} bad rows written to {quarantine / 'quarantine.parquet'}")
+    if bad or rejected:
+        raise typer.Exit(1)
+    console.print("[green]all files meet their contracts[/green]")
+
+
+@app.command("synth-check")
+@friendly_errors
+def synth_check(data: Path = typer.Argument(..., help="A synth output folder")) -> None:
+    """Compare the synthetic operator's throughput, RTT and page loads with the 5Gophers measurements."""
+    from opencem.synth.realism import compare_with_5gophers, render_markdown
+
+    inputs = data / "inputs" if (data / "inputs").is_dir() else data
+    print(render_markdown(compare_with_5gophers(inputs)))
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Path = typer.Option(Path("opencem-demo"), "--out", help="Working folder"),
+    subscribers: int = typer.Option(10_000, help="Subscribers in the base"),
+    days: int = typer.Option(14, help="Days of data"),
+    seed: int = typer.Option(7, help="Random seed"),
+) -> None:
+    """The main job end to end on a fresh synthetic operator (today: generate, validate, summarise)."""
+    from opencem.synth.generator import SynthConfig
+
+    console.rule("1/2 synthetic operator")
+    _run_synth(out, SynthConfig(subscribers, days, seed, workers=os.cpu_count() or 1), overwrite=True)
+    console.rule("2/2 validate the inputs against their contracts")
+    validate(out, None)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,219 @@
+"""Injected faults, scheduled fixes and the cell load they shape (the ground truth of 'why')."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .city import LAYERS, City
+from .radio import LAYER_NAMES
+
+SLOTS_PER_DAY = 96
+MIN_PER_DAY = 1440
+NETWORK_CAUSES = ("coverage", "interference", "congestion", "transport", "core_dns", "device")
+
+WEEKDAY_PROFILE = np.array([.12, .08, .06, .05, .06, .12, .30, .55, .70, .65, .65, .70,
+                            .80, .75, .70, .70, .75, .85, .90, .95, 1.0, 1.0, .85, .50])
+WEEKEND_PROFILE = np.array([.20, .14, .10, .07, .06, .08, .14, .25, .40, .55, .65, .75,
+                            .80, .80, .80, .80, .80, .85, .90, .95, 1.0, .95, .80, .50])
+HIGHWAY_PROFILE = np.array([.05, .03, .03, .03, .08, .30, .70, 1.0, .90, .50, .40, .45,
+                            .50, .45, .45, .55, .80, 1.0, .90, .55, .40, .30, .20, .10])
+# busy-hour PRB utilisation by (area, band) before per-cell variation
+BASE_LOAD = {("core", "B3"): .62, ("core", "n78"): .40, ("suburb", "B20"): .55,
+             ("suburb", "B3"): .50, ("suburb", "n78"): .35, ("highway", "B20"): .50}
+
+
+@dataclass
+class Fault:
+    fault_id: str
+    cause: str
+    start_min: int  # minutes from the start of the window
+    end_min: int
+    cells: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    sites: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    center_xy: tuple[float, float] = (0.0, 0.0)
+    radius_m: float = 0.0
+    detail: str = ""
+    params: dict = field(default_factory=dict)
+    fixed_by: str | None = None
+
+
+@dataclass
+class Fix:
+    fix_id: str
+    action: str  # add_carrier | repair_backhaul
+    day: int
+    fault_id: str
+    target: str
+    cells: np.ndarray  # cells whose sessions the fix touches
+    new_cell: int = -1
+
+
+@dataclass
+class Schedule:
+    faults: list[Fault]
+    fixes: list[Fix]
+    demand: np.ndarray  # (cells, slots) offered load relative to capacity
+    load: np.ndarray  # (cells, slots) PRB utilisation actually seen, with fixes
+    load_without_fix: dict[str, np.ndarray]  # fix_id -> (cells, slots) utilisation had it not been done
+    weekend: np.ndarray  # (days,) bool
+
+    def by_cause(self, cause: str) -> list[Fault]:
+        return [f for f in self.faults if f.cause == cause]
+
+
+def _pick_sites(rng, city: City, area: tuple[str, ...], n: int, taken: set[int]) -> list[int]:
+    cand = [s for s in np.flatnonzero(np.isin(city.site_area, area)) if s not in taken]
+    # keep faults apart so their footprints do not overlap
+    chosen: list[int] = []
+    for s in rng.permutation(cand) if n > 0 else []:
+        if all(np.hypot(*(city.site_xy[s] - city.site_xy[t])) > 1200 for t in (*taken, *chosen)):
+            chosen.append(int(s))
+        if len(chosen) == n:
+            break
+    taken.update(chosen)
+    return chosen
+
+
+def _window(rng, days: int, min_h: float, max_h: float, evening: bool = False) -> tuple[int, int]:
+    day = int(rng.integers(0, days))
+    start_h = rng.uniform(17, 20) if evening else rng.uniform(6, 20)
+    dur = rng.uniform(min_h, max_h)
+    start = int(day * MIN_PER_DAY + start_h * 60)
+    return start, min(int(start + dur * 60), days * MIN_PER_DAY)
+
+
+def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, with_fixes: bool = True) -> Schedule:
+    """Choose faults of every cause, the default fixes, and compute every cell's load per 15 min."""
+    end = days * MIN_PER_DAY
+    fix_day = max(2, int(round(days * 0.6)))
+    faults: list[Fault] = []
+    taken: set[int] = set()
+    n_short = max(1, days // 7)
+
+    def sector_cells(site: int, sector: int) -> np.ndarray:
+        return city.cell_of[site, sector][city.cell_of[site, sector] >= 0]
+
+    # Coverage: a sector off air (antenna / RRU failure) for hours to two days.
+    for s in _pick_sites(rng, city, ("core", "suburb"), n_short, taken):
+        sector = int(rng.integers(0, 3))
+        a, b = _window(rng, days, 4, 48)
+        cells = sector_cells(s, sector)
+        faults.append(Fault("", "coverage", a, b, cells, np.array([s]), tuple(city.site_xy[s]), 700,
+                            f"sector {sector + 1} of site S{s:04d} off air", {"atten_db": 35.0}))
+    # Interference: an external interferer on B3 near a site.
+    for s in _pick_sites(rng, city, ("core", "suburb"), n_short, taken):
+        a, b = _window(rng, days, 6, 72)
+        xy = city.site_xy[s] + rng.normal(0, 120, 2)
+        cells = np.flatnonzero((city.cells["site"] == s) & (city.cells["band"] == "B3"))
+        faults.append(Fault("", "interference", a, b, cells, np.array([s]), tuple(xy), 900,
+                            f"external interferer on B3 near site S{s:04d}", {"level_dbm": -98.0, "band": "B3"}))
+    # Congestion: a persistent under-dimensioned sector (fixed by a carrier) and evening events.
+    s = _pick_sites(rng, city, ("core",), 1, taken)[0]
+    sector = int(rng.integers(0, 3))
+    cell = int(city.cell_of[s, sector, LAYER_NAMES.index("B3")])
+    faults.append(Fault("", "congestion", 0, end, np.array([cell]), np.array([s]), tuple(city.site_xy[s]), 400,
+                        f"busy-hour congestion on {city.cells['cell_id'][cell]}", {"demand_factor": 1.75}))
+    for s in _pick_sites(rng, city, ("core", "suburb"), max(0, days // 14), taken):
+        a, b = _window(rng, days, 3, 5, evening=True)
+        cells = np.flatnonzero(city.cells["site"] == s)
+        faults.append(Fault("", "congestion", a, b, cells, np.array([s]), tuple(city.site_xy[s]), 600,
+                            f"crowd event at site S{s:04d}", {"demand_factor": 2.3}))
+    # Transport: a degraded microwave backhaul link (persistent, repaired by a fix) and short outages.
+    links = [l for l in np.unique(city.site_link) if l.startswith("TL-M")]
+    n_links = 0
+    for link in rng.permutation(links):
+        sites = np.flatnonzero(city.site_link == link)
+        near = [t for t in taken if np.hypot(*(city.site_xy[sites] - city.site_xy[t]).T).min() < 1200]
+        if near or n_links > days // 14:
+            continue
+        taken.update(sites.tolist())
+        a, b = (0, end) if n_links == 0 else _window(rng, days, 2, 12)
+        n_links += 1
+        cells = np.flatnonzero(np.isin(city.cells["site"], sites))
+        faults.append(Fault("", "transport", a, b, cells, sites, tuple(city.site_xy[sites].mean(0)), 1500,
+                            f"backhaul {link} degraded (latency and loss)",
+                            {"link": link, "extra_rtt_ms": 110.0, "loss_pct": 2.5, "thr_factor": 0.45}))
+    # Core / DNS: one of the two DNS pools fails for a few hours.
+    for _ in range(max(1, days // 10)):
+        pool = int(rng.integers(0, 2))
+        a, b = _window(rng, days, 2, 6)
+        sites = np.flatnonzero(city.site_core_pool == pool)
+        faults.append(Fault("", "core_dns", a, b, np.flatnonzero(np.isin(city.cells["site"], sites)), sites,
+                            tuple(city.site_xy[sites].mean(0)), 6000,
+                            f"DNS pool {'west east'.split()[pool]} failing", {"pool": pool, "fail_prob": 0.55}))
+    # Device: a firmware release breaks one 5G model from a third of the window on.
+    a = int(days // 3) * MIN_PER_DAY
+    faults.append(Fault("", "device", a, end, detail="firmware 4.2 on Nova X5 drops calls and slows NR",
+                        params={"model": "Nova X5", "drop_prob": 0.09, "nr_thr_factor": 0.5}))
+    faults.sort(key=lambda f: (f.start_min, f.cause))
+    for i, f in enumerate(faults):
+        f.fault_id = f"F{i + 1:03d}"
+
+    fixes: list[Fix] = []
+    if with_fixes:
+        cong = next(f for f in faults if f.cause == "congestion" and f.start_min == 0)
+        site, c = int(cong.sites[0]), int(cong.cells[0])
+        new = city.add_cell(site, int(city.cells["sector"][c]), "B7", fix_day)
+        fixes.append(Fix("X1", "add_carrier", fix_day, cong.fault_id, city.cells["cell_id"][c], np.array([c, new]), new))
+        tr = next((f for f in faults if f.cause == "transport" and f.start_min == 0), None)
+        if tr is not None:
+            fixes.append(Fix("X2", "repair_backhaul", fix_day, tr.fault_id, tr.params["link"], tr.cells))
+        for fx in fixes:
+            f = next(f for f in faults if f.fault_id == fx.fault_id)
+            f.end_min, f.fixed_by = fix_day * MIN_PER_DAY, fx.fix_id
+
+    weekend = (start_weekday + np.arange(days)) % 7 >= 5
+    demand = _demand(city, days, weekend, faults, rng)
+    load, load_without = _load(city, demand, fixes, faults)
+    return Schedule(faults, fixes, demand, load, load_without, weekend)
+
+
+def _demand(city: City, days: int, weekend: np.ndarray, faults: list[Fault], rng) -> np.ndarray:
+    c = city.cells
+    n_cells = len(c["cell_id"])
+    hour = np.arange(days * SLOTS_PER_DAY) // 4 % 24
+    is_weekend = np.repeat(weekend, SLOTS_PER_DAY)
+    profile = np.where(is_weekend, WEEKEND_PROFILE[hour], WEEKDAY_PROFILE[hour])
+    hw = HIGHWAY_PROFILE[hour] * np.where(is_weekend, 0.6, 1.0)
+    base = np.array([BASE_LOAD.get((a, b), 0.4) for a, b in zip(c["area_type"], c["band"])])
+    base = base * rng.lognormal(0, 0.22, n_cells)
+    shape = np.where((c["area_type"] == "highway")[:, None], hw[None, :], profile[None, :])
+    # slowly varying multiplicative noise (AR(1) over 15-minute slots)
+    eps = rng.normal(0, 0.05, (n_cells, days * SLOTS_PER_DAY))
+    noise = np.empty_like(eps)
+    noise[:, 0] = eps[:, 0]
+    for t in range(1, eps.shape[1]):
+        noise[:, t] = 0.8 * noise[:, t - 1] + eps[:, t]
+    demand = base[:, None] * shape * np.exp(noise)
+    for f in faults:
+        if f.cause == "congestion":
+            a, b = f.start_min // 15, f.end_min // 15
+            demand[f.cells, a:b] *= f.params["demand_factor"]
+    return demand.astype(np.float32)
+
+
+def _load(city: City, demand: np.ndarray, fixes: list[Fix], faults: list[Fault]):
+    """Utilisation from demand; a carrier fix splits the sector's LTE demand over both carriers."""
+    load = np.clip(demand, 0.02, 0.98)
+    without: dict[str, np.ndarray] = {}
+    for fx in fixes:
+        if fx.action != "add_carrier":
+            continue
+        old, new = fx.cells
+        a = fx.day * SLOTS_PER_DAY
+        without[fx.fix_id] = load.copy()
+        p_old = LAYERS[city.cells["band"][old]][3]
+        p_new = LAYERS[city.cells["band"][new]][3]
+        split = np.clip(demand[old, a:] * p_old / (p_old + p_new) * 1.05, 0.02, 0.98)
+        load[old, a:] = split
+        load[new, a:] = split
+        load[new, :a] = 0.0
+        without[fx.fix_id][new, :] = 0.0
+    for f in faults:  # a sector off air carries nothing
+        if f.cause == "coverage":
+            load[f.cells, f.start_min // 15: f.end_min // 15] = 0.0
+            for w in without.values():
+                w[f.cells, f.start_min // 15: f.end_min // 15] = 0.0
+    return load.astype(np.float32), {k: v.astype(np.float32) for k, v in without.items()}
