@@ -114,10 +114,10 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         s_now = sat[0]
 
         # care contacts: network pressure and shocks raise the complaint hazard
-        p_compl = 0.0004 + 0.02 * net_pen[0] * (net_pen[0] > 0.5) + 0.25 * (shock["billing"] > 2.4) \
+        p_compl = 0.0002 + 0.004 * np.clip(net_pen[0] - 1.0, 0, None) + 0.25 * (shock["billing"] > 2.4) \
             + 0.02 * shock["billing"] + 0.006 * shock["price"]
         complain = active & (rng.random(m) < p_compl)
-        enquire = active & ~complain & (rng.random(m) < 0.002)
+        enquire = active & ~complain & (rng.random(m) < 0.0015)
         cw = np.vstack([sens * mem[0, 0] * 9, sens * mem[0, 1] * 9, sens * mem[0, 2] * 9,
                         np.zeros(m), shock["billing"], shock["price"], np.full(m, 0.05)])
         dev_fault = next((f for f in sch.faults if f.cause == "device"), None)

@@ -92,16 +92,13 @@ def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, wi
     taken: set[int] = set()
     n_short = max(1, days // 7)
 
-    def sector_cells(site: int, sector: int) -> np.ndarray:
-        return city.cell_of[site, sector][city.cell_of[site, sector] >= 0]
-
-    # Coverage: a sector off air (antenna / RRU failure) for hours to two days.
-    for s in _pick_sites(rng, city, ("core", "suburb"), n_short, taken):
-        sector = int(rng.integers(0, 3))
+    # Coverage: a suburban site off air (power / RRU failure) for hours to two days; in the dense
+    # core neighbours would cover for it, in the suburbs it leaves a hole.
+    for s in _pick_sites(rng, city, ("suburb",), n_short, taken):
         a, b = _window(rng, days, 4, 48)
-        cells = sector_cells(s, sector)
-        faults.append(Fault("", "coverage", a, b, cells, np.array([s]), tuple(city.site_xy[s]), 700,
-                            f"sector {sector + 1} of site S{s:04d} off air", {"atten_db": 35.0}))
+        cells = np.flatnonzero(city.cells["site"] == s)
+        faults.append(Fault("", "coverage", a, b, cells, np.array([s]), tuple(city.site_xy[s]), 900,
+                            f"site S{s:04d} off air", {"atten_db": 40.0}))
     # Interference: an external interferer on B3 near a site.
     for s in _pick_sites(rng, city, ("core", "suburb"), n_short, taken):
         a, b = _window(rng, days, 6, 72)

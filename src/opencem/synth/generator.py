@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from .behaviour import ANSWER_NOISE_SD, simulate_chunk
 from .city import build_city, xy_to_latlon
-from .faults import MIN_PER_DAY, plan
+from .faults import plan
 from .pm import cell_quality, pm_day
 from .population import PLAN_TABLE, make_subscribers, subscribers_table
 from .radio import RadioModel
@@ -82,13 +82,7 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int, int], None] |
         if progress:
             progress(done, total)
 
-    writer.write("subscribers", subscribers_table(sub))
-    writer.write("cells", city.cells_table(start))
-    quality = cell_quality(ctx, rng_pm)
-    for day in range(cfg.days):
-        writer.write("pm", pm_day(ctx, quality, day, start, rng_pm), day=_day(start, day), part=0)
-        tick()
-
+    # Chunks first: worker processes are forked before this process starts Arrow's thread pools.
     _STATE.update(ctx=ctx, sub=sub, params=params, writer=writer, seed=cfg.seed)
     results: list = [None] * n_chunks
     if cfg.workers > 1 and n_chunks > 1:
@@ -101,6 +95,13 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int, int], None] |
         for c in range(n_chunks):
             results[c] = _run_chunk(c, tick)
     _STATE.clear()
+
+    writer.write("subscribers", subscribers_table(sub))
+    writer.write("cells", city.cells_table(start))
+    quality = cell_quality(ctx, rng_pm)
+    for day in range(cfg.days):
+        writer.write("pm", pm_day(ctx, quality, day, start, rng_pm), day=_day(start, day), part=0)
+        tick()
 
     manifest = _write_collected(writer, cfg, ctx, sub, params, results, rng_misc)
     if out.exists():
@@ -236,5 +237,3 @@ def _nps(s: np.ndarray) -> float | None:
     r = np.round(np.clip(s, 0, 10))
     return float(100 * ((r >= 9).mean() - (r <= 6).mean()))
 
-
-_ = MIN_PER_DAY
