@@ -180,17 +180,17 @@ def test_cli_validate_quarantines_a_corrupted_row(tmp_path):
     runner = CliRunner()
     op = tmp_path / "op"
     assert runner.invoke(app, ["synth", "--out", str(op), "--subscribers", "300", "--days", "3", "--format", "csv"]).exit_code == 0
-    path = op / "inputs" / "surveys.csv"
+    path = op / "inputs" / "subscribers.csv"
     lines = path.read_text().splitlines()
-    head = lines[0].split(",")
+    plan = lines[0].split(",").index('"plan"')
     cells = lines[2].split(",")
-    cells[head.index('"score"')] = "11"
+    cells[plan] = '"gold"'
     lines[2] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     before = path.read_bytes()
     res = runner.invoke(app, ["validate", str(op)])
     assert res.exit_code == 1
-    assert "surveys.csv row 2 column 'score': above the maximum 10 0-10" in res.output.replace("\n", "")
+    assert "subscribers.csv row 2 column 'plan': not one of prepaid_basic" in " ".join(res.output.split())
     assert path.read_bytes() == before
     quarantine = pq.read_table(op / "inputs" / "_quarantine" / "quarantine.parquet").to_pylist()
-    assert [(r["table"], r["row"], r["column"], r["value"]) for r in quarantine] == [("surveys", 2, "score", "11")]
+    assert [(r["table"], r["row"], r["column"], r["value"]) for r in quarantine] == [("subscribers", 2, "plan", "gold")]

@@ -13,7 +13,7 @@ from .sessions import VOICE, Context, badness, draw_sessions, physics
 SERVICE_WEIGHT = np.array([1.0, 1.2, 1.5, 1.0, 0.6, 0.8])
 MEMORY = 0.88  # daily decay of experience memory (half-life about 5.4 days)
 WORST_DECAY = 0.8  # EMA of each day's worst session
-NET_GAIN, WORST_GAIN = 9.0, 1.6
+NET_GAIN, WORST_GAIN = 9.0, 1.5
 ANSWER_NOISE_SD = 0.9  # sd of a survey answer around the latent satisfaction
 SHOCK_DECAY = {"price": 0.977, "billing": 0.933, "care": 0.952}
 NET_CATS = ("coverage", "data_speed", "voice_quality")
@@ -83,17 +83,19 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         w = SERVICE_WEIGHT[d["service"]]
         wsum = np.bincount(d["local"], w, minlength=m)
         cat = np.where(q["rsrp"] < -113, 0, np.where(d["service"] == VOICE, 2, 1))
-        # the first day stands for the weeks before the window, so memory starts in steady state
-        keep, learn = (0.0, 1.0) if day == 0 else (MEMORY, 1 - MEMORY)
-        keep_w, learn_w = (0.0, 1.0) if day == 0 else (WORST_DECAY, 1 - WORST_DECAY)
         seen = wsum > 0
+        if day == 0:
+            # memory starts in steady state: the first day's experience without injected faults
+            # stands for the weeks before the window
+            normal = tag < 0
+            for c in range(3):
+                mem[:, c] = _day_bad(d["local"], w * normal, b, cat == c, m)
+            worst[:] = _day_top(d["local"], np.where(normal, b, 0.0), m)
         for wi, bw in enumerate(b_world):
             for c in range(3):
-                day_bad = np.bincount(d["local"], w * bw * (cat == c), minlength=m) / np.maximum(wsum, 1e-9)
-                mem[wi, c] = np.where(seen, keep * mem[wi, c] + learn * day_bad, mem[wi, c])
-            top = np.zeros(m)
-            np.maximum.at(top, d["local"], bw)
-            worst[wi] = np.where(seen, keep_w * worst[wi] + learn_w * top, worst[wi])
+                day_bad = _day_bad(d["local"], w, bw, cat == c, m)
+                mem[wi, c] = np.where(seen, MEMORY * mem[wi, c] + (1 - MEMORY) * day_bad, mem[wi, c])
+            worst[wi] = np.where(seen, WORST_DECAY * worst[wi] + (1 - WORST_DECAY) * _day_top(d["local"], bw, m), worst[wi])
 
         # non-network shocks
         for k, dec in SHOCK_DECAY.items():
@@ -114,7 +116,7 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         s_now = sat[0]
 
         # care contacts: network pressure and shocks raise the complaint hazard
-        p_compl = 0.0002 + 0.004 * np.clip(net_pen[0] - 1.0, 0, None) + 0.25 * (shock["billing"] > 2.4) \
+        p_compl = 0.0002 + 0.002 * np.clip(net_pen[0] - 1.5, 0, None) + 0.25 * (shock["billing"] > 2.4) \
             + 0.02 * shock["billing"] + 0.006 * shock["price"]
         complain = active & (rng.random(m) < p_compl)
         enquire = active & ~complain & (rng.random(m) < 0.0015)
@@ -148,10 +150,12 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
                 events["nonnet"].append((kind, day, sub["subscriber_id"][idx[who_ev]]))
 
         # surveys: a relational sample biased towards the unhappy and the older, plus after-contact surveys
-        p_resp = params["survey_rate"] / 30 * sub["respond"][idx] * np.exp(0.3 * np.clip(7 - s_now, -2, 4)) / 1.25
+        # normalised over today's base so the relational rate is survey_rate whatever the mood
+        bias = sub["respond"][idx] * np.exp(0.3 * np.clip(7 - s_now, -2, 4))
+        p_resp = params["survey_rate"] / 30 * bias / bias[active].mean()
         resp = active & (rng.random(m) < p_resp)
         after_care = np.zeros(m, dtype=bool)
-        after_care[who] = rng.random(len(who)) < 0.2
+        after_care[who] = rng.random(len(who)) < 0.1
         resp |= after_care & active
         r_idx = np.flatnonzero(resp)
         if len(r_idx):
@@ -228,6 +232,18 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         }))
     out["fix_affected"] = rows
     return out
+
+
+def _day_bad(local, w, b, in_cat, m):
+    """Usage-weighted share of the day's badness that falls in one category, per subscriber."""
+    return np.bincount(local, w * b * in_cat, minlength=m) / np.maximum(np.bincount(local, w, minlength=m), 1e-9)
+
+
+def _day_top(local, b, m):
+    """The day's worst moment: the worst session, cubed so that only really bad ones count."""
+    top = np.zeros(m)
+    np.maximum.at(top, local, b)
+    return top ** 3
 
 
 def _take(geo, rows):

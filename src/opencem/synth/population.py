@@ -92,7 +92,7 @@ def make_subscribers(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
     # satisfaction traits: the baseline score a customer gives with flawless service, how strongly
     # experience moves it (sensitivity), and how much degradation they tolerate (tolerance)
-    base = (8.4 + plan_arr[p, 3] + np.array([-0.35, -0.15, 0.0, 0.05, 0.2, 0.45])[age]
+    base = (9.3 + plan_arr[p, 3] + np.array([-0.35, -0.15, 0.0, 0.05, 0.2, 0.45])[age]
             + 0.15 * (tenure > 48) + rng.normal(0, 1.35, n))
     sensitivity = rng.lognormal(0, 0.3, n) * np.where(p == 5, 1.3, 1.0) * np.where(intensity > 1.5, 1.15, 1.0)
     tolerance = plan_arr[p, 4] * np.array([0.95, 0.97, 1.0, 1.02, 1.08, 1.15])[age] * rng.lognormal(0, 0.1, n)

@@ -200,11 +200,12 @@ def physics(ctx: Context, sub: dict, d: dict, fixes_off: frozenset[str] = frozen
     }
     # durations and volumes: sizes are service-specific scalings of one log-normal draw
     dur = np.choose(srv, [45.0, 300.0, 100.0, 900.0, 120.0, 1.0]) * d["duration_z"]
-    size_mb = np.choose(srv, [2.2, 0.0, 0.0, 0.0, 3.0, 40.0]) * d["size"]
+    size_mb = np.choose(srv, [2.2, 0.0, 0.0, 0.0, 3.0, 40.0]) * d["size"] ** np.where(srv == WEB, 0.6, 1.0)
 
     w = srv == WEB
-    eff = thr * 0.35  # short transfers never leave TCP slow start
-    plt = 500 + 14 * rtt + size_mb * 8000 / np.maximum(eff, 1.0)  # render + object round trips + transfer
+    eff = thr * 0.6  # short transfers never leave TCP slow start
+    # ms: client processing grows with the page, plus object round trips, plus transfer
+    plt = 200 + 200 * size_mb + 10 * rtt + size_mb * 8e6 / np.maximum(eff, 1.0)
     out["page_load"] = np.where(w, plt, nan)
     out["throughput"] = np.where(w, eff, out["throughput"])
     out["success"] &= ~(w & (dns_fail | radio_fail | (plt > 30_000)))
@@ -267,7 +268,7 @@ def badness(sub: dict, d: dict, q: dict) -> np.ndarray:
     tol = sub["tolerance"][d["sub"]]
     srv = d["service"]
     b = np.zeros(len(srv))
-    b = np.where(srv == WEB, _sigmoid((q["page_load"] / tol - 4500) / 1200), b)
+    b = np.where(srv == WEB, _sigmoid((q["page_load"] / tol - 6000) / 1500), b)
     stall_ratio = q["stall_ms"] / 1000 / np.maximum(q["duration_s"], 1)
     vid = np.maximum.reduce([
         _sigmoid((stall_ratio / tol - 0.04) / 0.015), _sigmoid((q["init_buf"] / tol - 6000) / 1500),
