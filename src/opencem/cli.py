@@ -80,7 +80,7 @@ def synth(
     overwrite: bool = typer.Option(False, help="Replace OUT if it exists"),
 ) -> None:
     """Generate a synthetic operator: OSS/BSS input tables plus its hidden ground truth."""
-    from opencem.synth.generator import SynthConfig, generate
+    from opencem.synth.generator import SynthConfig
 
     cfg = SynthConfig(subscribers, days, seed, start, fmt, fixes, survey_rate, workers)
     _run_synth(out, cfg, overwrite)

@@ -494,10 +494,11 @@ def ingest_pm_xml(
             table = read_pm_xml(path)
         except PmFileRejected as e:
             files_rejected += 1
+            reason = str(e) + "\n"
             _atomic_write_bytes(rejected_dir / path.name, lambda tmp: shutil.copyfile(path, tmp))
             _atomic_write_bytes(
                 rejected_dir / f"{path.name}.reason.txt",
-                lambda tmp: tmp.write_text(str(e) + "\n", encoding="utf-8"),
+                lambda tmp: tmp.write_text(reason, encoding="utf-8"),
             )
             continue
         _atomic_write_bytes(out_dir / f"{path.name}.parquet", lambda tmp: pq.write_table(table, tmp))

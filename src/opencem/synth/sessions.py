@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit as _sigmoid  # logistic, overflow-safe
 
 from .city import LAYERS, City
 from .faults import MIN_PER_DAY, Schedule
-from .population import DEVICES, SERVICES
+from .population import DEVICES
 from .radio import K_NEAREST, NR_LAYER, SHADOW_SIGMA_DB, RadioModel, radio_rtt_ms, user_throughput_kbps
 
 WEB, VIDEO, VOICE, GAMING, SOCIAL, FILE = range(6)
@@ -40,7 +41,6 @@ class Context:
     days: int
 
 
-from scipy.special import expit as _sigmoid  # noqa: E402  (logistic, overflow-safe)
 
 
 def draw_sessions(ctx: Context, sub: dict, idx: np.ndarray, day: int, home_geo, work_geo, rng) -> dict:
@@ -131,7 +131,7 @@ def physics(ctx: Context, sub: dict, d: dict, fixes_off: frozenset[str] = frozen
     on_air_day = city.cells["on_air_day"]
 
     def atten(cells):
-        a = np.zeros(cells.shape + (0,) if False else cells.shape)
+        a = np.zeros(cells.shape)
         for f, act in coverage:
             a = a + np.where(act[:, None, None] & np.isin(cells, f.cells), f.params["atten_db"], 0.0)
         not_yet = on_air_day[cells] * MIN_PER_DAY > t[:, None, None]
@@ -245,8 +245,7 @@ def physics(ctx: Context, sub: dict, d: dict, fixes_off: frozenset[str] = frozen
     out["success"] &= ~(fi & (dns_fail | (thr < 300) & (d["u1"] < 0.4) | radio_fail))
 
     # durations and volumes follow from the quality where they depend on it
-    vol_dl = np.choose(srv, [0, 0, 0, 0, 0, 0]).astype(float)
-    vol_dl = np.where(w | so | fi, size_mb * 1e6, vol_dl)
+    vol_dl = np.where(w | so | fi, size_mb * 1e6, 0.0)
     vol_dl = np.where(v, bitrate * 1000 / 8 * dur_v, vol_dl)
     vol_dl = np.where(c, 5000 * dur, vol_dl)
     vol_dl = np.where(g, 8000 * dur, vol_dl)
