@@ -170,6 +170,43 @@ def validate(
     console.print("[green]all files meet their contracts[/green]")
 
 
+@app.command()
+@friendly_errors
+def measure(
+    data: Path = typer.Option(..., "--data", help="Input tables (a synth output or its inputs/)"),
+    workspace: Path = typer.Option(..., "--workspace", help="Workspace: lake/, measure/, catalog.duckdb"),
+    engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark"),
+    spark_master: str = typer.Option(None, help="Spark master URL (default local[*]); also OPENCEM_SPARK_MASTER"),
+    tree: Path = typer.Option(None, help="Indicator tree YAML (default: the packaged tree)"),
+) -> None:
+    """KPI -> KQI -> CEI: ingest and pseudonymise the inputs, then compute every indicator table."""
+    from opencem.measure.run import measure as run_measure
+
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"unknown engine {engine!r}: use duckdb or spark")
+    t0 = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("measure", total=None)
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{step:28s}", completed=done, total=total)
+
+        res = run_measure(data, workspace, engine, tree, spark_master or os.environ.get("OPENCEM_SPARK_MASTER"), progress)
+    rt = RichTable(title=f"measure on {res.engine} in {time.perf_counter() - t0:.1f} s", title_justify="left")
+    rt.add_column("table")
+    rt.add_column("rows", justify="right")
+    for name, n in res.ingest.rows.items():
+        rt.add_row(f"lake/{name}", f"{n:,}")
+    for name, n in res.rows.items():
+        rt.add_row(f"measure/{name}", f"{n:,}")
+    console.print(rt)
+    for name, n in res.ingest.quarantined.items():
+        console.print(f"[yellow]quarantined[/yellow] {n:,} rows of {name}: see {workspace / 'quarantine' / (name + '.parquet')}")
+    for msg in res.ingest.rejected:
+        console.print(f"[red]rejected[/red] {msg}")
+    console.print(f"query the results: duckdb {workspace / 'catalog.duckdb'}")
+
+
 @app.command("synth-check")
 @friendly_errors
 def synth_check(data: Path = typer.Argument(..., help="A synth output folder")) -> None:

@@ -47,11 +47,12 @@ def read_raw(path: Path, contract: Table) -> pa.Table:
     """Read a file as it is: Parquet with its own types, CSV with every column as text."""
     try:
         if path.suffix == ".csv":
-            head = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+            with pacsv.open_csv(path) as reader:  # reads only the first block, for the header
+                head = reader.schema.names
             return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in head}, strings_can_be_null=True))
         return pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as e:
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
         raise ContractError(f"{path.name}: cannot read as {contract.name} ({str(e).splitlines()[0]})") from None
 
 

@@ -296,6 +296,65 @@ def _sql_codec(codec: Any) -> tuple[str, str]:
     return case(0), case(1)
 
 
+class _Lets:
+    """Names intermediate SQL expressions: inline (one expression) or as columns in successive layers."""
+
+    def __init__(self, layered: bool, prefix: str) -> None:
+        self.layered, self.prefix = layered, prefix
+        self.layers: list[list[tuple[str, str]]] = []
+
+    def __call__(self, name: str, expr: str, depth: int) -> str:
+        if not self.layered:
+            return expr
+        while len(self.layers) <= depth:
+            self.layers.append([])
+        alias = self.prefix + name
+        self.layers[depth].append((alias, expr))
+        return alias
+
+
+def _emodel_r(let: _Lets, delay, loss, codec, jitter, burst_r, jitter_factor) -> str:
+    ie, bpl = _sql_codec(codec)
+    d = _sql_max0(_sql(delay))
+    if jitter is not None:
+        d = f"({d} + {_lit(jitter_factor)} * {_sql_max0(_sql(jitter))})"
+    d = let("d", d, 0)
+    ppl = let("ppl", _sql_clamp(_sql(loss), 0.0, 100.0), 0)
+    ie, bpl = let("ie", ie, 0), let("bpl", bpl, 0)
+    burst = _sql(burst_r)
+    t, ta = d, d
+    tr = f"({_lit(2.0)} * {d})"
+    L = _lit
+    stmro = let("stmro", f"({L(-10.0)} * LOG10({L(_G['stmr_lin'])} + EXP(-{t} / {L(4.0)}) * {L(_G['telr_lin'])}))", 1)
+
+    def ist_term(c: float, off: float, div: float, n: float) -> str:
+        return f"{L(c)} * POWER({L(1.0)} + POWER(({stmro} + {L(off)}) / {L(div)}, {L(n)}), {L(1.0 / n)})"
+
+    ist = let("ist", (
+        f"({ist_term(12.0, -13.0, 6.0, 8.0)} - {ist_term(28.0, 1.0, 19.4, 35.0)}"
+        f" - {ist_term(13.0, -3.0, 33.0, 13.0)} + {L(29.0)})"
+    ), 2)
+    u = let("u", (
+        f"({L(_G['u0'])} + {L(100.0)} * LOG10(({L(1.0)} + {t} / {L(10.0)}) / ({L(1.0)} + {t} / {L(150.0)}))"
+        f" - {L(15.0)} * EXP({L(-0.3)} * {t} * {t}))"
+    ), 1)
+    idte = let("idte", (
+        f"(({u} / {L(2.0)} + SQRT(POWER({u}, {L(2.0)}) / {L(4.0)} + {L(100.0)}) - {L(1.0)})"
+        f" * ({L(1.0)} - EXP(-{t})))"
+    ), 2)
+    v = let("v", f"({L(_G['Ro'])} - {L(_G['rle0'])} * POWER({tr} + {L(1.0)}, {L(-0.25)}))", 1)
+    idle = let("idle", f"({v} / {L(2.0)} + SQRT(POWER({v}, {L(2.0)}) / {L(4.0)} + {L(169.0)}))", 2)
+    x = let("x", f"(LOG10({ta} / {L(100.0)}) / {L(_LOG10_2)})", 1)
+    idd = let("idd", (
+        f"(CASE WHEN {ta} <= {L(100.0)} THEN {L(0.0)} ELSE {L(25.0)} * ("
+        f"POWER({L(1.0)} + POWER({x}, {L(6.0)}), {L(1.0 / 6.0)})"
+        f" - {L(3.0)} * POWER({L(1.0)} + POWER({x} / {L(3.0)}, {L(6.0)}), {L(1.0 / 6.0)})"
+        f" + {L(2.0)}) END)"
+    ), 2)
+    ie_eff = let("ie_eff", f"({ie} + ({L(95.0)} - {ie}) * {ppl} / ({ppl} / {burst} + {bpl}))", 1)
+    return f"({L(_G['R_const'])} - {ist} - {idte} - {idle} - {idd} - {ie_eff})"
+
+
 def emodel_r_sql(delay, loss, codec, jitter=None, *, burst_r=1.0, jitter_factor=JITTER_FACTOR) -> str:
     """SQL twin of :func:`emodel_r`.
 
@@ -304,43 +363,20 @@ def emodel_r_sql(delay, loss, codec, jitter=None, *, burst_r=1.0, jitter_factor=
     ``codec``: a name from :data:`CODECS` (inlined as constants) or any other
     SQL expression yielding codec names (mapped with a CASE; unknown -> NULL).
     """
-    ie, bpl = _sql_codec(codec)
-    d = _sql_max0(_sql(delay))
-    if jitter is not None:
-        d = f"({d} + {_lit(jitter_factor)} * {_sql_max0(_sql(jitter))})"
-    ppl = _sql_clamp(_sql(loss), 0.0, 100.0)
-    burst = _sql(burst_r)
-    t, ta = d, d
-    tr = f"({_lit(2.0)} * {d})"
-    L = _lit
-    stmro = f"({L(-10.0)} * LOG10({L(_G['stmr_lin'])} + EXP(-{t} / {L(4.0)}) * {L(_G['telr_lin'])}))"
+    return _emodel_r(_Lets(False, ""), delay, loss, codec, jitter, burst_r, jitter_factor)
 
-    def ist_term(c: float, off: float, div: float, n: float) -> str:
-        return f"{L(c)} * POWER({L(1.0)} + POWER(({stmro} + {L(off)}) / {L(div)}, {L(n)}), {L(1.0 / n)})"
 
-    ist = (
-        f"({ist_term(12.0, -13.0, 6.0, 8.0)} - {ist_term(28.0, 1.0, 19.4, 35.0)}"
-        f" - {ist_term(13.0, -3.0, 33.0, 13.0)} + {L(29.0)})"
-    )
-    u = (
-        f"({L(_G['u0'])} + {L(100.0)} * LOG10(({L(1.0)} + {t} / {L(10.0)}) / ({L(1.0)} + {t} / {L(150.0)}))"
-        f" - {L(15.0)} * EXP({L(-0.3)} * {t} * {t}))"
-    )
-    idte = (
-        f"(({u} / {L(2.0)} + SQRT(POWER({u}, {L(2.0)}) / {L(4.0)} + {L(100.0)}) - {L(1.0)})"
-        f" * ({L(1.0)} - EXP(-{t})))"
-    )
-    v = f"({L(_G['Ro'])} - {L(_G['rle0'])} * POWER({tr} + {L(1.0)}, {L(-0.25)}))"
-    idle = f"({v} / {L(2.0)} + SQRT(POWER({v}, {L(2.0)}) / {L(4.0)} + {L(169.0)}))"
-    x = f"(LOG10({ta} / {L(100.0)}) / {L(_LOG10_2)})"
-    idd = (
-        f"(CASE WHEN {ta} <= {L(100.0)} THEN {L(0.0)} ELSE {L(25.0)} * ("
-        f"POWER({L(1.0)} + POWER({x}, {L(6.0)}), {L(1.0 / 6.0)})"
-        f" - {L(3.0)} * POWER({L(1.0)} + POWER({x} / {L(3.0)}, {L(6.0)}), {L(1.0 / 6.0)})"
-        f" + {L(2.0)}) END)"
-    )
-    ie_eff = f"({ie} + ({L(95.0)} - {ie}) * {ppl} / ({ppl} / {burst} + {bpl}))"
-    return f"({L(_G['R_const'])} - {ist} - {idte} - {idle} - {idd} - {ie_eff})"
+def emodel_r_sql_layers(delay, loss, codec, jitter=None, *, prefix="em_", burst_r=1.0,
+                        jitter_factor=JITTER_FACTOR) -> tuple[list[list[tuple[str, str]]], str]:
+    """The same R as :func:`emodel_r_sql`, computed in layers of named columns.
+
+    Returns ``(layers, r_expr)``: each layer is a list of ``(alias, expression)`` that may use the
+    aliases of earlier layers; ``r_expr`` uses the last layer's. Evaluating shared terms once this way
+    is several times cheaper than the single inlined expression.
+    """
+    let = _Lets(True, prefix)
+    r = _emodel_r(let, delay, loss, codec, jitter, burst_r, jitter_factor)
+    return let.layers, r
 
 
 def r_to_mos(r):

@@ -1,0 +1,112 @@
+"""Ingest: input files -> validated, pseudonymised Parquet lake, with quarantine and rejects.
+
+Every input file is validated against its contract. Bad rows go to `WS/quarantine/<table>.parquet`
+with file, row, column, value and reason; a file that cannot be read or lacks a column is copied to
+`WS/rejected/<table>/` with a `.reason.txt`. The new lake is written beside the old one and swapped in
+at the end, so a failed ingest leaves the previous lake untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..contracts import TABLES
+from ..contracts.validate import ContractError, find_table_files, validate_file
+from .pm_xml import PmFileRejected, read_pm_xml
+from .pseudonym import Pseudonymiser
+
+PM_XML_FOLDER = "pm_xml"
+
+
+@dataclass
+class IngestReport:
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+
+
+def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+    inputs, workspace = Path(inputs), Path(workspace)
+    if (inputs / "inputs").is_dir():
+        inputs = inputs / "inputs"
+    if not inputs.is_dir():
+        raise FileNotFoundError(f"{inputs} is not a folder of input tables")
+    jobs = [(name, f) for name in TABLES for f in find_table_files(inputs, name)]
+    xml = sorted((inputs / PM_XML_FOLDER).glob("*.xml")) if (inputs / PM_XML_FOLDER).is_dir() else []
+    if not jobs:
+        raise FileNotFoundError(f"no input tables in {inputs} (expected subscribers.parquet, xdr/, ...)")
+    for required in ("subscribers", "xdr"):
+        if not any(n == required for n, _ in jobs):
+            raise FileNotFoundError(f"{inputs}: required table {required!r} not found")
+
+    lake_new = workspace / ".lake.partial"
+    shutil.rmtree(lake_new, ignore_errors=True)
+    rejected_dir = workspace / "rejected"
+    shutil.rmtree(rejected_dir, ignore_errors=True)
+    pseudo = Pseudonymiser(key)
+    report = IngestReport()
+    quarantine: dict[str, list[pa.Table]] = {}
+    total = len(jobs) + len(xml)
+    for i, (name, f) in enumerate(jobs):
+        if progress:
+            progress(f"ingest {name}", i, total)
+        try:
+            res = validate_file(f, name)
+        except ContractError as e:
+            _reject(rejected_dir / name, f, str(e), report)
+            continue
+        table = res.valid
+        if "subscriber_id" in table.column_names:
+            table = table.set_column(table.schema.get_field_index("subscriber_id"), "subscriber_id",
+                                     pseudo.column(table["subscriber_id"]))
+        if res.quarantine.num_rows:
+            quarantine.setdefault(name, []).append(res.quarantine)
+            report.quarantined[name] = report.quarantined.get(name, 0) + res.quarantine.num_rows
+        rel = f.relative_to(inputs).with_suffix(".parquet")
+        out = lake_new / rel if rel.parent != Path(".") else lake_new / name / "part-00000.parquet"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, out, compression="zstd", compression_level=1)
+        report.rows[name] = report.rows.get(name, 0) + table.num_rows
+    xml_tables = []
+    for j, f in enumerate(xml):
+        if progress:
+            progress("ingest pm_xml", len(jobs) + j, total)
+        try:
+            xml_tables.append(read_pm_xml(f))
+        except PmFileRejected as e:
+            _reject(rejected_dir / PM_XML_FOLDER, f, str(e), report)
+    if xml_tables:
+        t = pa.concat_tables(xml_tables, promote_options="default")
+        (lake_new / "pm_xml").mkdir(parents=True, exist_ok=True)
+        pq.write_table(t, lake_new / "pm_xml" / "part-00000.parquet")
+        report.rows["pm_xml"] = t.num_rows
+
+    qdir = workspace / "quarantine"
+    shutil.rmtree(qdir, ignore_errors=True)
+    if quarantine:
+        qdir.mkdir(parents=True)
+        for name, parts in quarantine.items():
+            pq.write_table(pa.concat_tables(parts), qdir / f"{name}.parquet")
+    lake = workspace / "lake"
+    old = workspace / ".lake.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if lake.exists():
+        lake.rename(old)
+    lake_new.rename(lake)
+    shutil.rmtree(old, ignore_errors=True)
+    if progress:
+        progress("ingest", total, total)
+    return report
+
+
+def _reject(folder: Path, f: Path, reason: str, report: IngestReport) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(f, folder / f.name)
+    (folder / f"{f.name}.reason.txt").write_text(reason + "\n")
+    report.rejected.append(reason)

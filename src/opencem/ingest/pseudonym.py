@@ -1,0 +1,54 @@
+"""Keyed pseudonymisation of subscriber identifiers (HMAC-SHA256), applied at ingest.
+
+The key comes from the environment (OPENCEM_PSEUDONYM_KEY) or a key file; it is never written to the
+lake. The same key maps the same identifier to the same pseudonym, so re-ingesting is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+KEY_ENV = "OPENCEM_PSEUDONYM_KEY"
+
+
+def load_key(key_file: Path | None = None, create: bool = False) -> bytes:
+    """The pseudonymisation key: environment first, then the key file (created if asked)."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode()
+    if key_file is None:
+        raise ValueError(f"no pseudonymisation key: set {KEY_ENV} or pass a key file")
+    if not key_file.exists():
+        if not create:
+            raise ValueError(f"no pseudonymisation key: set {KEY_ENV} or create {key_file}")
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32) + "\n")
+        key_file.chmod(0o600)
+    return key_file.read_text().strip().encode()
+
+
+class Pseudonymiser:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._cache: dict[str, str] = {}
+
+    def one(self, raw: str) -> str:
+        p = self._cache.get(raw)
+        if p is None:
+            p = hmac.new(self._key, raw.encode(), hashlib.sha256).hexdigest()[:32]
+            self._cache[raw] = p
+        return p
+
+    def column(self, values: pa.ChunkedArray | pa.Array) -> pa.Array:
+        """Replace every identifier; hashes each distinct value once (dictionary encoding)."""
+        enc = pc.dictionary_encode(values).combine_chunks() if isinstance(values, pa.ChunkedArray) \
+            else pc.dictionary_encode(values)
+        mapped = pa.array([self.one(v) for v in enc.dictionary.to_pylist()], pa.string())
+        return pc.take(mapped, enc.indices)

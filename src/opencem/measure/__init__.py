@@ -1,0 +1,1 @@
+"""Measure: KPI -> KQI -> CEI on DuckDB or Spark."""

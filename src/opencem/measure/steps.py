@@ -1,0 +1,42 @@
+"""The measure stage as named SQL steps: KPI (cell x 15 min) -> KQI (PSPU) -> CEI (service, subscriber, journey).
+
+SQL is written once in DuckDB's dialect (a portable subset) and transpiled for Spark by the engine.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from ..engine.pipeline import Step
+from ..indicators import qoe
+from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql, journey_sql
+
+
+def _sql(name: str) -> str:
+    return resources.files("opencem.measure").joinpath("sql").joinpath(f"{name}.sql").read_text()
+
+
+def kqi_sql() -> str:
+    stall_ratio = "stall_ms / NULLIF(date_diff('millisecond', start_time, end_time) - stall_ms, 0)"
+    video = qoe.video_mos_sql("initial_buffer_ms", stall_ratio, "stall_count", "video_resolution_p")
+    layers, r = qoe.emodel_r_sql_layers("voice_delay_ms", "packet_loss_pct", "codec", "jitter_ms")
+    layers = layers + [[("voice_r", f"CASE WHEN service = 'voice' AND success THEN {r} END")]]
+    ctes, prev = [], "r"
+    for i, layer in enumerate(layers):
+        cols = ", ".join(f"{expr} AS {alias}" for alias, expr in layer)
+        ctes.append(f"e{i} AS (SELECT *, {cols} FROM {prev})")
+        prev = f"e{i}"
+    return _sql("kqi_pspu_day").format(
+        video_mos=f"CASE WHEN service = 'video' AND success THEN {video} END",
+        emodel_ctes=",\n".join(ctes), emodel_last=prev, voice_mos=qoe.r_to_mos_sql("voice_r"),
+    )
+
+
+def measure_steps(tree: Tree) -> list[Step]:
+    return [
+        Step("kpi_cell_15min", _sql("kpi_cell_15min"), partition_by=["day"]),
+        Step("kqi_pspu_day", kqi_sql(), partition_by=["day"]),
+        Step("cei_service_day", cei_service_sql(tree, "kqi_pspu_day"), partition_by=["day"]),
+        Step("cei_subscriber_day", cei_subscriber_sql(tree, "cei_service_day"), partition_by=["day"]),
+        Step("cei_journey_day", journey_sql(tree, "cei_subscriber_day", "care_contacts"), partition_by=["day"]),
+    ]

@@ -1,0 +1,111 @@
+"""Ingest into the lake: validation, quarantine, whole-file rejection, keyed pseudonymisation."""
+
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from opencem.ingest.lake import ingest
+from opencem.ingest.pseudonym import KEY_ENV, Pseudonymiser, load_key
+from opencem.synth.generator import SynthConfig, generate
+
+KEY = b"test-key-not-secret"
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    out = tmp_path_factory.mktemp("csvop") / "op"
+    generate(out, SynthConfig(subscribers=400, days=3, fmt="csv"))
+    return out
+
+
+def _lake_rows(ws, name):
+    return pq.read_table(ws / "lake" / name).num_rows
+
+
+def test_ingest_keeps_every_row_and_pseudonymises_ids(operator, tmp_path):
+    ws = tmp_path / "ws"
+    rep = ingest(operator, ws, KEY)
+    for name in ("subscribers", "xdr", "pm", "surveys"):
+        assert rep.rows[name] == pq.read_table(operator / "inputs" / (name if name in ("xdr", "pm") else f"{name}.parquet")).num_rows
+    assert not rep.quarantined and not rep.rejected
+    subs = pq.read_table(ws / "lake" / "subscribers").column("subscriber_id").to_pylist()
+    assert all(len(s) == 32 and not s.startswith("+") for s in subs)
+    xdr_ids = set(pq.read_table(ws / "lake" / "xdr", columns=["subscriber_id"]).column("subscriber_id").to_pylist())
+    assert xdr_ids <= set(subs)  # the same key maps the same person to the same pseudonym everywhere
+    raw = pq.read_table(operator / "inputs" / "subscribers.parquet").column("subscriber_id")[0].as_py()
+    assert Pseudonymiser(KEY).one(raw) in subs
+    for f in (ws / "lake").rglob("*.parquet"):  # neither raw ids nor the key reach the lake
+        data = f.read_bytes()
+        assert KEY not in data and raw.encode() not in data
+
+
+def test_reingest_gives_the_same_lake(operator, tmp_path):
+    ws = tmp_path / "ws"
+    ingest(operator, ws, KEY)
+    first = {p.relative_to(ws): pq.read_table(p) for p in (ws / "lake").rglob("*.parquet")}
+    ingest(operator, ws, KEY)
+    second = {p.relative_to(ws): pq.read_table(p) for p in (ws / "lake").rglob("*.parquet")}
+    assert first.keys() == second.keys()
+    assert all(first[k].equals(second[k]) for k in first)
+
+
+def test_another_key_gives_other_pseudonyms(small_csv, tmp_path):
+    ingest(small_csv, tmp_path / "a", b"key-a")
+    ingest(small_csv, tmp_path / "b", b"key-b")
+    a = set(pq.read_table(tmp_path / "a/lake/subscribers").column("subscriber_id").to_pylist())
+    b = set(pq.read_table(tmp_path / "b/lake/subscribers").column("subscriber_id").to_pylist())
+    assert len(a) == 400 and not a & b
+
+
+def test_bad_rows_are_quarantined_and_bad_files_rejected_whole(small_csv, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_csv / "inputs", data)
+    # one bad row in the subscribers, one unreadable xDR day, one PM file missing a column
+    lines = (data / "subscribers.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    row = lines[5].split(",")
+    row[head.index('"arpu_monthly"')] = "lots"
+    lines[5] = ",".join(row)
+    (data / "subscribers.csv").write_text("\n".join(lines) + "\n")
+    bad_xdr = sorted((data / "xdr").rglob("*.csv"))[0]
+    bad_xdr.write_bytes(b"\x00\x01 definitely not csv \xff\n\x00")
+    pm_file = sorted((data / "pm").rglob("*.csv"))[0]
+    pm_lines = pm_file.read_text().splitlines()
+    pm_file.write_text("\n".join(",".join(line.split(",")[:-1]) for line in pm_lines) + "\n")
+
+    ws = tmp_path / "ws"
+    rep = ingest(data, ws, KEY)
+    assert rep.rows["subscribers"] == 399 and rep.quarantined == {"subscribers": 1}
+    q = pq.read_table(ws / "quarantine" / "subscribers.parquet").to_pylist()
+    assert (q[0]["source_file"], q[0]["row"], q[0]["column"], q[0]["value"]) == ("subscribers.csv", 5, "arpu_monthly", "lots")
+    assert len(rep.rejected) == 2
+    assert any("missing column(s) 'VS.CqiAvg'" in r for r in rep.rejected)
+    assert (ws / "rejected" / "pm" / pm_file.name).exists()
+    assert (ws / "rejected" / "pm" / f"{pm_file.name}.reason.txt").read_text().startswith(pm_file.name)
+    assert (ws / "rejected" / "xdr" / bad_xdr.name).exists()
+    assert not any(p.name == bad_xdr.with_suffix(".parquet").name and p.parent.name == bad_xdr.parent.name
+                   for p in (ws / "lake" / "xdr").rglob("*.parquet"))
+
+
+def test_a_failed_ingest_leaves_the_previous_lake(small_csv, tmp_path):
+    ws = tmp_path / "ws"
+    ingest(small_csv, ws, KEY)
+    before = sorted(p.relative_to(ws) for p in (ws / "lake").rglob("*"))
+    empty = tmp_path / "empty"
+    (empty / "cells").mkdir(parents=True)
+    shutil.copy(small_csv / "inputs" / "cells.csv", empty / "cells.csv")
+    with pytest.raises(FileNotFoundError, match="required table 'subscribers' not found"):
+        ingest(empty, ws, KEY)
+    assert sorted(p.relative_to(ws) for p in (ws / "lake").rglob("*")) == before
+
+
+def test_key_from_environment_or_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "from-env")
+    assert load_key(tmp_path / "k") == b"from-env"
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(ValueError, match="no pseudonymisation key"):
+        load_key(tmp_path / "k")
+    made = load_key(tmp_path / "k", create=True)
+    assert len(made) == 64 and load_key(tmp_path / "k") == made
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
