@@ -204,7 +204,31 @@ def measure(
         console.print(f"[yellow]quarantined[/yellow] {n:,} rows of {name}: see {workspace / 'quarantine' / (name + '.parquet')}")
     for msg in res.ingest.rejected:
         console.print(f"[red]rejected[/red] {msg}")
-    console.print(f"query the results: duckdb {workspace / 'catalog.duckdb'}")
+    console.print(f"query the results: cd {workspace} && duckdb catalog.duckdb")
+
+
+@app.command()
+@friendly_errors
+def calibrate(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem measure` has filled"),
+    tree: Path = typer.Option(None, help="Tree to start from (default: the packaged tree)"),
+    out: Path = typer.Option(None, help="Where to write the calibrated tree (default WS/tree.calibrated.yaml)"),
+    window_days: int = typer.Option(14, help="Days of experience before each answer"),
+) -> None:
+    """Fit the indicator tree's weights to survey answers and report CEI-survey correlations."""
+    from opencem.indicators.tree import load_tree
+    from opencem.measure.calibrate import calibrate as run_calibrate
+
+    rep = run_calibrate(workspace, load_tree(tree), window_days)
+    out = out or workspace / "tree.calibrated.yaml"
+    rep.tree.to_yaml(out)
+    console.print(f"surveys: {rep.surveys_train} fit, {rep.surveys_valid} to choose the blend, {rep.surveys_test} to test; "
+                  f"blend towards the fitted weights: {rep.blend:g}")
+    console.print(f"CEI vs answer, per respondent (test surveys): r = {rep.respondent_r_default:.3f} with the default "
+                  f"weights, {rep.respondent_r_calibrated:.3f} calibrated (Spearman {rep.respondent_spearman_calibrated:.3f})")
+    for seg, (groups, r0, r1) in rep.segment_r.items():
+        console.print(f"CEI vs answer, segment means by {seg} ({groups} groups): r = {r0:.3f} default, {r1:.3f} calibrated")
+    console.print(f"calibrated tree written to {out}; apply it with `opencem measure --tree {out}`")
 
 
 @app.command("synth-check")

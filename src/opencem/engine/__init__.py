@@ -1,0 +1,46 @@
+"""SQL engines for the KPI -> KQI -> CEI pipeline: DuckDB (embedded, default) and Apache Spark.
+
+Transformations are written once in DuckDB's SQL dialect (the portable subset in docs/engine.md) and
+translated for Spark with SQLGlot. Nothing outside this package imports pyspark; pyspark is imported
+only when a SparkEngine starts its session.
+"""
+
+from __future__ import annotations
+
+from .base import (
+    Engine,
+    StepError,
+    compare_tables,
+    normalise_arrow,
+    normalise_type,
+    transpile,
+)
+from .duckdb_engine import DuckDBEngine
+from .pipeline import Step, run_pipeline, write_catalog
+from .spark_engine import SparkEngine
+
+
+def make_engine(name: str = "duckdb", spark_master: str | None = None, **kwargs) -> Engine:
+    """An engine by name: ``duckdb`` (kwargs: database, threads, memory_limit) or ``spark``
+    (kwargs: app_name, conf; ``spark_master`` defaults to ``local[*]``)."""
+    if name == "duckdb":
+        return DuckDBEngine(**kwargs)
+    if name == "spark":
+        return SparkEngine(master=spark_master or "local[*]", **kwargs)
+    raise ValueError(f"unknown engine {name!r}: use duckdb or spark")
+
+
+__all__ = [
+    "DuckDBEngine",
+    "Engine",
+    "SparkEngine",
+    "Step",
+    "StepError",
+    "compare_tables",
+    "make_engine",
+    "normalise_arrow",
+    "normalise_type",
+    "run_pipeline",
+    "transpile",
+    "write_catalog",
+]

@@ -1,0 +1,165 @@
+"""DuckDB engine: embedded, the default. SQL runs as written (the pipeline's SQL is DuckDB dialect)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from .base import (
+    Engine,
+    StepError,
+    as_path_list,
+    atomic_dir,
+    check_name,
+    normalise_arrow,
+)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _strip(sql: str) -> str:
+    return sql.strip().rstrip(";").strip()
+
+
+def _to_arrow(rel) -> pa.Table:
+    # duckdb 2.x: to_arrow_table(); 1.x: fetch_arrow_table() (arrow() returns a reader in 2.x)
+    fn = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
+    return fn()
+
+
+_TO_BIGINT = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|HUGEINT|UHUGEINT)$")
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
+
+
+def _normalised_cast(column_type: str) -> str | None:
+    """The SQL type a column is cast to when written (mirrors normalise_arrow); None keeps it."""
+    t = column_type.upper()
+    if t == "BIGINT":
+        return None
+    if _TO_BIGINT.match(t):
+        return "BIGINT"
+    m = _DECIMAL.match(t)
+    if m:
+        return "BIGINT" if int(m.group(2)) == 0 else "DOUBLE"
+    if t in ("FLOAT", "REAL", "FLOAT4"):
+        return "DOUBLE"
+    if t in ("TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"):
+        return "TIMESTAMP"  # the session time zone is UTC, so TIMESTAMPTZ becomes the UTC wall clock
+    return None
+
+
+class DuckDBEngine(Engine):
+    """An embedded DuckDB database (in memory by default). The session time zone is UTC."""
+
+    name = "duckdb"
+
+    def __init__(self, database: str | Path = ":memory:", threads: int | None = None,
+                 memory_limit: str | None = None):
+        self.database = str(database)
+        self.con = duckdb.connect(self.database)
+        self.con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = {_lit(memory_limit)}")
+        self._arrow: dict[str, pa.Table] = {}  # name (lower case) -> registered Arrow table
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _drop(self, name: str) -> None:
+        key = name.lower()
+        if key in self._arrow:
+            self.con.unregister(name)
+            del self._arrow[key]
+        kinds = self.con.execute(
+            "SELECT 'VIEW' FROM duckdb_views() WHERE NOT internal AND NOT temporary AND lower(view_name) = ? "
+            "AND schema_name = current_schema() AND database_name = current_database() "
+            "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE NOT temporary AND lower(table_name) = ? "
+            "AND schema_name = current_schema() AND database_name = current_database()",
+            [key, key],
+        ).fetchall()
+        for (kind,) in kinds:
+            self.con.execute(f"DROP {kind} IF EXISTS {_q(name)}")
+
+    def _columns(self, relation_sql: str) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.con.execute(f"DESCRIBE {relation_sql}").fetchall()]
+
+    # -- interface -------------------------------------------------------------------------------
+
+    def register_parquet(self, name: str, paths: str | list[str], hive_partitioning: bool = True) -> None:
+        check_name(name)
+        files = ", ".join(_lit(p) for p in as_path_list(paths))
+        src = f"read_parquet([{files}], hive_partitioning = {'true' if hive_partitioning else 'false'})"
+        cols = dict(self._columns(f"SELECT * FROM {src}"))
+        select = "*"
+        if hive_partitioning and "day" in cols and cols["day"].upper() != "DATE":
+            select = "* REPLACE (CAST(day AS DATE) AS day)"
+        self._drop(name)
+        self.con.execute(f"CREATE VIEW {_q(name)} AS SELECT {select} FROM {src}")
+
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        check_name(name)
+        self._drop(name)
+        self.con.register(name, table)
+        self._arrow[name.lower()] = table
+
+    def create_table(self, name: str, sql: str) -> None:
+        check_name(name)
+        tmp = f"__opencem_new_{name}"
+        try:
+            self.con.execute(f"DROP TABLE IF EXISTS {_q(tmp)}")
+            self.con.execute(f"CREATE TABLE {_q(tmp)} AS\n{_strip(sql)}\n")
+        except duckdb.Error as e:
+            self.con.execute(f"DROP TABLE IF EXISTS {_q(tmp)}")
+            raise StepError(name, sql, e, self.name) from e
+        self._drop(name)
+        self.con.execute(f"ALTER TABLE {_q(tmp)} RENAME TO {_q(name)}")
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        try:
+            rel = self.con.sql(_strip(sql))
+            if rel is None:
+                raise ValueError("query_arrow needs a statement that returns rows (a SELECT)")
+            return normalise_arrow(_to_arrow(rel))
+        except duckdb.Error as e:
+            raise StepError("query", sql, e, self.name) from e
+
+    def table_arrow(self, name: str) -> pa.Table:
+        return self.query_arrow(f"SELECT * FROM {_q(check_name(name))}")
+
+    def row_count(self, name: str) -> int:
+        return int(self.con.execute(f"SELECT COUNT(*) FROM {_q(check_name(name))}").fetchone()[0])
+
+    def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None) -> None:
+        check_name(name)
+        cols = self._columns(f"SELECT * FROM {_q(name)}")
+        select = ", ".join(
+            f"CAST({_q(c)} AS {cast}) AS {_q(c)}" if (cast := _normalised_cast(t)) else _q(c) for c, t in cols
+        )
+        query = f"SELECT {select} FROM {_q(name)}"
+        parts = list(partition_by or [])
+        unknown = [p for p in parts if p not in {c for c, _ in cols}]
+        if unknown:
+            raise ValueError(f"partition columns {unknown} are not columns of {name}")
+        with atomic_dir(Path(path)) as tmp:
+            tmp.mkdir(parents=True)
+            if parts and self.row_count(name) > 0:
+                by = ", ".join(_q(p) for p in parts)
+                self.con.execute(f"COPY ({query}) TO {_lit(str(tmp))} (FORMAT parquet, PARTITION_BY ({by}))")
+            else:  # unpartitioned, or empty: one file that carries the schema
+                self.con.execute(f"COPY ({query}) TO {_lit(str(tmp / 'part-0.parquet'))} (FORMAT parquet)")
+
+    def close(self) -> None:
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass

@@ -1,0 +1,112 @@
+"""Named SQL steps run in order on an engine, published as Parquet, and a DuckDB catalog over the outputs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlglot.errors import SqlglotError
+
+from .base import Engine, StepError, check_name, transpile
+
+
+@dataclass
+class Step:
+    """One transformation: ``sql`` is a SELECT in DuckDB's dialect (the portable subset, docs/engine.md).
+
+    The result is materialised as table ``name`` (later steps can read it by that name) and, when
+    ``publish``, written to ``out_dir/<name>/`` with hive folders for ``partition_by``.
+    """
+
+    name: str
+    sql: str
+    partition_by: list[str] | None = None
+    publish: bool = True
+
+
+def run_pipeline(engine: Engine, steps: Sequence[Step], out_dir: Path | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, int]:
+    """Run ``steps`` in order; write each published step to ``out_dir/<name>/``; return rows per step.
+
+    ``progress(step_name, done, total)`` is called before each step (done = steps finished so far) and
+    once at the end (done = total). Any failure is raised as StepError naming the step.
+    """
+    names = [check_name(s.name) for s in steps]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate step names: {dupes}")
+    total = len(steps)
+    rows: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        if progress:
+            progress(step.name, i, total)
+        try:
+            engine.create_table(step.name, step.sql)
+            rows[step.name] = engine.row_count(step.name)
+            if out_dir is not None and step.publish:
+                engine.write_parquet(step.name, Path(out_dir) / step.name, step.partition_by)
+        except StepError:
+            raise
+        except Exception as e:
+            try:
+                sql = transpile(step.sql, engine.name)
+            except (ValueError, SqlglotError):
+                sql = step.sql
+            raise StepError(step.name, sql, e, engine.name) from e
+    if progress and total:
+        progress(steps[-1].name, total, total)
+    return rows
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def write_catalog(out_dir: Path, tables: Sequence[str], catalog_path: Path, relative: bool = True) -> Path:
+    """Create a DuckDB database file with one VIEW per table over ``out_dir/<table>/**/*.parquet``.
+
+    DuckDB resolves a relative path in a view against the *current directory* (or the
+    ``file_search_path`` setting) when the view is queried, never against the database file. With
+    ``relative=True`` (default) the paths are written relative to the catalog file's folder, so the
+    workspace can be moved: query it from that folder (``cd WS && duckdb catalog.duckdb``) or from
+    anywhere with ``duckdb -cmd "SET file_search_path='WS'" WS/catalog.duckdb``. With ``relative=False``
+    absolute paths are written: it opens from anywhere but breaks if the workspace moves.
+
+    The file is written next to ``catalog_path`` and renamed into place (an existing catalog is
+    replaced). Tables without a Parquet file are skipped. Returns ``catalog_path``.
+    """
+    import duckdb
+
+    out_dir = Path(out_dir).resolve()
+    catalog_path = Path(catalog_path)
+    catalog_path.parent.mkdir(parents=True, exist_ok=True)
+    home = catalog_path.parent.resolve()
+    tmp = home / f".{catalog_path.name}.tmp-{os.getpid()}"
+    for p in (tmp, Path(str(tmp) + ".wal")):
+        p.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute(f"SET file_search_path = {_lit(str(home))}")
+        for name in tables:
+            check_name(name)
+            folder = out_dir / name
+            if not any(folder.rglob("*.parquet")):
+                continue
+            where = os.path.relpath(folder, home) if relative else str(folder)
+            glob = where.replace(os.sep, "/") + "/**/*.parquet"
+            con.execute(
+                f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({_lit(glob)}, hive_partitioning = true)'
+            )
+        con.execute("CHECKPOINT")
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
+    os.replace(tmp, catalog_path)
+    return catalog_path
+
+
+__all__ = ["Step", "StepError", "run_pipeline", "write_catalog"]
