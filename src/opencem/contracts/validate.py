@@ -68,39 +68,55 @@ def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> Va
     con = duckdb.connect()
     src = raw.select(contract.column_names).append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64()))
     con.register("src", src)
-    typed = ", ".join(f"TRY_CAST({_q(c.name)} AS {DUCKDB_TYPES[c.dtype]}) AS {_q(c.name)}" for c in contract.columns)
-    con.execute(f"CREATE TEMP TABLE typed AS SELECT __row, {typed} FROM src")
 
-    checks: list[tuple[str, str, str, str]] = []  # (from, column, condition, reason)
+    # Every rule as (column, SQL condition that flags a bad row, reason). Conditions see the raw
+    # value as "r:<column>" and the typed one as "<column>".
+    checks: list[tuple[str, str, str]] = []
     for c in contract.columns:
-        col, t = _q(c.name), DUCKDB_TYPES[c.dtype]
-        checks.append(("src", c.name, f"{col} IS NOT NULL AND TRY_CAST({col} AS {t}) IS NULL", f"not a valid {c.dtype}"))
+        col, raw_col = _q(c.name), _q("r:" + c.name)
+        checks.append((c.name, f"{raw_col} IS NOT NULL AND {col} IS NULL", f"not a valid {c.dtype}"))
         if not c.nullable:
-            checks.append(("src", c.name, f"{col} IS NULL", "missing value in a required column"))
+            checks.append((c.name, f"{raw_col} IS NULL", "missing value in a required column"))
         if c.min is not None:
-            checks.append(("typed", c.name, f"{col} < {c.min}", f"below the minimum {c.min:g} {c.unit}"))
+            checks.append((c.name, f"{col} < {c.min}", f"below the minimum {c.min:g} {c.unit}"))
         if c.max is not None:
-            checks.append(("typed", c.name, f"{col} > {c.max}", f"above the maximum {c.max:g} {c.unit}"))
+            checks.append((c.name, f"{col} > {c.max}", f"above the maximum {c.max:g} {c.unit}"))
         if c.allowed:
             allowed = ", ".join("'" + a + "'" for a in c.allowed)
-            checks.append(("typed", c.name, f"{col} NOT IN ({allowed})", f"not one of {', '.join(c.allowed)}"))
+            checks.append((c.name, f"{col} NOT IN ({allowed})", f"not one of {', '.join(c.allowed)}"))
     for chk in contract.checks:
-        checks.append(("typed", chk.columns[0], f"NOT ({chk.sql})", chk.reason))
+        checks.append((chk.columns[0], f"NOT ({chk.sql})", chk.reason))
+
+    # One pass over the file: typed columns plus the indexes of the rules each row breaks.
+    cast = ", ".join(f"{_q(c.name)} AS {_q('r:' + c.name)}, TRY_CAST({_q(c.name)} AS {DUCKDB_TYPES[c.dtype]}) AS {_q(c.name)}"
+                     for c in contract.columns)
+    flags = ", ".join(f"CASE WHEN {cond} THEN {i} END" for i, (_, cond, _) in enumerate(checks))
+    con.execute(f"CREATE TEMP TABLE t AS WITH c AS (SELECT __row, {cast} FROM src) "
+                f"SELECT *, list_filter([{flags}], lambda x: x IS NOT NULL) AS __fails FROM c")
+    dup = len(checks)
     if contract.key:
         keys = ", ".join(map(_q, contract.key))
-        checks.append(("(SELECT *, row_number() OVER (PARTITION BY " + keys + " ORDER BY __row) AS __dup FROM typed)",
-                       contract.key[0], "__dup > 1", f"duplicate key ({', '.join(contract.key)})"))
-    union = " UNION ALL ".join(
-        f"SELECT __row AS row, '{col}' AS \"column\", CAST({_q(col)} AS VARCHAR) AS value, '{reason}' AS reason "
-        f"FROM {frm} WHERE {cond}" for frm, col, cond, reason in checks)
-    con.execute(f"CREATE TEMP TABLE bad AS {union}")
+        checks.append((contract.key[0], "", f"duplicate key ({', '.join(contract.key)})"))
+        con.execute(f"CREATE TEMP TABLE dup AS SELECT __row FROM (SELECT __row, row_number() OVER "
+                    f"(PARTITION BY {keys} ORDER BY __row) AS n FROM t) WHERE n > 1")
+    else:
+        con.execute("CREATE TEMP TABLE dup (__row BIGINT)")
+    con.execute("CREATE TEMP TABLE rules (k INTEGER, \"column\" VARCHAR, reason VARCHAR)")
+    con.executemany("INSERT INTO rules VALUES (?, ?, ?)", [(i, col, reason) for i, (col, _, reason) in enumerate(checks)])
+    value = "CASE r.\"column\" " + " ".join(
+        f"WHEN '{c.name}' THEN CAST(t.{_q('r:' + c.name)} AS VARCHAR)" for c in contract.columns) + " END"
     lit = source_file.replace("'", "''")
-    quarantine = con.sql(
-        f"SELECT '{contract.name}' AS \"table\", '{lit}' AS source_file, row, \"column\", value, "
-        "min(reason) AS reason FROM bad GROUP BY ALL ORDER BY row, \"column\"").to_arrow_table()
+    quarantine = con.sql(f"""
+        WITH bad AS (SELECT __row, unnest(__fails) AS k FROM t WHERE len(__fails) > 0
+                     UNION ALL SELECT __row, {dup} FROM dup)
+        SELECT '{contract.name}' AS "table", '{lit}' AS source_file, bad.__row AS row, r."column",
+               {value} AS value, min(r.reason) AS reason
+        FROM bad JOIN rules r USING (k) JOIN t USING (__row)
+        GROUP BY ALL ORDER BY row, r."column"
+        """).to_arrow_table()
     valid = con.sql(
-        f"SELECT {', '.join(map(_q, contract.column_names))} FROM typed "
-        "WHERE __row NOT IN (SELECT row FROM bad) ORDER BY __row").to_arrow_table()
+        f"SELECT {', '.join(map(_q, contract.column_names))} FROM t "
+        "WHERE len(__fails) = 0 AND __row NOT IN (SELECT __row FROM dup) ORDER BY __row").to_arrow_table()
     valid = pa.Table.from_arrays([valid.column(f.name).cast(f.type) for f in contract.arrow_schema],
                                  schema=contract.arrow_schema)
     return ValidationResult(contract.name, source_file, valid, quarantine.cast(QUARANTINE_SCHEMA))
