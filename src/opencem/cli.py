@@ -248,14 +248,20 @@ def demo(
     subscribers: int = typer.Option(10_000, help="Subscribers in the base"),
     days: int = typer.Option(14, help="Days of data"),
     seed: int = typer.Option(7, help="Random seed"),
+    engine: str = typer.Option("duckdb", help="duckdb or spark"),
 ) -> None:
-    """The main job end to end on a fresh synthetic operator (today: generate, validate, summarise)."""
+    """The main job end to end on a fresh synthetic operator: generate, measure, calibrate."""
     from opencem.synth.generator import SynthConfig
 
-    console.rule("1/2 synthetic operator")
-    _run_synth(out, SynthConfig(subscribers, days, seed, workers=os.cpu_count() or 1), overwrite=True)
-    console.rule("2/2 validate the inputs against their contracts")
-    validate(out, None)
+    console.rule("1/3 synthetic operator")
+    _run_synth(out / "operator", SynthConfig(subscribers, days, seed, workers=os.cpu_count() or 1), overwrite=True)
+    console.rule("2/3 measure: ingest, KPI -> KQI -> CEI")
+    measure(out / "operator", out / "workspace", engine, None, None)
+    console.rule("3/3 calibrate the indicator tree on the surveys")
+    try:
+        calibrate.__wrapped__(out / "workspace", None, None, 14)
+    except ValueError as e:  # too few surveys in a small run is not a failure of the demo
+        console.print(f"calibration skipped: {e}")
 
 
 if __name__ == "__main__":

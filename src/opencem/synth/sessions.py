@@ -227,7 +227,8 @@ def physics(ctx: Context, sub: dict, d: dict, fixes_off: frozenset[str] = frozen
     setup_fail = (0.004 + 0.35 * _sigmoid((-120 - r["rsrp"]) / 2) + 0.05 * (r["load"] > 0.95)) > d["u1"]
     setup_fail |= ims_fail
     p_drop = 0.003 + 0.3 * _sigmoid((-5 - r["sinr"]) / 1.5) + drop_extra
-    voice_rtt = rtt - np.minimum(6.0 * r["load"] / np.maximum(1 - r["load"], 0.02), 300.0) * 0.8
+    # VoLTE bearers are prioritised (QCI 1), so they skip most of the data queue
+    voice_rtt = np.maximum(rtt - np.minimum(6.0 * r["load"] / np.maximum(1 - r["load"], 0.02), 300.0) * 0.8, 10.0)
     out["success"] &= ~(c & setup_fail)
     out["setup_ms"] = np.where(c, 1200 + 400 * d["z1"] + 5 * voice_rtt, nan)
     out["dropped"] = c & ~setup_fail & (d["u2"] < p_drop)
