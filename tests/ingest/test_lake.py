@@ -109,3 +109,20 @@ def test_key_from_environment_or_file(tmp_path, monkeypatch):
     made = load_key(tmp_path / "k", create=True)
     assert len(made) == 64 and load_key(tmp_path / "k") == made
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+
+
+def test_pm_xml_files_enter_the_lake_and_the_invalid_one_is_kept_aside(small_csv, tmp_path):
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "3gpp" / "samples"
+    if not samples.is_dir():
+        pytest.skip(f"3GPP samples not present at {samples}")
+    data = tmp_path / "data"
+    shutil.copytree(small_csv / "inputs", data)
+    shutil.copytree(samples, data / "pm_xml")
+    rep = ingest(data, tmp_path / "ws", KEY)
+    assert rep.rows["pm_xml"] == pq.read_table(tmp_path / "ws" / "lake" / "pm_xml").num_rows > 0
+    assert len(rep.rejected) == 1 and "invalid_nr_no_measured_entity_test.xml" in rep.rejected[0]
+    assert (tmp_path / "ws" / "rejected" / "pm_xml" / "invalid_nr_no_measured_entity_test.xml").exists()
+    files = set(pq.read_table(tmp_path / "ws" / "lake" / "pm_xml").column("source_file").to_pylist())
+    assert len(files) == len(list(samples.glob("*.xml"))) - 1
