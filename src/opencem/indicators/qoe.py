@@ -62,7 +62,7 @@ __all__ = [
 # ---------------------------------------------------------------------------
 
 
-def _lit(v: float) -> str:
+def sql_double(v: float) -> str:
     """DOUBLE SQL literal, exponent form, parenthesised when negative."""
     v = float(v)
     if not math.isfinite(v):
@@ -71,6 +71,9 @@ def _lit(v: float) -> str:
     if "E" not in r:
         r += "E0"
     return f"({r})" if r.startswith("-") else r
+
+
+_lit = sql_double
 
 
 def _sql(x: Any) -> str:

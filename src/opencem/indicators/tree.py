@@ -25,7 +25,6 @@ QUALIFY.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -477,15 +476,7 @@ def load_tree(path: str | Path | None = None) -> Tree:
 # ---------------------------------------------------------------------------
 
 
-def _lit(v: float) -> str:
-    """DOUBLE literal in exponent form (DECIMAL otherwise on both engines), parenthesised if negative."""
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"cannot inline non-finite literal {v!r}")
-    r = repr(v).replace("e", "E")
-    if "E" not in r:
-        r += "E0"
-    return f"({r})" if r.startswith("-") else r
+_lit = qoe.sql_double  # DOUBLE literal (exponent form: a plain 0.5 is DECIMAL on both engines)
 
 
 def _score_sql(k: KqiNode) -> str:
