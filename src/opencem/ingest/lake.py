@@ -9,6 +9,7 @@ at the end, so a failed ingest leaves the previous lake untouched.
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,26 +54,36 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
     report = IngestReport()
     quarantine: dict[str, list[pa.Table]] = {}
     total = len(jobs) + len(xml)
-    for i, (name, f) in enumerate(jobs):
-        if progress:
-            progress(f"ingest {name}", i, total)
+
+    def one(job: tuple[str, Path]):
+        """Validate, pseudonymise and write one file; returns (rows, quarantine) or the rejection."""
+        name, f = job
         try:
             res = validate_file(f, name)
         except ContractError as e:
-            _reject(rejected_dir / name, f, str(e), report)
-            continue
+            return name, f, None, None, str(e)
         table = res.valid
         if "subscriber_id" in table.column_names:
             table = table.set_column(table.schema.get_field_index("subscriber_id"), "subscriber_id",
                                      pseudo.column(table["subscriber_id"]))
-        if res.quarantine.num_rows:
-            quarantine.setdefault(name, []).append(res.quarantine)
-            report.quarantined[name] = report.quarantined.get(name, 0) + res.quarantine.num_rows
         rel = f.relative_to(inputs).with_suffix(".parquet")
         out = lake_new / rel if rel.parent != Path(".") else lake_new / name / "part-00000.parquet"
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, out, compression="zstd", compression_level=1)
-        report.rows[name] = report.rows.get(name, 0) + table.num_rows
+        return name, f, table.num_rows, res.quarantine, None
+
+    # files are independent: two at a time keeps both cores busy between DuckDB's and Arrow's own threads
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for i, (name, f, rows, q, error) in enumerate(pool.map(one, jobs)):
+            if progress:
+                progress(f"ingest {name}", i + 1, total)
+            if error is not None:
+                _reject(rejected_dir / name, f, error, report)
+                continue
+            report.rows[name] = report.rows.get(name, 0) + rows
+            if q.num_rows:
+                quarantine.setdefault(name, []).append(q)
+                report.quarantined[name] = report.quarantined.get(name, 0) + q.num_rows
     xml_tables = []
     for j, f in enumerate(xml):
         if progress:
