@@ -77,12 +77,13 @@ def synth(
     workers: int = typer.Option(os.cpu_count() or 1, help="Processes (the output does not depend on it)"),
     fixes: bool = typer.Option(True, "--fixes/--no-fixes", help="Apply the scenario's fixes (add a carrier, repair a backhaul)"),
     survey_rate: float = typer.Option(0.03, help="Share of subscribers answering an NPS survey per month"),
+    fix_day: int = typer.Option(None, help="Day index (0 = first day) the fixes take effect; default 60 % into the window"),
     overwrite: bool = typer.Option(False, help="Replace OUT if it exists"),
 ) -> None:
     """Generate a synthetic operator: OSS/BSS input tables plus its hidden ground truth."""
     from opencem.synth.generator import SynthConfig
 
-    cfg = SynthConfig(subscribers, days, seed, start, fmt, fixes, survey_rate, workers)
+    cfg = SynthConfig(subscribers, days, seed, start, fmt, fixes, survey_rate, workers, fix_day)
     _run_synth(out, cfg, overwrite)
 
 

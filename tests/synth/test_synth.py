@@ -194,3 +194,14 @@ def test_cli_validate_quarantines_a_corrupted_row(tmp_path):
     assert path.read_bytes() == before
     quarantine = pq.read_table(op / "inputs" / "_quarantine" / "quarantine.parquet").to_pylist()
     assert [(r["table"], r["row"], r["column"], r["value"]) for r in quarantine] == [("subscribers", 2, "plan", "gold")]
+
+
+def test_fix_day_moves_the_fixes_and_no_fixes_removes_them(tmp_path):
+    generate(tmp_path / "a", SynthConfig(subscribers=300, days=5, fix_day=2))
+    (d,) = q(f"SELECT DISTINCT fix_date FROM '{tmp_path}/a/truth/fixes.parquet'")[0]
+    assert str(d) == "2026-10-07"
+    generate(tmp_path / "b", SynthConfig(subscribers=300, days=5, fixes=False))
+    assert not (tmp_path / "b" / "truth" / "fixes.parquet").exists()
+    assert q(f"SELECT count(*) FROM '{tmp_path}/b/truth/faults.parquet' WHERE fixed_by IS NOT NULL") == [(0,)]
+    with pytest.raises(ValueError, match="--fix-day must be between 1 and 4"):
+        generate(tmp_path / "c", SynthConfig(subscribers=300, days=5, fix_day=9))

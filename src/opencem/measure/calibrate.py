@@ -111,7 +111,7 @@ def calibrate(workspace: Path, tree: Tree, window_days: int = 14) -> Calibration
     beta, _ = nnls(xt - xt.mean(axis=0), yt - yt.mean())
     kqi_w: dict[str, dict[str, float]] = {}
     importance: dict[str, float] = {}
-    for svc, node in tree.services.items():
+    for svc in tree.services:
         b = {k: beta[j] for j, (s, k) in enumerate(cols) if s == svc}
         total = sum(b.values())
         if total > 0:

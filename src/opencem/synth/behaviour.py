@@ -25,12 +25,9 @@ def nps_class(score: np.ndarray) -> np.ndarray:
     return np.where(s >= 9, "promoter", np.where(s >= 7, "passive", "detractor"))
 
 
-class ChunkResult(dict):
-    """Small tables a chunk hands back to the generator (the big ones it writes itself)."""
-
-
-def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params: dict, write, rng) -> ChunkResult:
-    """Run `idx` subscribers through every day; `write(table, day, arrow_table)` stores big tables."""
+def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params: dict, write, rng) -> dict:
+    """Run `idx` subscribers through every day; `write(table, day, arrow_table)` stores the big tables,
+    the small ones (surveys, care, truth) come back in the returned dict."""
     m = len(idx)
     sch = ctx.schedule
     days = ctx.days
@@ -204,13 +201,8 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         write("xdr", day, _xdr_table(ctx, sub, d, q, day, chunk, start_date))
         write("radio_samples", day, _mr_table(ctx, sub, d, q, start_date, rng))
 
-    out = ChunkResult()
-    out["surveys"] = events["surveys"]
+    out = {k: events[k] for k in ("surveys", "daily", "nps", "fix_kqi", "nonnet")}
     out["care_contacts"] = events["care"]
-    out["daily"] = events["daily"]
-    out["nps"] = events["nps"]
-    out["fix_kqi"] = events["fix_kqi"]
-    out["nonnet"] = events["nonnet"]
     leaving = np.flatnonzero(portout < 10**6)
     pdate = start_date.astype("datetime64[D]")
     out["churners"] = pa.table({

@@ -84,10 +84,12 @@ def _window(rng, days: int, min_h: float, max_h: float, evening: bool = False) -
     return start, min(int(start + dur * 60), days * MIN_PER_DAY)
 
 
-def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, with_fixes: bool = True) -> Schedule:
-    """Choose faults of every cause, the default fixes, and compute every cell's load per 15 min."""
+def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, with_fixes: bool = True,
+         fix_day: int | None = None) -> Schedule:
+    """Choose faults of every cause, the fixes (on `fix_day`, default 60 % into the window), and
+    compute every cell's load per 15 min."""
     end = days * MIN_PER_DAY
-    fix_day = max(2, int(round(days * 0.6)))
+    fix_day = max(2, int(round(days * 0.6))) if fix_day is None else fix_day
     faults: list[Fault] = []
     taken: set[int] = set()
     n_short = max(1, days // 7)
@@ -139,7 +141,7 @@ def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, wi
         sites = np.flatnonzero(city.site_core_pool == pool)
         faults.append(Fault("", "core_dns", a, b, np.flatnonzero(np.isin(city.cells["site"], sites)), sites,
                             tuple(city.site_xy[sites].mean(0)), 6000,
-                            f"DNS pool {'west east'.split()[pool]} failing", {"pool": pool, "fail_prob": 0.55}))
+                            f"DNS pool {('west', 'east')[pool]} failing", {"pool": pool, "fail_prob": 0.55}))
     # Device: a firmware release breaks one 5G model from a third of the window on.
     a = int(days // 3) * MIN_PER_DAY
     faults.append(Fault("", "device", a, end, detail="firmware 4.2 on Nova X5 drops calls and slows NR",

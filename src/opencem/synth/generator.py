@@ -36,6 +36,7 @@ class SynthConfig:
     fixes: bool = True
     survey_rate: float = 0.03  # share of the base answering an NPS survey per month (before bias)
     workers: int = 1
+    fix_day: int | None = None  # day index of the fixes; default 60 % into the window
 
     def check(self) -> None:
         if self.subscribers < 100:
@@ -44,6 +45,8 @@ class SynthConfig:
             raise ValueError("--days must be between 3 and 120")
         if not 0 < self.survey_rate <= 1:
             raise ValueError("--survey-rate must be in (0, 1]")
+        if self.fix_day is not None and not 1 <= self.fix_day < self.days:
+            raise ValueError(f"--fix-day must be between 1 and {self.days - 1} (a day index inside the window)")
 
 
 _STATE: dict = {}  # shared with forked workers
@@ -66,7 +69,7 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int, int], None] |
     sub = make_subscribers(cfg.subscribers, rng_sub)
     start = np.datetime64(cfg.start, "ms")
     weekday = int((np.datetime64(cfg.start, "D").astype(int) + 3) % 7)  # 1970-01-01 was a Thursday
-    schedule = plan(city, cfg.days, weekday, rng_plan, with_fixes=cfg.fixes)
+    schedule = plan(city, cfg.days, weekday, rng_plan, with_fixes=cfg.fixes, fix_day=cfg.fix_day)
     ctx = Context(city, RadioModel(city), schedule, cfg.days)
     params = {
         "start_date": start, "survey_rate": cfg.survey_rate, "billing_day": cfg.days // 4,
