@@ -28,7 +28,10 @@ def cell_quality(ctx: Context, rng: np.random.Generator, n: int = 40_000) -> tup
     mean_sinr = np.bincount(r["cell"], r["sinr"], minlength=n_cells) / np.maximum(count, 1)
     mean_sinr = np.where(count > 0, mean_sinr, 8.0)
     share = (count + 2) / (count + 2).mean()
-    # capacity carriers share their sector's users
+    c = ctx.city.cells
+    for i in np.flatnonzero(c["on_air_day"] > 0):  # a carrier added later inherits its sector's radio picture
+        twin = np.flatnonzero((c["site"] == c["site"][i]) & (c["sector"] == c["sector"][i]) & (c["band"] == "B3"))
+        mean_sinr[i], share[i] = mean_sinr[twin[0]], share[twin[0]]
     return mean_sinr, share
 
 
@@ -37,10 +40,6 @@ def pm_day(ctx: Context, quality: tuple[np.ndarray, np.ndarray], day: int, start
     sch = ctx.schedule
     sinr0, share = quality
     live = np.flatnonzero(c["on_air_day"] <= day)
-    new = np.flatnonzero(c["on_air_day"] > 0)
-    for i in new:  # a new carrier inherits its sector's radio picture
-        twin = np.flatnonzero((c["site"] == c["site"][i]) & (c["sector"] == c["sector"][i]) & (c["band"] == "B3"))
-        sinr0[i], share[i] = sinr0[twin[0]], share[twin[0]]
     sl = slice(day * SLOTS_PER_DAY, (day + 1) * SLOTS_PER_DAY)
     load = sch.load[live, sl].astype(float)  # (cells, 96)
     n_c, n_t = load.shape

@@ -28,6 +28,7 @@ HOURLY = HOURLY / HOURLY.sum(axis=1, keepdims=True)
 VIDEO_LADDER_KBPS = np.array([235, 375, 560, 750, 1050, 1750, 2350, 3000, 4300, 5800])
 VIDEO_LADDER_P = np.array([240, 240, 360, 360, 480, 720, 720, 1080, 1080, 1080])
 DEVICE_CAP_KBPS = np.array([600e3 if d[2] == "5G" else (300e3 if d[3] >= 2020 else 150e3) for d in DEVICES])
+DEVICE_MODELS = np.array([d[0] for d in DEVICES])
 HOME, WORK, COMMUTE, LEISURE = range(4)
 
 
@@ -183,7 +184,7 @@ def physics(ctx: Context, sub: dict, d: dict, fixes_off: frozenset[str] = frozen
             dns_fail |= m & (d["u3"] < f.params["fail_prob"])
             ims_fail |= m & (d["u3"] < f.params["fail_prob"] * 0.5)
         elif f.cause == "device":
-            dev_model = np.array([x[0] for x in DEVICES])[dev] == f.params["model"]
+            dev_model = DEVICE_MODELS[dev] == f.params["model"]
             m = act & dev_model
             drop_extra = np.where(m, drop_extra + f.params["drop_prob"], drop_extra)
             thr = np.where(m & is_nr, thr * f.params["nr_thr_factor"], thr)
