@@ -242,27 +242,131 @@ def synth_check(data: Path = typer.Argument(..., help="A synth output folder")) 
     print(render_markdown(compare_with_5gophers(inputs)))
 
 
+train_app = typer.Typer(no_args_is_help=True, help="Fit models on a workspace (a scheduled step, separate from scoring).")
+app.add_typer(train_app, name="train")
+
+
+def _anchors(values: list[str] | None):
+    import datetime as dt
+
+    out = []
+    for v in values or []:
+        day, sep, nps = v.partition("=")
+        try:
+            out.append((dt.date.fromisoformat(day), float(nps)))
+        except ValueError:
+            raise ValueError(f"--anchor {v!r}: expected DAY=NPS, e.g. 2026-10-19=12.5") from None
+        if not sep:
+            raise ValueError(f"--anchor {v!r}: expected DAY=NPS, e.g. 2026-10-19=12.5")
+    return out
+
+
+@train_app.command("nps")
+@friendly_errors
+def train_nps_cmd(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem measure` has filled"),
+    anchor: list[str] = typer.Option(None, help="DAY=NPS from a representative study (market-research tracker); repeatable"),
+) -> None:
+    """Train the network NPS model on the survey answers (time-split), save it with its model card."""
+    from opencem.nps.score import model_dir
+    from opencem.nps.train import train_nps
+
+    with console.status("training") as st:
+        model = train_nps(workspace, anchor=_anchors(anchor), progress=lambda m: st.update(m))
+    folder = model.save(model_dir(workspace))
+    c = model.card
+    w = c["training_window"]
+    console.print(f"answers: {w['answers']['fit']:,} fit ({w['fit'][0]}..{w['fit'][1]}), {w['answers']['validation']:,} "
+                  f"validation, {w['answers']['test']:,} test ({w['test'][0]}..{w['test'][1]})")
+    rt = RichTable(title="accuracy on later answers (respondents)", title_justify="left")
+    for col in ("set", "answers", "detractor AUC", "promoter AUC", "log loss", "score MAE", "NPS answered", "NPS predicted"):
+        rt.add_column(col, justify="right")
+    for name, m in c["metrics_on_respondents"].items():
+        rt.add_row(name, str(m["answers"]), f"{m['detractor_auc']:.3f}", f"{m['promoter_auc']:.3f}", f"{m['log_loss']:.3f}",
+                   f"{m['score_mae']:.2f}", f"{m['nps_answers']:+.1f}", f"{m['nps_predicted']:+.1f}")
+    console.print(rt)
+    if c.get("anchor"):
+        console.print(f"anchored to {c['anchor']['waves']} (log-odds shift {c['anchor']['tilt']:+.3f})")
+    else:
+        console.print("[yellow]not anchored:[/yellow] NPS levels are the survey respondents' (unhappy customers answer "
+                      "more); pass --anchor DAY=NPS from a representative study")
+    console.print("top drivers: " + ", ".join(f["name"] for f in c["top_features_by_gain"][:8]))
+    console.print(f"model and model card written to {folder}")
+
+
+@app.command()
+@friendly_errors
+def score(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables and a trained model"),
+    as_of: str = typer.Option(None, help="Score as of this day (YYYY-MM-DD; default: the day after the last data)"),
+    top: int = typer.Option(10, help="Potential detractors to print"),
+) -> None:
+    """Score every subscriber's network NPS; NPS of the base, segments, grids and cells; potential detractors."""
+    import datetime as dt
+
+    import pyarrow.compute as pc
+
+    from opencem.nps.score import score as run_score
+
+    day = dt.date.fromisoformat(as_of) if as_of else None
+    t0 = time.perf_counter()
+    with console.status("scoring") as st:
+        res = run_score(workspace, day, progress=lambda m: st.update(m))
+    secs = time.perf_counter() - t0
+    b = res.base
+    console.print(f"as of {res.as_of}: base network NPS {b['nps']:+.1f} (95 % {b['ci_low']:+.1f}..{b['ci_high']:+.1f}), "
+                  f"{b['subscribers']:,} subscribers scored in {secs:.1f} s")
+    seg = res.segments
+    for dim in ("plan", "value_tier", "home_area"):
+        rows = seg.filter(pc.equal(seg["dimension"], dim)).to_pylist()
+        console.print(f"by {dim}: " + ", ".join(f"{r['segment']} {r['nps']:+.0f}" for r in rows))
+    for dim in ("grid", "cell"):
+        rows = seg.filter(pc.and_(pc.equal(seg["dimension"], dim), pc.greater_equal(seg["subscribers"], 30)))
+        rows = rows.sort_by("nps").slice(0, 3).to_pylist()
+        console.print(f"worst {dim}s (30+ subscribers): " + ", ".join(f"{r['segment']} {r['nps']:+.0f} (n={r['subscribers']})" for r in rows))
+    d = res.detractors
+    n_net = pc.sum(d["network_cause"]).as_py() or 0
+    flags = pc.sum(res.scores["risk_flag"]).as_py() or 0
+    console.print(f"potential detractors: {d.num_rows:,} ({n_net:,} with a network cause); "
+                  f"{flags:,} newly fell to detractor since the previous scoring")
+    rt = RichTable(title=f"top {top} potential detractors by value", title_justify="left")
+    for col in ("rank", "subscriber", "ARPU", "P(detractor)", "cause", "why"):
+        rt.add_column(col, overflow="fold")
+    for r in d.slice(0, top).to_pylist():
+        rt.add_row(str(r["rank"]), r["subscriber_id"][:10], f"{r['arpu_monthly']:.0f}", f"{r['p_detractor']:.2f}", r["cause"], r["reason"])
+    console.print(rt)
+    console.print(f"tables in {res.folder}: scores, segments, potential_detractors (as_of={res.as_of})")
+
+
 @app.command()
 @friendly_errors
 def demo(
     out: Path = typer.Option(Path("opencem-demo"), "--out", help="Working folder"),
     subscribers: int = typer.Option(10_000, help="Subscribers in the base"),
-    days: int = typer.Option(14, help="Days of data"),
+    days: int = typer.Option(21, help="Days of data"),
     seed: int = typer.Option(7, help="Random seed"),
     engine: str = typer.Option("duckdb", help="duckdb or spark"),
+    survey_rate: float = typer.Option(0.3, help="Share of subscribers answering an NPS survey per month"),
 ) -> None:
-    """The main job end to end on a fresh synthetic operator: generate, measure, calibrate."""
+    """The main job end to end on a fresh synthetic operator: generate, measure, calibrate, train and score NPS."""
     from opencem.synth.generator import SynthConfig
 
-    console.rule("1/3 synthetic operator")
-    _run_synth(out / "operator", SynthConfig(subscribers, days, seed, workers=os.cpu_count() or 1), overwrite=True)
-    console.rule("2/3 measure: ingest, KPI -> KQI -> CEI")
-    measure(out / "operator", out / "workspace", engine, None, None)
-    console.rule("3/3 calibrate the indicator tree on the surveys")
+    console.rule("1/5 synthetic operator")
+    # a survey rate above the default 3 %/month so that a small base has enough answers to train on
+    cfg = SynthConfig(subscribers, days, seed, workers=os.cpu_count() or 1, survey_rate=survey_rate)
+    _run_synth(out / "operator", cfg, overwrite=True)
+    ws = out / "workspace"
+    console.rule("2/5 measure: ingest, KPI -> KQI -> CEI")
+    measure(out / "operator", ws, engine, None, None)
+    console.rule("3/5 calibrate the indicator tree on the surveys")
     try:
-        calibrate.__wrapped__(out / "workspace", None, None, 14)
+        calibrate.__wrapped__(ws, None, None, 14)
     except ValueError as e:  # too few surveys in a small run is not a failure of the demo
         console.print(f"calibration skipped: {e}")
+    console.rule("4/5 train the network NPS model")
+    train_nps_cmd(ws, None)
+    console.rule("5/5 score every subscriber")
+    score(ws, None, 10)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,129 @@
+"""`opencem train nps`: fit the NPS model on a workspace's survey answers, in time order.
+
+Answers are split by answer day: the earliest 60 % fit the boosters, the next 20 % stop the boosting
+and fit the calibration, the latest 20 % only measure. Answers from the first days of the data, when
+the experience history is shorter than :data:`MIN_HISTORY_DAYS`, are left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .. import __version__
+from ..indicators.tree import load_tree
+from .features import (
+    WINDOW_DAYS,
+    base_requests,
+    build_features,
+    connect,
+    feature_list,
+    one,
+)
+from .model import Encoder, NpsModel, anchor_tilt, answer_class, fingerprint, fit_boosters, fit_calibration, metrics
+
+MIN_HISTORY_DAYS = 7
+SPLIT = (0.6, 0.8)
+MIN_ANSWERS = 300
+
+
+def survey_features(con, feats, min_day: dt.date) -> pa.Table:
+    """Each usable survey answer with the features of its subscriber as of the answer day."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE answers AS
+        SELECT survey_id, subscriber_id, survey_time, CAST(survey_time AS DATE) AS as_of, score
+        FROM surveys WHERE CAST(survey_time AS DATE) >= DATE '{min_day}'""")
+    x = build_features(con, con.sql("SELECT subscriber_id, as_of FROM answers").to_arrow_table(), feats)
+    con.register("answer_features", x)
+    out = con.sql("""SELECT a.survey_id, a.survey_time, a.score, f.* FROM answers a
+                     JOIN answer_features f ON f.subscriber_id = a.subscriber_id AND f.as_of = a.as_of
+                     ORDER BY a.survey_time, a.survey_id""").to_arrow_table()
+    con.unregister("answer_features")
+    return out
+
+
+def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple[dt.date, float]] | None = None,
+              progress: Callable[[str], None] | None = None) -> NpsModel:
+    """Fit, calibrate and judge the model; ``anchor`` = [(day, base NPS of a representative study that day)]."""
+    say = progress or (lambda _msg: None)
+    ws = Path(workspace)
+    tree = load_tree(tree_path)
+    feats = feature_list(tree)
+    names = [f.name for f in feats]
+    con = connect(ws)
+    first, last = one(con, "SELECT min(day), max(day) FROM cei_subscriber_day")
+    say("features of every survey answer")
+    data = survey_features(con, feats, first + dt.timedelta(days=MIN_HISTORY_DAYS))
+    if data.num_rows < MIN_ANSWERS:
+        raise ValueError(f"{ws / 'lake' / 'surveys'}: {data.num_rows} usable survey answers after day "
+                         f"{MIN_HISTORY_DAYS}; the model needs at least {MIN_ANSWERS}")
+    days = np.array(data["as_of"].to_pylist())
+    cut1, cut2 = (np.quantile(days.astype("datetime64[D]").astype(int), q) for q in SPLIT)
+    dnum = days.astype("datetime64[D]").astype(int)
+    part = np.where(dnum <= cut1, 0, np.where(dnum <= cut2, 1, 2))
+    if not all((part == k).sum() >= 50 for k in range(3)):
+        raise ValueError(f"{ws / 'lake' / 'surveys'}: answers span too few days to split fit / validation / test in time")
+    enc = Encoder.fit(data, names)
+    x = enc.matrix(data)
+    score = data["score"].to_numpy().astype(float)
+    y = answer_class(score)
+    fit, val, test = (part == 0), (part == 1), (part == 2)
+
+    say(f"LightGBM on {fit.sum():,} answers, early stopping on {val.sum():,}")
+    clf, reg = fit_boosters(x[fit], y[fit], score[fit], x[val], y[val], score[val], enc.categorical)
+    calib = fit_calibration(clf.predict(x[val]), y[val])
+    model = NpsModel(enc, clf, reg, calib)
+
+    if anchor:
+        say(f"anchoring to {len(anchor)} representative studies")
+        set_anchor(model, con, feats, anchor)
+
+    say("scoring the later answers")
+    res = {}
+    for label, mask in (("validation", val), ("test", test)):
+        pr = NpsModel(enc, clf, reg, calib).proba(x[mask])  # respondents' level, as the answers are
+        res[label] = metrics(pr, y[mask], reg.predict(x[mask]), score[mask])
+    con.close()
+
+    fi = clf.feature_importance("gain")
+    top = sorted(zip(names, fi), key=lambda t: -t[1])[:15]
+    model.card = {
+        "model": "opencem network NPS", "opencem_version": __version__, "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "data": {"workspace": ws.name, "days": [str(first), str(last)], "fingerprint": fingerprint(
+            data.select(["survey_id", "subscriber_id", "as_of", "score"]))},
+        "training_window": {"fit": _span(days[fit]), "validation": _span(days[val]), "test": _span(days[test]),
+                            "answers": {"fit": int(fit.sum()), "validation": int(val.sum()), "test": int(test.sum())},
+                            "min_history_days": MIN_HISTORY_DAYS},
+        "features": [{"name": f.name, "node": f.node, "kind": f.kind, "meaning": f.meaning} for f in feats],
+        "feature_window_days": WINDOW_DAYS,
+        "classes": {"detractor": "0-6", "passive": "7-8", "promoter": "9-10"},
+        "boosters": {"classifier_rounds": clf.best_iteration, "regressor_rounds": reg.best_iteration, "params": {
+            k: v for k, v in clf.params.items() if k in ("learning_rate", "num_leaves", "min_data_in_leaf", "lambda_l2")}},
+        "anchor": {"waves": {str(d): v for d, v in anchor}, "tilt": round(model.tilt, 4)} if anchor else None,
+        "metrics_on_respondents": res,
+        "top_features_by_gain": [{"name": n, "gain": round(float(g), 1)} for n, g in top],
+    }
+    return model
+
+
+ANCHOR_SAMPLE = 50_000
+
+
+def set_anchor(model: NpsModel, con, feats, waves: list[tuple[dt.date, float]]) -> None:
+    """Shift the model so that the base (sampled down to about :data:`ANCHOR_SAMPLE`) scores the studies' NPS."""
+    n = one(con, "SELECT count(*) FROM subscribers")[0]
+    model.tilt = 0.0
+    probs = []
+    for day, nps in waves:
+        x = build_features(con, base_requests(con, day, max(1, n // ANCHOR_SAMPLE)), feats)
+        if x.num_rows == 0:
+            raise ValueError(f"--anchor {day}: no subscribers with data on that day")
+        probs.append((model.proba(model.encoder.matrix(x)), nps))
+    model.tilt = anchor_tilt(probs)
+
+
+def _span(days: np.ndarray) -> list[str]:
+    return [str(days.min()), str(days.max())]
