@@ -170,7 +170,7 @@ def connect(workspace: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with views over a workspace's lake and measure tables."""
     ws = Path(workspace)
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con.sql("SET enable_progress_bar = false")
     for name in ("cei_subscriber_day", "cei_service_day", "kqi_pspu_day", "kpi_cell_15min"):
         _view(con, name, ws / "measure" / name)
     for name in ("subscribers", "care_contacts", "surveys", "radio_samples", "xdr", "cells"):
@@ -178,10 +178,10 @@ def connect(workspace: Path) -> duckdb.DuckDBPyConnection:
     if any((ws / "lake" / "portouts").rglob("*.parquet")):
         _view(con, "portouts", ws / "lake" / "portouts")
     else:  # nobody left
-        con.execute("CREATE VIEW portouts AS SELECT CAST(NULL AS VARCHAR) AS subscriber_id, CAST(NULL AS DATE) AS portout_date WHERE false")
-    con.execute("""CREATE VIEW radio_day AS SELECT subscriber_id, CAST(sample_time AS DATE) AS day,
+        con.sql("CREATE VIEW portouts AS SELECT CAST(NULL AS VARCHAR) AS subscriber_id, CAST(NULL AS DATE) AS portout_date WHERE false")
+    con.sql("""CREATE VIEW radio_day AS SELECT subscriber_id, CAST(sample_time AS DATE) AS day,
                    rsrp_dbm, sinr_db FROM radio_samples""")
-    con.execute("CREATE VIEW care_day AS SELECT *, CAST(contact_time AS DATE) AS day FROM care_contacts")
+    con.sql("CREATE VIEW care_day AS SELECT *, CAST(contact_time AS DATE) AS day FROM care_contacts")
     return con
 
 
@@ -189,13 +189,13 @@ def _view(con: duckdb.DuckDBPyConnection, name: str, folder: Path) -> None:
     if not folder.is_dir() or not any(folder.rglob("*.parquet")):
         raise FileNotFoundError(f"{folder}: no table '{name}' here; run `opencem measure` on this workspace first")
     glob = str(folder / "**" / "*.parquet")
-    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
+    con.sql(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
 
 
 def build_features(con: duckdb.DuckDBPyConnection, requests: pa.Table, features: list[Feature]) -> pa.Table:
     """Features for each (subscriber_id, as_of) row of ``requests``."""
     con.register("requests_in", requests)
-    con.execute("CREATE OR REPLACE TEMP TABLE requests AS SELECT DISTINCT subscriber_id, CAST(as_of AS DATE) AS as_of FROM requests_in")
+    con.sql("CREATE OR REPLACE TEMP TABLE requests AS SELECT DISTINCT subscriber_id, CAST(as_of AS DATE) AS as_of FROM requests_in")
     con.unregister("requests_in")
     return con.sql(features_sql(features)).to_arrow_table()
 

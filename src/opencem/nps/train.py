@@ -33,7 +33,7 @@ MIN_ANSWERS = 300
 
 def survey_features(con, feats, min_day: dt.date) -> pa.Table:
     """Each usable survey answer with the features of its subscriber as of the answer day."""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE answers AS
+    con.sql(f"""CREATE OR REPLACE TEMP TABLE answers AS
         SELECT survey_id, subscriber_id, survey_time, CAST(survey_time AS DATE) AS as_of, score
         FROM surveys WHERE CAST(survey_time AS DATE) >= DATE '{min_day}'""")
     x = build_features(con, con.sql("SELECT subscriber_id, as_of FROM answers").to_arrow_table(), feats)
@@ -65,7 +65,9 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     dnum = days.astype("datetime64[D]").astype(int)
     part = np.where(dnum <= cut1, 0, np.where(dnum <= cut2, 1, 2))
     if not all((part == k).sum() >= 50 for k in range(3)):
-        raise ValueError(f"{ws / 'lake' / 'surveys'}: answers span too few days to split fit / validation / test in time")
+        counts = "/".join(str(int((part == k).sum())) for k in range(3))
+        raise ValueError(f"{ws / 'lake' / 'surveys'}: the time split gives {counts} answers for fit / validation / test; "
+                         "each needs at least 50 (more answers or more answer days)")
     enc = Encoder.fit(data, names)
     x = enc.matrix(data)
     score = data["score"].to_numpy().astype(float)
