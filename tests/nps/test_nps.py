@@ -64,7 +64,7 @@ def partition(ws, table, as_of):
 
 
 def first_day(ws):
-    return duckdb.sql(f"SELECT min(day) FROM '{ws}/measure/cei_subscriber_day/**/*.parquet'").fetchall()[0][0]
+    return duckdb.connect().sql(f"SELECT min(day) FROM '{ws}/measure/cei_subscriber_day/**/*.parquet'").fetchall()[0][0]
 
 
 # -- 1. training ----------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_model_card_names_features_windows_and_data(nps):
     assert w["fit"][0] >= str(first_day(nps.ws) + MIN_HISTORY_DAYS * DAY)  # short histories left out
     assert all(w["answers"][k] > 0 for k in ("fit", "validation", "test"))
     # every answer after the first days is used, once
-    (usable,) = duckdb.sql(f"""SELECT count(*) FROM '{nps.ws}/lake/surveys/**/*.parquet'
+    (usable,) = duckdb.connect().sql(f"""SELECT count(*) FROM '{nps.ws}/lake/surveys/**/*.parquet'
         WHERE CAST(survey_time AS DATE) >= DATE '{w["fit"][0]}'""").fetchall()[0]
     assert sum(w["answers"].values()) == usable
 
@@ -109,7 +109,7 @@ def test_nps_of_later_answers_is_predicted_within_12_points(nps):
     card = nps.model.card
     m = card["metrics_on_respondents"]["test"]
     lo, hi = card["training_window"]["test"]
-    (answered,) = duckdb.sql(f"""SELECT 100 * (avg(CAST(score >= 9 AS INT)) - avg(CAST(score <= 6 AS INT)))
+    (answered,) = duckdb.connect().sql(f"""SELECT 100 * (avg(CAST(score >= 9 AS INT)) - avg(CAST(score <= 6 AS INT)))
         FROM '{nps.ws}/lake/surveys/**/*.parquet'
         WHERE CAST(survey_time AS DATE) BETWEEN DATE '{lo}' AND DATE '{hi}'""").fetchall()[0]
     assert m["nps_answers"] == pytest.approx(answered, abs=1e-6)
@@ -311,7 +311,7 @@ def test_too_few_surveys_is_a_clear_error(nps, tmp_path):
         t = pq.read_table(f)
         f.unlink()  # a hard link: unlink before writing, so the fixture's lake stays whole
         pq.write_table(t.take(np.arange(0, t.num_rows, 10)), f)
-    (left,) = duckdb.sql(f"SELECT count(*) FROM '{ws}/lake/surveys/**/*.parquet'").fetchall()[0]
+    (left,) = duckdb.connect().sql(f"SELECT count(*) FROM '{ws}/lake/surveys/**/*.parquet'").fetchall()[0]
     assert 30 < left < 300
     with pytest.raises(ValueError, match="surveys") as e:
         train_nps(ws)
