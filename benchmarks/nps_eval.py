@@ -55,10 +55,7 @@ def main() -> None:
     pseud = Pseudonymiser(load_key(ws / ".secrets" / "pseudonym.key"))
     db = duckdb.connect()
     daily = db.sql(f"SELECT * FROM read_parquet('{truth}/subscriber_daily/**/*.parquet', hive_partitioning=true)").to_arrow_table()
-    ids = daily["subscriber_id"].to_pylist()
-    cache = {}
-    lake_ids = [cache.setdefault(i, pseud.one(i)) if i not in cache else cache[i] for i in ids]
-    daily = daily.set_column(0, "subscriber_id", pa.array(lake_ids))
+    daily = daily.set_column(0, "subscriber_id", pseud.column(daily["subscriber_id"]))
     db.register("daily", daily)
     db.execute(f"CREATE VIEW faults AS SELECT * FROM '{truth}/faults.parquet'")
     days = [r[0] for r in db.execute("SELECT DISTINCT date FROM daily ORDER BY 1").fetchall()]

@@ -23,7 +23,9 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from ..engine.base import atomic_dir
 from .features import CATEGORICAL
 
 CLASSES = ("detractor", "passive", "promoter")
@@ -56,12 +58,10 @@ class Encoder:
     def matrix(self, table: pa.Table) -> np.ndarray:
         x = np.empty((table.num_rows, len(self.names)))
         for j, c in enumerate(self.names):
-            col = table[c].to_numpy(zero_copy_only=False)
-            if c in self.vocab:
-                lookup = {v: i for i, v in enumerate(self.vocab[c])}
-                x[:, j] = [lookup.get(v, np.nan) for v in col]
-            else:
-                x[:, j] = col.astype(float)
+            col = table[c]
+            if c in self.vocab:  # code = position in the vocabulary; unknown -> null -> NaN
+                col = pc.index_in(col, value_set=pa.array(self.vocab[c], pa.string()))
+            x[:, j] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
         return x
 
     @property
@@ -98,17 +98,14 @@ class NpsModel:
     # -- storage ----------------------------------------------------------------------------------
     def save(self, folder: Path) -> Path:
         folder = Path(folder)
-        tmp = folder.with_name(folder.name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.classifier.save_model(str(tmp / "classifier.txt"))
-        self.regressor.save_model(str(tmp / "regressor.txt"))
-        state = {"features": self.encoder.names, "vocab": self.encoder.vocab, "calibration": self.calibration,
-                 "tilt": self.tilt}
-        (tmp / "state.json").write_text(json.dumps(state, indent=1))
-        (tmp / "model_card.json").write_text(json.dumps(self.card, indent=1, default=str))
-        if folder.exists():
-            _rmtree(folder)
-        tmp.rename(folder)
+        with atomic_dir(folder) as tmp:
+            tmp.mkdir()
+            self.classifier.save_model(str(tmp / "classifier.txt"))
+            self.regressor.save_model(str(tmp / "regressor.txt"))
+            state = {"features": self.encoder.names, "vocab": self.encoder.vocab, "calibration": self.calibration,
+                     "tilt": self.tilt}
+            (tmp / "state.json").write_text(json.dumps(state, indent=1))
+            (tmp / "model_card.json").write_text(json.dumps(self.card, indent=1, default=str))
         return folder
 
     @classmethod
@@ -122,12 +119,6 @@ class NpsModel:
                    lgb.Booster(model_file=str(folder / "regressor.txt")),
                    state["calibration"], state.get("tilt", 0.0),
                    json.loads((folder / "model_card.json").read_text()))
-
-
-def _rmtree(p: Path) -> None:
-    for child in p.iterdir():
-        child.unlink()
-    p.rmdir()
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

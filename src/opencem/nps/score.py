@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..engine.base import atomic_dir
 from ..indicators.tree import load_tree
 from .features import (
     NETWORK,
@@ -52,8 +52,7 @@ class ScoreResult:
 
     @property
     def base(self) -> dict:
-        row = self.segments.filter(pc.equal(self.segments["dimension"], "base")).to_pylist()[0]
-        return row
+        return self.segments.filter(pc.equal(self.segments["dimension"], "base")).to_pylist()[0]
 
 
 def model_dir(workspace: Path) -> Path:
@@ -329,14 +328,12 @@ def _reason(r: dict, cause: str) -> str:
 def _risk_flags(ws: Path, scores: pa.Table, as_of: dt.date) -> pa.Table:
     """Flag subscribers whose predicted class fell to detractor since the previous scoring."""
     prev = _previous(ws / "nps" / "scores", as_of)
-    flag = np.zeros(scores.num_rows, dtype=bool)
-    was = pa.nulls(scores.num_rows, pa.string())
-    if prev is not None:
-        old = dict(zip(prev["subscriber_id"].to_pylist(), prev["predicted_class"].to_pylist()))
-        was = pa.array([old.get(s) for s in scores["subscriber_id"].to_pylist()], pa.string())
-        flag = np.array([(w is not None and w != "detractor" and c == "detractor")
-                         for w, c in zip(was.to_pylist(), scores["predicted_class"].to_pylist())])
-    return scores.append_column("previous_class", was).append_column("risk_flag", pa.array(flag))
+    if prev is None:
+        prev = pa.table({"subscriber_id": pa.array([], pa.string()), "predicted_class": pa.array([], pa.string())})
+    out = _left_join(scores, prev.select(["subscriber_id", "predicted_class"]).rename_columns(["subscriber_id", "previous_class"]),
+                     "subscriber_id")
+    fell = pc.and_(pc.equal(out["predicted_class"], "detractor"), pc.not_equal(out["previous_class"], "detractor"))
+    return out.append_column("risk_flag", pc.fill_null(fell, False))
 
 
 def _previous(folder: Path, as_of: dt.date) -> pa.Table | None:
@@ -348,22 +345,12 @@ def _previous(folder: Path, as_of: dt.date) -> pa.Table | None:
 
 def _write_partition(folder: Path, as_of: dt.date, table: pa.Table) -> None:
     """Write one as-of partition atomically: a re-run replaces it whole."""
-    final = folder / f"as_of={as_of}"
-    tmp = folder / f".as_of={as_of}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    pq.write_table(table, tmp / "part.parquet")
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    with atomic_dir(folder / f"as_of={as_of}") as tmp:
+        tmp.mkdir()
+        pq.write_table(table, tmp / "part.parquet")
 
 
 def _left_join(left: pa.Table, right: pa.Table, key: str) -> pa.Table:
-    """Left join keeping the left table's row order."""
-    idx = {k: i for i, k in enumerate(right[key].to_pylist())}
-    take = pa.array([idx.get(k) for k in left[key].to_pylist()], pa.int64())
-    for name in right.column_names:
-        if name != key:
-            left = left.append_column(name, right[name].take(take))
-    return left
+    """Left join (right keys unique) keeping the left table's row order."""
+    joined = left.append_column("_row", pa.array(np.arange(left.num_rows))).join(right, key, join_type="left outer")
+    return joined.sort_by("_row").drop_columns(["_row"])

@@ -61,8 +61,8 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
         raise ValueError(f"{ws / 'lake' / 'surveys'}: {data.num_rows} usable survey answers after day "
                          f"{MIN_HISTORY_DAYS}; the model needs at least {MIN_ANSWERS}")
     days = np.array(data["as_of"].to_pylist())
-    cut1, cut2 = (np.quantile(days.astype("datetime64[D]").astype(int), q) for q in SPLIT)
     dnum = days.astype("datetime64[D]").astype(int)
+    cut1, cut2 = (np.quantile(dnum, q) for q in SPLIT)
     part = np.where(dnum <= cut1, 0, np.where(dnum <= cut2, 1, 2))
     if not all((part == k).sum() >= 50 for k in range(3)):
         counts = "/".join(str(int((part == k).sum())) for k in range(3))
