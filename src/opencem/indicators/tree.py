@@ -492,13 +492,14 @@ def _wmean_sql(pairs: list[tuple[str, float]]) -> str:
     return f"(CASE WHEN ({den}) > {_lit(0.0)} THEN ({num}) / ({den}) END)"
 
 
-def cei_service_sql(tree: Tree, kqi_table: str = "kqi_pspu_day") -> str:
+def cei_service_sql(tree: Tree, kqi_table: str = "kqi_pspu_day", keys: str = "subscriber_id, day") -> str:
     """Per subscriber x day x service: the KQI scores and the service CEI (0-100).
 
     Columns: ``subscriber_id, day, service, sessions, volume_mb``, one ``score_<kqi>`` per KQI name
     (NULL for services without that KQI and where the KQI column is NULL), ``cei`` = weighted mean of
     the service's non-NULL scores (weights renormalised over them; NULL when none is left). Services of
-    the table that the tree does not score keep their rows with NULL scores and CEI.
+    the table that the tree does not score keep their rows with NULL scores and CEI. ``keys`` replaces
+    ``subscriber_id, day`` for other grains (the twin's grid x hour).
     """
     arms: dict[str, list[str]] = {n: [] for n in tree.kqi_names()}
     for svc, node in tree.services.items():
@@ -511,13 +512,13 @@ def cei_service_sql(tree: Tree, kqi_table: str = "kqi_pspu_day") -> str:
     )
     cols = ", ".join(tree.score_columns())
     return (
-        f"SELECT subscriber_id, day, service, sessions, volume_mb, {cols},\n"
+        f"SELECT {keys}, service, sessions, volume_mb, {cols},\n"
         f"  CASE service\n    {cei_arms}\n  END AS cei\n"
-        f"FROM (\n  SELECT subscriber_id, day, service, sessions, volume_mb,\n    {scores}\n  FROM {kqi_table}\n) s"
+        f"FROM (\n  SELECT {keys}, service, sessions, volume_mb,\n    {scores}\n  FROM {kqi_table}\n) s"
     )
 
 
-def cei_subscriber_sql(tree: Tree, cei_service_table: str = "cei_service_day") -> str:
+def cei_subscriber_sql(tree: Tree, cei_service_table: str = "cei_service_day", keys: str = "subscriber_id, day") -> str:
     """Per subscriber x day: the overall network CEI and one CEI per service.
 
     Columns: ``subscriber_id, day, sessions_total, cei, cei_<service>...``. ``cei`` is the mean of the
@@ -529,10 +530,10 @@ def cei_subscriber_sql(tree: Tree, cei_service_table: str = "cei_service_day") -
     w = f"(CASE WHEN cei IS NULL THEN {_lit(0.0)} ELSE CAST({tree.overall.usage} AS DOUBLE) * (CASE service {imp} ELSE {_lit(0.0)} END) END)"
     per = ",\n  ".join(f"MAX(CASE WHEN service = '{s}' THEN cei END) AS cei_{s}" for s in tree.services)
     return (
-        f"SELECT subscriber_id, day, SUM(sessions) AS sessions_total,\n"
+        f"SELECT {keys}, SUM(sessions) AS sessions_total,\n"
         f"  CASE WHEN SUM({w}) > {_lit(0.0)} THEN SUM({w} * cei) / SUM({w}) END AS cei,\n"
         f"  {per}\n"
-        f"FROM {cei_service_table}\nGROUP BY subscriber_id, day"
+        f"FROM {cei_service_table}\nGROUP BY {keys}"
     )
 
 

@@ -16,7 +16,8 @@ def _sql(name: str) -> str:
     return resources.files("opencem.measure").joinpath("sql").joinpath(f"{name}.sql").read_text()
 
 
-def kqi_sql() -> str:
+def kqi_sql(keys: str = "subscriber_id", period: str = "CAST(start_time AS DATE)", source: str = "xdr") -> str:
+    """KQIs per `keys` x `period` (named `day`) x service from the sessions of `source`."""
     stall_ratio = "stall_ms / NULLIF(date_diff('millisecond', start_time, end_time) - stall_ms, 0)"
     video = qoe.video_mos_sql("initial_buffer_ms", stall_ratio, "stall_count", "video_resolution_p")
     layers, r = qoe.emodel_r_sql_layers("voice_delay_ms", "packet_loss_pct", "codec", "jitter_ms")
@@ -29,6 +30,7 @@ def kqi_sql() -> str:
     return _sql("kqi_pspu_day").format(
         video_mos=f"CASE WHEN service = 'video' AND success THEN {video} END",
         emodel_ctes=",\n".join(ctes), emodel_last=prev, voice_mos=qoe.r_to_mos_sql("voice_r"),
+        keys=keys, period=period, source=source,
     )
 
 

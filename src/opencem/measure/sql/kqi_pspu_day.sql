@@ -1,21 +1,22 @@
--- KQIs per subscriber per service per day (PSPU) from xDR sessions.
+-- KQIs per subscriber per service per day (PSPU) from xDR sessions. The twin reuses this template
+-- with other keys and periods ({keys}: grid; {period}: the hour).
 -- The video MOS and the E-model layers are per-session QoE models from opencem.indicators.qoe,
 -- inserted as SQL by opencem.measure.steps; the E-model's shared terms are computed once per layer.
 WITH r AS (
   SELECT
-    subscriber_id, service, CAST(start_time AS DATE) AS day, success, codec,
+    {keys}, service, {period} AS day, success, codec,
     volume_dl_bytes + volume_ul_bytes AS bytes,
     date_diff('millisecond', start_time, end_time) AS duration_ms,
     throughput_dl_kbps, rtt_ms, jitter_ms, page_load_ms, initial_buffer_ms, stall_count, stall_ms,
     video_bitrate_kbps, video_resolution_p, call_setup_ms, call_dropped, voice_delay_ms, packet_loss_pct,
     {video_mos} AS video_mos
-  FROM xdr
+  FROM {source}
 ), {emodel_ctes},
 s AS (
   SELECT *, {voice_mos} AS voice_mos FROM {emodel_last}
 )
 SELECT
-  subscriber_id, day, service,
+  {keys}, day, service,
   COUNT(*) AS sessions,
   SUM(bytes) / 1E6 AS volume_mb,
   AVG(CASE WHEN success THEN 1E0 ELSE 0E0 END) AS success_rate,
@@ -36,4 +37,4 @@ SELECT
   AVG(voice_delay_ms) AS voice_delay_ms_mean,
   AVG(packet_loss_pct) AS packet_loss_pct_mean
 FROM s
-GROUP BY subscriber_id, day, service
+GROUP BY {keys}, day, service
