@@ -340,6 +340,84 @@ def score(
 
 @app.command()
 @friendly_errors
+def diagnose(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables"),
+    start: str = typer.Option(None, help="First day (YYYY-MM-DD; default: the first day of data)"),
+    end: str = typer.Option(None, help="Day after the last (default: the day after the last data)"),
+    resolution: int = typer.Option(9, help="H3 resolution of the grid (9: hexagons of about 0.1 km2)"),
+    threshold: float = typer.Option(8.0, help="Robust z a grid-hour must pass to be anomalous"),
+    geojson: Path = typer.Option(None, help="Also write the episodes as GeoJSON to this file"),
+    state_geojson: Path = typer.Option(None, "--state-geojson", help="Also write the twin state of the whole window as GeoJSON"),
+    top: int = typer.Option(15, help="Episodes to print"),
+) -> None:
+    """Digital twin: grid x hour state, poor-experience episodes with root cause, cells and evidence."""
+    import collections
+    import datetime as dt
+
+    from opencem.twin.episodes import DetectConfig
+    from opencem.twin.run import diagnose as run_diagnose
+    from opencem.twin.run import episodes_geojson, write_geojson
+    from opencem.twin.run import state_geojson as twin_state_geojson
+
+    day = dt.date.fromisoformat
+    t0 = time.perf_counter()
+    with console.status("diagnosing") as st:
+        d = run_diagnose(workspace, day(start) if start else None, day(end) if end else None, resolution,
+                         DetectConfig(threshold=threshold), progress=lambda m: st.update(m))
+    ep = d.episodes
+    console.print(f"{d.start} .. {d.end - dt.timedelta(days=1)}: {d.grid_hours:,} grid-hours, {ep.num_rows} episodes "
+                  f"in {time.perf_counter() - t0:.0f} s")
+    if ep.num_rows:
+        by = collections.Counter(ep["cause"].to_pylist())
+        console.print("by cause: " + ", ".join(f"{c} {n}" for c, n in by.most_common()))
+        rt = RichTable(title=f"top {top} episodes by affected subscribers' value (ARPU)", title_justify="left")
+        for col in ("episode", "start", "hours", "grids", "affected", "ARPU", "cause", "conf", "cells", "evidence"):
+            rt.add_column(col, overflow="fold")
+        for r in ep.sort_by([("affected_arpu", "descending"), ("episode_id", "ascending")]).slice(0, top).to_pylist():
+            hours = (r["end_time"] - r["start_time"]).total_seconds() / 3600
+            cells = ", ".join(r["cells"][:2]) + (" ..." if len(r["cells"]) > 2 else "") if r["cells"] else (r["device_model"] or "")
+            rt.add_row(r["episode_id"], f"{r['start_time']:%m-%d %H:%M}", f"{hours:.0f}", str(r["grids"]), str(r["affected_subscribers"]),
+                       f"{r['affected_arpu']:,.0f}", r["cause"], f"{r['confidence']:.2f}", cells, r["evidence"])
+        console.print(rt)
+    if geojson:
+        write_geojson(geojson, episodes_geojson(ep))
+        console.print(f"episodes GeoJSON: {geojson}")
+    if state_geojson:
+        write_geojson(state_geojson, twin_state_geojson(workspace, dt.datetime.combine(d.start, dt.time()),
+                                                        dt.datetime.combine(d.end, dt.time())))
+        console.print(f"twin state GeoJSON: {state_geojson}")
+    console.print(f"tables in {d.folder}: state_grid_hour, state_grid_cell_hour, episodes, episode_units, episode_subscribers")
+
+
+@app.command()
+@friendly_errors
+def whatif(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables and a trained NPS model"),
+    action: str = typer.Option(..., help="add_capacity, fix_transport, clear_interference, fix_core or fix_device"),
+    start: str = typer.Option(..., help="First day the change applies (YYYY-MM-DD)"),
+    end: str = typer.Option(..., help="Day after the last; NPS is predicted as of this day"),
+    cells: str = typer.Option(None, help="Comma-separated cells the change touches"),
+    device_model: str = typer.Option(None, "--device-model", help="The device model (fix_device)"),
+    factor: float = typer.Option(0.5, help="add_capacity: PRB load multiplier (0.5 = a second carrier of the same size)"),
+) -> None:
+    """Predict what a fix would have changed: the sessions' KQIs, the subscribers' CEI and NPS."""
+    import datetime as dt
+
+    from opencem.twin.whatif import whatif as run_whatif
+
+    with console.status("learning the condition -> KQI relation and scoring"):
+        w = run_whatif(workspace, action, dt.date.fromisoformat(start), dt.date.fromisoformat(end),
+                       cells=cells.split(",") if cells else None, device_model=device_model, factor=factor)
+    b, a = w.kqi_before, w.kqi_after
+    console.print(f"{w.action} on {w.scope}: {w.sessions:,} sessions of {w.subscribers:,} subscribers")
+    console.print(f"poor sessions {b['poor_share']:.1%} -> {a['poor_share']:.1%}, RTT {b['rtt_ms']:.0f} -> {a['rtt_ms']:.0f} ms, "
+                  f"throughput {b['throughput_kbps'] / 1000:.1f} -> {a['throughput_kbps'] / 1000:.1f} Mbit/s")
+    console.print(f"CEI {w.cei_change:+.2f} points per subscriber-day touched; their network NPS "
+                  f"{w.nps_before:+.1f} -> {w.nps_after:+.1f} ({w.nps_lift:+.1f} points)")
+
+
+@app.command()
+@friendly_errors
 def demo(
     out: Path = typer.Option(Path("opencem-demo"), "--out", help="Working folder"),
     subscribers: int = typer.Option(10_000, help="Subscribers in the base"),

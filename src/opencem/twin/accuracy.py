@@ -1,0 +1,99 @@
+"""Score a diagnosis against the synthetic operator's injected faults (its hidden truth).
+
+An area episode matches a fault when they overlap in time (an hour of slack either side) and in
+place: a hexagon of the episode lies within the fault's radius (+300 m) of its centre, or within
+800 m of a site whose cells the fault touched. A device episode matches a device fault of the same
+model that overlaps it in time. Precision counts matched episodes, recall matched faults; the root
+cause is scored on matched episodes (against the nearest matching fault); the localisation error is
+the distance from a fault's centre to the centre of its largest matching episode.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import h3
+import numpy as np
+import pyarrow.parquet as pq
+
+from .cause import CAUSES
+
+SLACK_H = np.timedelta64(1, "h")
+EARTH_M = 6_371_000.0
+
+
+def _dist_m(lat1, lon1, lat2, lon2):
+    p1, p2, dl = np.radians(lat1), np.radians(lat2), np.radians(np.asarray(lon2) - np.asarray(lon1))
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_M * np.arcsin(np.sqrt(a))
+
+
+def load_faults(truth: Path, cells_table) -> list[dict]:
+    site = {c: (a, b) for c, a, b in zip(*(cells_table[k].to_pylist() for k in ("cell_id", "lat", "lon")))}
+    faults = pq.read_table(Path(truth) / "faults.parquet").to_pylist()
+    for f in faults:
+        pts = {site[c] for c in (f["cells"] or "").split(";") if c in site}
+        f["sites"] = np.array(sorted(pts)) if pts else np.zeros((0, 2))
+    return faults
+
+
+def _overlaps(ep: dict, f: dict) -> bool:
+    a, b = np.datetime64(ep["start_time"]), np.datetime64(ep["end_time"])
+    if b < np.datetime64(f["start_time"]) - SLACK_H or a > np.datetime64(f["end_time"]) + SLACK_H:
+        return False
+    if ep["kind"] == "device" or f["cause"] == "device":
+        return ep["kind"] == "device" and f["cause"] == "device" and ep["device_model"] == f["device_model"]
+    ll = np.array([h3.cell_to_latlng(g) for g in ep["grid_list"]])
+    if (_dist_m(ll[:, 0], ll[:, 1], f["center_lat"], f["center_lon"]) < f["radius_m"] + 300).any():
+        return True
+    if len(f["sites"]):
+        d = _dist_m(ll[:, None, 0], ll[:, None, 1], f["sites"][None, :, 0], f["sites"][None, :, 1])
+        return bool((d < 800).any())
+    return False
+
+
+def evaluate(episodes, faults: list[dict], start, end) -> dict:
+    """Precision, recall, cause confusion and localisation error of ``episodes`` against ``faults``
+    active in [start, end)."""
+    faults = [f for f in faults if np.datetime64(f["start_time"]) < np.datetime64(end)
+              and np.datetime64(f["end_time"]) > np.datetime64(start)]
+    eps = episodes.to_pylist()
+    matches = {e["episode_id"]: [f for f in faults if _overlaps(e, f)] for e in eps}
+    found = {f["fault_id"] for fs in matches.values() for f in fs}
+    confusion: Counter = Counter()
+    for e in eps:
+        fs = matches[e["episode_id"]]
+        if not fs:
+            continue
+        if e["center_lat"] is not None and len(fs) > 1:
+            fs = sorted(fs, key=lambda f: _dist_m(e["center_lat"], e["center_lon"], f["center_lat"] or 0, f["center_lon"] or 0))
+        confusion[(fs[0]["cause"], e["cause"])] += 1
+    loc = []
+    for f in faults:
+        if f["cause"] in ("device", "core_dns"):  # a device has no place; a DNS pool is half the city
+            continue
+        best = max((e for e in eps if f in matches[e["episode_id"]]), key=lambda e: e["affected_subscribers"], default=None)
+        if best is not None:
+            loc.append(float(_dist_m(best["center_lat"], best["center_lon"], f["center_lat"], f["center_lon"])))
+    right = sum(n for (t, p), n in confusion.items() if t == p)
+    matched = sum(1 for fs in matches.values() if fs)
+    return {
+        "episodes": len(eps), "matched_episodes": matched, "precision": matched / len(eps) if eps else None,
+        "faults": len(faults), "faults_found": len(found), "recall": len(found) / len(faults) if faults else None,
+        "missed": sorted(f"{f['fault_id']} {f['cause']}" for f in faults if f["fault_id"] not in found),
+        "cause_right": right / sum(confusion.values()) if confusion else None,
+        "confusion": {f"{t}->{p}": n for (t, p), n in sorted(confusion.items())},
+        "localisation_m_median": float(np.median(loc)) if loc else None,
+        "localisation_m_p90": float(np.percentile(loc, 90)) if loc else None,
+        "localised_faults": len(loc),
+    }
+
+
+def confusion_matrix(confusion: dict) -> list[list]:
+    """Rows true cause, columns diagnosed cause (CAUSES order), from evaluate()'s confusion dict."""
+    m = [[0] * len(CAUSES) for _ in CAUSES[:-1]]
+    for k, n in confusion.items():
+        t, p = k.split("->")
+        m[CAUSES.index(t)][CAUSES.index(p)] += n
+    return m

@@ -1,0 +1,161 @@
+"""Root cause of an episode from the network conditions that moved inside it.
+
+For every episode the evidence compares the episode's grid-hours with the same grids at the same
+hours of day on the other days (their baseline): radio (RSRP / SINR), the serving cells' PRB load and
+UL interference (PM), session RTT and failures (xDR), serving cells that went silent (carried
+sessions in the baseline, none in the episode) and the transport links of the cells whose RTT rose.
+Each cause gets a score (its evidence over the level where an engineer would call it); the largest
+score wins, the confidence is its share of all positive scores, and below 1 the episode is non-network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+CAUSES = ("coverage", "interference", "congestion", "transport", "core_dns", "device", "non_network")
+
+# evidence level that scores 1 for each cause (chosen: the size of change a radio engineer would act on)
+COVERAGE_SILENT_SHARE = 0.25  # share of the baseline's sessions whose serving cells went silent
+COVERAGE_RSRP_DB = -6.0
+INTERFERENCE_UL_DB = 4.0  # rise of the serving cells' UL interference-plus-noise
+INTERFERENCE_SINR_DB = -4.0
+CONGESTION_PRB = 0.15  # rise of the serving cells' PRB utilisation, with the cells above 80 %
+CONGESTION_HOT_SHARE = 0.3  # share of the episode's sessions on cells above 85 % PRB
+TRANSPORT_LOG_RTT = 0.4  # rise of mean ln(RTT) (x1.5)
+CORE_FAIL = 0.04  # rise of the failed-session share
+CORE_MIN_SITES = 8  # sites the failures must span to score fully
+
+
+def evidence(con) -> pa.Table:
+    """Per episode the condition changes; needs temp tables ``sess``, ``mr`` and ``ep_units``
+    (episode_id, grid, hour)."""
+    return con.sql("""
+      WITH eg AS (SELECT DISTINCT episode_id, grid FROM ep_units),
+      net AS (SELECT hour(hour) AS hod, avg(ln(greatest(rtt_ms, 1))) AS log_rtt FROM sess GROUP BY ALL),
+      eh AS (SELECT DISTINCT episode_id, hour(hour) AS hod FROM ep_units),
+      s AS (  -- sessions in the episode's grids at its hours of day, inside the episode or not
+        SELECT eg.episode_id, x.*, (u.grid IS NOT NULL) AS inside, ln(greatest(x.rtt_ms, 1)) - net.log_rtt AS log_rtt_vs_net
+        FROM eg JOIN sess x ON x.grid = eg.grid JOIN net ON net.hod = hour(x.hour)
+        JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(x.hour)
+        LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = x.grid AND u.hour = x.hour),
+      m AS (
+        SELECT eg.episode_id, r.rsrp_dbm, r.sinr_db, (u.grid IS NOT NULL) AS inside
+        FROM eg JOIN mr r ON r.grid = eg.grid
+        JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(r.hour)
+        LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = r.grid AND u.hour = r.hour),
+      sx AS (
+        SELECT episode_id,
+          avg(CASE WHEN inside THEN prb_util_dl END) - avg(CASE WHEN NOT inside THEN prb_util_dl END) AS d_prb,
+          avg(CASE WHEN inside THEN prb_util_dl END) AS prb_in,
+          avg(CASE WHEN inside THEN ul_interference_dbm END) - avg(CASE WHEN NOT inside THEN ul_interference_dbm END) AS d_ul_interf,
+          avg(CASE WHEN inside THEN ln(greatest(rtt_ms, 1)) END) - avg(CASE WHEN NOT inside THEN ln(greatest(rtt_ms, 1)) END) AS d_log_rtt,
+          avg(CASE WHEN inside THEN ln(greatest(throughput_dl_kbps, 1)) END)
+            - avg(CASE WHEN NOT inside THEN ln(greatest(throughput_dl_kbps, 1)) END) AS d_log_thp,
+          avg(CASE WHEN inside THEN CASE WHEN success THEN 0E0 ELSE 1E0 END END)
+            - avg(CASE WHEN NOT inside THEN CASE WHEN success THEN 0E0 ELSE 1E0 END END) AS d_fail,
+          avg(CASE WHEN inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END)
+            - avg(CASE WHEN NOT inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END) AS d_poor,
+          avg(CASE WHEN inside THEN CASE WHEN prb_util_dl >= 0.85 THEN 1E0 ELSE 0E0 END END) AS hot_share_in,
+          count(DISTINCT CASE WHEN inside THEN split_part(cell_id, '-', 1) END) AS sites_in,
+          count(*) FILTER (WHERE inside) AS sessions
+        FROM s GROUP BY episode_id),
+      mx AS (
+        SELECT episode_id, avg(rsrp_dbm) FILTER (WHERE inside) - avg(rsrp_dbm) FILTER (WHERE NOT inside) AS d_rsrp,
+               avg(sinr_db) FILTER (WHERE inside) - avg(sinr_db) FILTER (WHERE NOT inside) AS d_sinr
+        FROM m GROUP BY episode_id),
+      cell_share AS (  -- each serving cell's share of sessions outside and inside the episode
+        SELECT episode_id, cell_id,
+          count(*) FILTER (WHERE NOT inside) * 1E0 / sum(count(*) FILTER (WHERE NOT inside)) OVER (PARTITION BY episode_id) AS share_out,
+          count(*) FILTER (WHERE inside) AS n_in,
+          avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE inside) - avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE NOT inside) AS d_log_rtt,
+          avg(log_rtt_vs_net) FILTER (WHERE inside) AS log_rtt_vs_net,
+          avg(prb_util_dl) FILTER (WHERE inside) AS prb_in,
+          avg(ul_interference_dbm) FILTER (WHERE inside) - avg(ul_interference_dbm) FILTER (WHERE NOT inside) AS d_ul
+        FROM s GROUP BY episode_id, cell_id),
+      silent AS (
+        SELECT episode_id, sum(share_out) AS silent_share, list(cell_id ORDER BY share_out DESC, cell_id) AS silent_cells
+        FROM cell_share WHERE n_in = 0 AND share_out >= 0.02 GROUP BY episode_id),
+      link AS (  -- the transport link whose cells' RTT rose most
+        SELECT episode_id, first(transport_link_id ORDER BY greatest(d, d_net) DESC, transport_link_id) AS link, max(d) AS link_d_log_rtt,
+               max(d_net) AS link_log_rtt_vs_net, first(cells ORDER BY greatest(d, d_net) DESC, transport_link_id) AS link_cells
+        FROM (SELECT cs.episode_id, c.transport_link_id, avg(cs.d_log_rtt) AS d, avg(cs.log_rtt_vs_net) AS d_net,
+                     list(cs.cell_id ORDER BY cs.cell_id) AS cells
+              FROM cell_share cs JOIN cells c USING (cell_id) WHERE cs.n_in >= 5 GROUP BY ALL)
+        GROUP BY episode_id),
+      hot AS (
+        SELECT episode_id, list(cell_id ORDER BY prb_in DESC, cell_id) FILTER (WHERE prb_in >= 0.8) AS hot_cells,
+               list(cell_id ORDER BY d_ul DESC, cell_id) FILTER (WHERE d_ul >= 3) AS interfered_cells,
+               list(cell_id ORDER BY n_in DESC, cell_id) AS serving_cells
+        FROM cell_share WHERE n_in > 0 GROUP BY episode_id)
+      SELECT sx.*, mx.d_rsrp, mx.d_sinr, coalesce(silent.silent_share, 0) AS silent_share, silent.silent_cells,
+             link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells
+      FROM sx LEFT JOIN mx USING (episode_id) LEFT JOIN silent USING (episode_id)
+      LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id)
+      ORDER BY episode_id""").to_arrow_table()
+
+
+def _col(t: pa.Table, name: str) -> np.ndarray:
+    return np.nan_to_num(t[name].to_numpy(zero_copy_only=False).astype(float), nan=0.0)
+
+
+def cause_scores(ev: pa.Table) -> np.ndarray:
+    """(episodes, 5) scores for coverage, interference, congestion, transport, core_dns."""
+    d_rsrp, d_sinr, d_ul = _col(ev, "d_rsrp"), _col(ev, "d_sinr"), _col(ev, "d_ul_interf")
+    coverage = np.maximum(_col(ev, "silent_share") / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
+    # interference lowers SINR without lowering RSRP and shows on the cells' UL noise
+    interference = np.maximum(d_ul / INTERFERENCE_UL_DB, np.where(d_rsrp > -3, d_sinr / INTERFERENCE_SINR_DB, 0))
+    hot = _col(ev, "hot_share_in")
+    # a cell saturated all along has no "before": its share of sessions on cells above 85 % PRB counts too
+    congestion = np.maximum(np.where(_col(ev, "prb_in") >= 0.8, _col(ev, "d_prb") / CONGESTION_PRB, 0.0), hot / CONGESTION_HOT_SHARE)
+    # likewise a link degraded all along: its cells' RTT against the network's at the same hours, when
+    # radio and load cannot explain it
+    radio_ok = (d_sinr > -2) & (hot < 0.2)
+    transport = np.maximum.reduce([_col(ev, "d_log_rtt"), _col(ev, "link_d_log_rtt"),
+                                   np.where(radio_ok, _col(ev, "link_log_rtt_vs_net"), 0)]) / TRANSPORT_LOG_RTT
+    # a core / DNS failure is wide: failures on a handful of cells are a radio or cell problem
+    core = _col(ev, "d_fail") / CORE_FAIL * np.minimum(1.0, _col(ev, "sites_in") / CORE_MIN_SITES)
+    return np.stack([coverage, interference, congestion, transport, core], axis=1)
+
+
+def attribute(ev: pa.Table) -> tuple[list[str], np.ndarray, list[list[str]], list[str]]:
+    """Cause, confidence, responsible cells and a sentence of evidence per episode."""
+    sc = cause_scores(ev)
+    best = sc.argmax(1)
+    top = sc[np.arange(len(sc)), best]
+    pos = np.clip(sc, 0, None).sum(1)
+    conf = np.where(top >= 1, top / np.maximum(pos, 1e-9), 0.0)
+    rows = ev.to_pylist()
+    causes, cells, words = [], [], []
+    for r, b, t in zip(rows, best, top):
+        cause = CAUSES[b] if t >= 1 else "non_network"
+        causes.append(cause)
+        cells.append(_cells(r, cause))
+        words.append(_words(r, cause))
+    return causes, np.round(np.where(np.array(causes) == "non_network", 1 - np.clip(top, 0, 1) * 0.5, conf), 3), cells, words
+
+
+def _cells(r: dict, cause: str) -> list[str]:
+    pick = {"coverage": r["silent_cells"], "interference": r["interfered_cells"], "congestion": r["hot_cells"],
+            "transport": r["link_cells"]}.get(cause)
+    return list(pick or r["serving_cells"] or [])[:12]
+
+
+def _f(v, fmt: str) -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def _words(r: dict, cause: str) -> str:
+    return {
+        "coverage": f"{_f(r['silent_share'], '.0%')} of the area's usual traffic lost its serving cells "
+                    f"({', '.join((r['silent_cells'] or [])[:3]) or 'none silent'}); RSRP {_f(r['d_rsrp'], '+.1f')} dB",
+        "interference": f"UL interference {_f(r['d_ul_interf'], '+.1f')} dB on the serving cells, SINR {_f(r['d_sinr'], '+.1f')} dB "
+                        f"with RSRP {_f(r['d_rsrp'], '+.1f')} dB",
+        "congestion": f"serving cells at {_f(r['prb_in'], '.0%')} PRB load ({_f(r['d_prb'], '+.0%')} on usual, "
+                      f"{_f(r['hot_share_in'], '.0%')} of sessions on cells above 85 %), "
+                      f"throughput x{_f(np.exp(r['d_log_thp'] or 0), '.2f')}",
+        "transport": f"RTT x{_f(np.exp(max(r['link_d_log_rtt'] or 0, r['link_log_rtt_vs_net'] or 0)), '.2f')} on the cells of "
+                     f"transport link {r['link']} (against usual / the network), radio unchanged (SINR {_f(r['d_sinr'], '+.1f')} dB)",
+        "core_dns": f"failed sessions {_f(r['d_fail'], '+.1%')} across the area with RTT x{_f(np.exp(r['d_log_rtt'] or 0), '.2f')}",
+        "non_network": f"no network condition moved enough (poor sessions {_f(r['d_poor'], '+.1%')})",
+    }[cause]
