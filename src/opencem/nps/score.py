@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import h3
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ..engine.base import atomic_dir
 from ..indicators.tree import load_tree
+from ..twin.grid import DEFAULT_RESOLUTION, grid_of
 from .features import (
     NETWORK,
     NON_NETWORK,
@@ -33,7 +33,6 @@ from .features import (
 )
 from .model import CLASSES, NpsModel
 
-GRID_RESOLUTION = 9  # H3 resolution 9: hexagons of about 0.1 km2, edge about 175 m
 VALUE_TIERS = ((15.0, "low"), (40.0, "mid"), (math.inf, "high"))  # ARPU EUR/month upper bounds
 DETRACTOR_P = 0.5  # a potential detractor is more likely than not to answer 0-6
 SEGMENTS = ("plan", "value_tier", "device_model", "home_area", "grid", "cell")
@@ -105,17 +104,9 @@ def _places(con, as_of: dt.date) -> pa.Table:
                      AND CAST(sample_time AS DATE) >= DATE '{as_of}' - INTERVAL 28 DAY GROUP BY ALL) GROUP BY ALL)
       SELECT c.subscriber_id, c.main_cell, COALESCE(g.lat, cells.lat) AS lat, COALESCE(g.lon, cells.lon) AS lon
       FROM c LEFT JOIN g USING (subscriber_id) LEFT JOIN cells ON cells.cell_id = c.main_cell""").to_arrow_table()
-    lat, lon = t["lat"].to_numpy(zero_copy_only=False), t["lon"].to_numpy(zero_copy_only=False)
-    cache: dict[tuple[float, float], str] = {}
-    grid = []
-    for a, b in zip(lat, lon):
-        if a is None or (isinstance(a, float) and math.isnan(a)):
-            grid.append(None)
-            continue
-        k = (round(float(a), 3), round(float(b), 3))
-        if k not in cache:
-            cache[k] = h3.latlng_to_cell(k[0], k[1], GRID_RESOLUTION)
-        grid.append(cache[k])
+    # a subscriber's main place is snapped to 1e-3 degrees (about 100 m) before the hexagon lookup
+    lat, lon = (np.round(pc.fill_null(pc.cast(t[c], pa.float64()), float("nan")).to_numpy(), 3) for c in ("lat", "lon"))
+    grid = grid_of(lat, lon, DEFAULT_RESOLUTION)
     return pa.table({"subscriber_id": t["subscriber_id"], "main_cell": t["main_cell"], "grid": pa.array(grid, pa.string())})
 
 

@@ -26,7 +26,9 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from ..contracts.xdr import SERVICES
 from ..indicators.tree import load_tree
 from ..nps.features import build_features, connect, feature_list
 from ..nps.model import NpsModel
@@ -86,14 +88,15 @@ def _sessions_sql(where: str) -> str:
       ORDER BY x.session_id"""
 
 
+def _floats(t: pa.Table, name: str) -> np.ndarray:
+    return pc.fill_null(pc.cast(t[name], pa.float64()), np.nan).to_numpy()
+
+
 def _matrix(t: pa.Table) -> np.ndarray:
-    cols = [np.nan_to_num(t[c].to_numpy(zero_copy_only=False).astype(float), nan=np.nan) for c in NUMERIC]
-    cols += [np.array([SERVICES_CODE.get(v, -1) for v in t["service"].to_pylist()], float),
-             np.array([1.0 if v == "NR" else 0.0 for v in t["rat"].to_pylist()])]
+    cols = [_floats(t, c) for c in NUMERIC]
+    cols += [pc.index_in(t["service"], value_set=pa.array(SERVICES)).fill_null(-1).to_numpy().astype(float),
+             pc.equal(t["rat"], "NR").fill_null(False).to_numpy(zero_copy_only=False).astype(float)]
     return np.stack(cols, axis=1)
-
-
-SERVICES_CODE = {s: i for i, s in enumerate(("web", "video", "voice", "gaming", "social", "file_transfer"))}
 
 
 class SessionModel:
@@ -120,13 +123,14 @@ def _set(t: pa.Table, name: str, values: np.ndarray) -> pa.Table:
 
 
 def _counterfactual(con, t: pa.Table, action: str, factor: float) -> pa.Table:
-    col = {c: t[c].to_numpy(zero_copy_only=False).astype(float) for c in NUMERIC}
-    hod = col["hod"].astype(int)
+    col = {c: _floats(t, c) for c in NUMERIC}
     if action == "add_capacity":
         return _set(t, "prb_util_dl", col["prb_util_dl"] * factor)
     if action == "fix_transport":
-        net = dict(con.execute("""SELECT hour(start_time), median(ln(greatest(rtt_ms, 1))) FROM xdr GROUP BY 1""").fetchall())
-        return _set(t, "ctx_log_rtt", np.minimum(col["ctx_log_rtt"], np.array([net.get(h, np.nan) for h in hod])))
+        net = np.full(24, np.nan)
+        for h, v in con.execute("SELECT hour(start_time), median(ln(greatest(rtt_ms, 1))) FROM xdr GROUP BY 1").fetchall():
+            net[h] = v
+        return _set(t, "ctx_log_rtt", np.minimum(col["ctx_log_rtt"], net[col["hod"].astype(int)]))
     if action == "fix_core":
         quiet = con.execute("SELECT quantile_cont(f, 0.3) FROM (SELECT avg(CASE WHEN success THEN 0E0 ELSE 1E0 END) AS f "
                             "FROM xdr GROUP BY cell_id, date_trunc('hour', start_time))").fetchall()[0][0]
@@ -137,10 +141,13 @@ def _counterfactual(con, t: pa.Table, action: str, factor: float) -> pa.Table:
         t = _set(t, "ul_interference_dbm", np.minimum(col["ul_interference_dbm"], ul_q))
         return _set(t, "sinr_db", np.maximum(col["sinr_db"], sinr_q))
     if action == "fix_device":
-        others = dict(((d), v) for d, v in con.execute(f"""SELECT CAST(start_time AS DATE), avg(CASE WHEN {POOR_SESSION} THEN 1E0 ELSE 0E0 END)
-            FROM xdr GROUP BY 1""").fetchall())
-        days = t["day"].to_pylist()
-        return _set(t, "ctx_device_poor", np.minimum(col["ctx_device_poor"], np.array([others.get(d, np.nan) for d in days])))
+        # every device's poor share that day, joined to the sessions in the engine rather than row by row
+        con.register("cf_days", t.select(["session_id", "day"]))
+        network = _floats(con.sql(f"""SELECT d.session_id, n.share FROM cf_days d LEFT JOIN (
+              SELECT CAST(start_time AS DATE) AS day, avg(CASE WHEN {POOR_SESSION} THEN 1E0 ELSE 0E0 END) AS share FROM xdr GROUP BY 1) n
+            USING (day) ORDER BY d.session_id""").to_arrow_table(), "share")
+        con.unregister("cf_days")
+        return _set(t, "ctx_device_poor", np.minimum(col["ctx_device_poor"], network))
     raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(ACTIONS)}")
 
 
