@@ -78,12 +78,16 @@ def synth(
     fixes: bool = typer.Option(True, "--fixes/--no-fixes", help="Apply the scenario's fixes (add a carrier, repair a backhaul)"),
     survey_rate: float = typer.Option(0.03, help="Share of subscribers answering an NPS survey per month"),
     fix_day: int = typer.Option(None, help="Day index (0 = first day) the fixes take effect; default 60 % into the window"),
+    apply_fixes: Path = typer.Option(None, "--apply-fixes", help="JSON list of fixes to carry out on --fix-day instead of "
+                                     "the scenario's (fix_id, action, cells, device_model), e.g. a prioritise run's fix_requests.json"),
     overwrite: bool = typer.Option(False, help="Replace OUT if it exists"),
 ) -> None:
     """Generate a synthetic operator: OSS/BSS input tables plus its hidden ground truth."""
+    from opencem.synth.faults import load_requests
     from opencem.synth.generator import SynthConfig
 
-    cfg = SynthConfig(subscribers, days, seed, start, fmt, fixes, survey_rate, workers, fix_day)
+    requests = load_requests(apply_fixes) if apply_fixes else ()
+    cfg = SynthConfig(subscribers, days, seed, start, fmt, fixes, survey_rate, workers, fix_day, requests)
     _run_synth(out, cfg, overwrite)
 
 

@@ -67,7 +67,7 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         for f in fixes:
             bw = b.copy()
             if day >= f.day:
-                hit = np.isin(q["cell"], f.cells)
+                hit = sub["device_model"][d["sub"]] == f.device_model if f.device_model else np.isin(q["cell"], f.cells)
                 if hit.any():
                     dd = {k: (v[hit] if isinstance(v, np.ndarray) else v) for k, v in d.items()}
                     qc = physics(ctx, sub, dd, frozenset([f.fix_id]))
@@ -190,7 +190,7 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
             "nps_class": nps_class(s_now[act_idx]),
             "network_penalty": net_pen[0, act_idx].astype(np.float32),
             "nonnetwork_penalty": non_pen[act_idx].astype(np.float32),
-            "main_fault_id": pa.array(np.where(main_fault[act_idx] >= 0, fault_ids[np.maximum(main_fault[act_idx], 0)], None)),
+            "main_fault_id": pa.array(np.where(main_fault[act_idx] >= 0, fault_ids[np.maximum(main_fault[act_idx], 0)], None), pa.string()),
         }))
         events["nps"].append(_nps_sums(day, s_now[act_idx]))
         for wi, f in enumerate(fixes, start=1):

@@ -42,12 +42,28 @@ class Fault:
 @dataclass
 class Fix:
     fix_id: str
-    action: str  # add_carrier | repair_backhaul
+    action: str  # add_carrier | repair_backhaul, or a requested action (FIX_ACTIONS)
     day: int
-    fault_id: str
+    fault_id: str  # "" when the fix matched no fault (it changes nothing)
     target: str
     cells: np.ndarray  # cells whose sessions the fix touches
     new_cell: int = -1
+    device_model: str | None = None  # a device campaign touches that model's sessions instead
+    unfixed_end_min: int = 0  # when the fault would have ended without the fix
+
+
+# what a requested fix repairs: a fault of this cause on the cells (or device model) it names
+FIX_ACTIONS = {"add_capacity": "congestion", "fix_transport": "transport", "clear_interference": "interference",
+               "fix_core": "core_dns", "fix_device": "device", "restore_coverage": "coverage"}
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    """A fix asked of the operator's field teams: an action on cells or on a device model."""
+    fix_id: str
+    action: str
+    cells: tuple[str, ...] = ()
+    device_model: str | None = None
 
 
 @dataclass
@@ -61,6 +77,21 @@ class Schedule:
 
     def by_cause(self, cause: str) -> list[Fault]:
         return [f for f in self.faults if f.cause == cause]
+
+
+def load_requests(path) -> tuple[FixRequest, ...]:
+    """Fix requests from a JSON list of {fix_id, action, cells, device_model}."""
+    import json
+    from pathlib import Path
+
+    rows = json.loads(Path(path).read_text())
+    out = []
+    for i, r in enumerate(rows):
+        missing = {"fix_id", "action"} - set(r)
+        if missing:
+            raise ValueError(f"{path}: fix {i + 1} lacks {', '.join(sorted(missing))}")
+        out.append(FixRequest(str(r["fix_id"]), str(r["action"]), tuple(r.get("cells") or ()), r.get("device_model")))
+    return tuple(out)
 
 
 def _pick_sites(rng, city: City, area: tuple[str, ...], n: int, taken: set[int]) -> list[int]:
@@ -85,9 +116,9 @@ def _window(rng, days: int, min_h: float, max_h: float, evening: bool = False) -
 
 
 def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, with_fixes: bool = True,
-         fix_day: int | None = None) -> Schedule:
+         fix_day: int | None = None, requests: tuple[FixRequest, ...] = ()) -> Schedule:
     """Choose faults of every cause, the fixes (on `fix_day`, default 60 % into the window), and
-    compute every cell's load per 15 min."""
+    compute every cell's load per 15 min. `requests` replace the scenario's own two fixes."""
     end = days * MIN_PER_DAY
     fix_day = max(2, int(round(days * 0.6))) if fix_day is None else fix_day
     faults: list[Fault] = []
@@ -151,7 +182,9 @@ def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, wi
         f.fault_id = f"F{i + 1:03d}"
 
     fixes: list[Fix] = []
-    if with_fixes:
+    if requests:
+        fixes = [_requested_fix(city, faults, r, fix_day) for r in requests]
+    elif with_fixes:
         cong = next(f for f in faults if f.cause == "congestion" and f.start_min == 0)
         site, c = int(cong.sites[0]), int(cong.cells[0])
         new = city.add_cell(site, int(city.cells["sector"][c]), "B7", fix_day)
@@ -159,14 +192,36 @@ def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, wi
         tr = next((f for f in faults if f.cause == "transport" and f.start_min == 0), None)
         if tr is not None:
             fixes.append(Fix("X2", "repair_backhaul", fix_day, tr.fault_id, tr.params["link"], tr.cells))
-        for fx in fixes:
-            f = next(f for f in faults if f.fault_id == fx.fault_id)
-            f.end_min, f.fixed_by = fix_day * MIN_PER_DAY, fx.fix_id
-
+    # demand is drawn before the fixes shorten the faults, so a world without a fix keeps its load
     weekend = (start_weekday + np.arange(days)) % 7 >= 5
     demand = _demand(city, days, weekend, faults, rng)
-    load, load_without = _load(city, demand, fixes, faults)
+    unfixed = {f.fault_id: f.end_min for f in faults}
+    for fx in fixes:
+        f = next((f for f in faults if f.fault_id == fx.fault_id), None)
+        if f is not None:
+            fx.unfixed_end_min = f.end_min
+            f.end_min, f.fixed_by = max(f.start_min, min(f.end_min, fix_day * MIN_PER_DAY)), fx.fix_id
+    load, load_without = _load(city, demand, fixes, faults, unfixed)
     return Schedule(faults, fixes, demand, load, load_without, weekend)
+
+
+def _requested_fix(city: City, faults: list[Fault], r: FixRequest, day: int) -> Fix:
+    """The fault a requested fix repairs: same cause, still active on `day`, on the cells (or device
+    model) named; a request that matches none is still carried out and changes nothing."""
+    if r.action not in FIX_ACTIONS:
+        raise ValueError(f"fix {r.fix_id}: unknown action '{r.action}'; choose one of {', '.join(FIX_ACTIONS)}")
+    index = {c: i for i, c in enumerate(city.cells["cell_id"])}
+    unknown = [c for c in r.cells if c not in index]
+    if unknown:
+        raise ValueError(f"fix {r.fix_id}: unknown cell {unknown[0]}")
+    cells = np.array(sorted(index[c] for c in r.cells), dtype=np.int64)
+    cause = FIX_ACTIONS[r.action]
+    match = next((f for f in faults if f.cause == cause and f.fixed_by is None and f.end_min > day * MIN_PER_DAY
+                  and (f.params.get("model") == r.device_model if cause == "device" else np.isin(cells, f.cells).any())), None)
+    if match is not None:
+        match.fixed_by = r.fix_id  # claimed, so a second request for the same fault repairs nothing more
+    target = r.device_model if cause == "device" else ";".join(r.cells)
+    return Fix(r.fix_id, r.action, day, match.fault_id if match else "", target, cells, device_model=r.device_model)
 
 
 def _demand(city: City, days: int, weekend: np.ndarray, faults: list[Fault], rng) -> np.ndarray:
@@ -193,11 +248,18 @@ def _demand(city: City, days: int, weekend: np.ndarray, faults: list[Fault], rng
     return demand.astype(np.float32)
 
 
-def _load(city: City, demand: np.ndarray, fixes: list[Fix], faults: list[Fault]):
-    """Utilisation from demand; a carrier fix splits the sector's LTE demand over both carriers."""
+def _load(city: City, demand: np.ndarray, fixes: list[Fix], faults: list[Fault], unfixed: dict[str, int]):
+    """Utilisation from demand; a carrier fix splits the sector's LTE demand over both carriers, an
+    added capacity takes the congestion's extra demand off from the fix on."""
     load = np.clip(demand, 0.02, 0.98)
     without: dict[str, np.ndarray] = {}
+    by_id = {f.fault_id: f for f in faults}
     for fx in fixes:
+        f = by_id.get(fx.fault_id)
+        if fx.action == "add_capacity" and f is not None:
+            a, b = f.end_min // 15, unfixed[f.fault_id] // 15
+            without[fx.fix_id] = load.copy()
+            load[f.cells, a:b] = np.clip(demand[f.cells, a:b] / f.params["demand_factor"], 0.02, 0.98)
         if fx.action != "add_carrier":
             continue
         old, new = fx.cells

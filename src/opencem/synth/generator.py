@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from .behaviour import ANSWER_NOISE_SD, simulate_chunk
 from .city import build_city, xy_to_latlon
-from .faults import plan
+from .faults import FixRequest, plan
 from .pm import cell_quality, pm_day
 from .population import PLAN_TABLE, make_subscribers, subscribers_table
 from .radio import RadioModel
@@ -37,6 +37,7 @@ class SynthConfig:
     survey_rate: float = 0.03  # share of the base answering an NPS survey per month (before bias)
     workers: int = 1
     fix_day: int | None = None  # day index of the fixes; default 60 % into the window
+    apply: tuple[FixRequest, ...] = ()  # fixes asked of the operator (replace the scenario's own)
 
     def check(self) -> None:
         if self.subscribers < 100:
@@ -69,7 +70,7 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int, int], None] |
     sub = make_subscribers(cfg.subscribers, rng_sub)
     start = np.datetime64(cfg.start, "ms")
     weekday = int((np.datetime64(cfg.start, "D").astype(int) + 3) % 7)  # 1970-01-01 was a Thursday
-    schedule = plan(city, cfg.days, weekday, rng_plan, with_fixes=cfg.fixes, fix_day=cfg.fix_day)
+    schedule = plan(city, cfg.days, weekday, rng_plan, with_fixes=cfg.fixes, fix_day=cfg.fix_day, requests=cfg.apply)
     ctx = Context(city, RadioModel(city), schedule, cfg.days)
     params = {
         "start_date": start, "survey_rate": cfg.survey_rate, "billing_day": cfg.days // 4,
@@ -199,7 +200,7 @@ def _write_collected(writer: LakeWriter, cfg: SynthConfig, ctx: Context, sub, pa
         sw = np.asarray(a["satisfaction_with_fix"]) if a is not None else np.array([])
         so = np.asarray(a["satisfaction_without_fix"]) if a is not None else np.array([])
         fix_rows.append({
-            "fix_id": fx.fix_id, "action": fx.action, "target": fx.target, "fault_id": fx.fault_id,
+            "fix_id": fx.fix_id, "action": fx.action, "target": fx.target, "fault_id": fx.fault_id or None,
             "fix_date": _day(params["start_date"], fx.day),
             "cells": ";".join(city.cells["cell_id"][fx.cells]),
             "sessions_affected": tot["n"], "subscribers_affected": len(sw),

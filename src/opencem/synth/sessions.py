@@ -115,14 +115,16 @@ def physics(ctx: Context, sub: dict, d: dict, fixes_off: frozenset[str] = frozen
     t = d["start"]
     slot = (t // 15).astype(np.int64)
     end_of = {f.fault_id: f.end_min for f in sch.faults}
-    for fx in sch.fixes:
-        if fx.fix_id in fixes_off:
-            end_of[fx.fault_id] = ctx.days * MIN_PER_DAY
     load_m = sch.load
     disabled: set[int] = set()
     for fx in sch.fixes:
-        if fx.fix_id in fixes_off and fx.action == "add_carrier":
+        if fx.fix_id not in fixes_off:
+            continue
+        if fx.fault_id:
+            end_of[fx.fault_id] = fx.unfixed_end_min
+        if fx.fix_id in sch.load_without_fix:
             load_m = sch.load_without_fix[fx.fix_id]
+        if fx.action == "add_carrier":
             disabled.add(fx.new_cell)
 
     def active(f):
