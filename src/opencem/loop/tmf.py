@@ -1,0 +1,600 @@
+"""Export optimisation plans as TM Forum Open API resources, and validate them against the TMF specs.
+
+A plan from the prioritise stage becomes two create bodies (the ``*_FVO`` schemas a client POSTs):
+
+* a TMF621 Trouble Ticket v5 ``TroubleTicket`` (:func:`trouble_ticket`), and
+* a TMF656 Service Problem Management v5 ``ServiceProblem`` (:func:`service_problem`).
+
+:func:`validate` checks a document against a component schema of the official OpenAPI 3.0 files. The
+files are not shipped with the package: they are looked up in ``$OPENCEM_TMF_SPECS`` or, by default, in
+``<project root>/../shared/specs/tmf`` (see :func:`spec_dir`).
+
+How the OpenAPI 3.0 schemas are turned into JSON Schema 2020-12 (see :func:`_compile`):
+
+* ``nullable: true`` adds ``null`` to ``type`` (and to ``enum``); siblings of ``$ref`` are dropped, as
+  OpenAPI 3.0 ignores them; ``example``/``discriminator``/``xml``/``externalDocs`` are removed;
+* ``discriminator`` is OpenAPI-only, so it is compiled into plain JSON Schema: every component schema
+  ``S`` gets a *base* form (its own definition, where ``allOf`` parents point at their base forms too)
+  and a *public* form used by every other ``$ref``: ``allOf: [base S]`` plus, for each mapping entry
+  ``value -> T`` (``T`` not ``S``), ``if @type == value then $ref T``. A ``FloatCharacteristic`` inside a
+  ``Characteristic_FVO`` array is therefore checked against ``FloatCharacteristic_FVO`` (its ``value``
+  must be a number). For ``oneOf`` + ``discriminator`` (``PartyRefOrPartyRoleRef_FVO``,
+  ``PlaceRefOrValue_FVO``, ...) the ``oneOf`` is replaced by the same dispatch and ``@type`` must be one
+  of the mapping values (open TMF schemas would otherwise match several branches and always fail);
+* ``format: date-time`` / ``date`` are checked (RFC 3339); other formats (``float``, ``uri``) are not.
+
+TMF schemas are open (no ``additionalProperties: false``); :func:`undeclared_fields` lists the fields of a
+document that the spec does not declare, to keep our exports to fields the spec defines.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import functools
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+log = logging.getLogger(__name__)
+
+SPECS_ENV = "OPENCEM_TMF_SPECS"
+SPEC_FILES = {
+    "TMF621": "TMF621-Trouble_Ticket-v5.0.1.oas.yaml",
+    "TMF656": "TMF656-Service_Problem_Management-v5.0.0.oas.yaml",
+}
+KINDS = {"troubleTicket": ("TMF621", "TroubleTicket_FVO"), "serviceProblem": ("TMF656", "ServiceProblem_FVO")}
+
+OWNER = "OpenCEM"  # externalIdentifier.owner, originatingSystem, note author, originator party id
+TICKET_TYPE = "networkOptimisation"
+PROBLEMS = ("coverage", "interference", "congestion", "transport", "core_dns", "device")
+RADIO_PROBLEMS = ("coverage", "interference", "congestion")  # the cells themselves are the root cause
+PRIORITIES = ("critical", "high", "medium", "low")
+SEVERITIES = ("critical", "major", "minor")
+SP_PRIORITY = {"critical": 1, "high": 3, "medium": 5, "low": 7}  # TMF656: 1 (highest) .. 10 (lowest)
+RESOLUTION_DAYS = {"critical": 2, "high": 7, "medium": 14, "low": 30}  # requestedResolutionDate = created + days
+IMPACT_BASE = {"critical": 60, "major": 40, "minor": 20}  # impactImportanceFactor = base + up to 40 by subscribers
+
+_REF = "#/components/schemas/"
+_BASE = "#/components/x-opencem-base/"
+_PLAN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+# ----------------------------------------------------------------------------------------------- plans
+
+
+def _need(plan: dict, key: str) -> Any:
+    if plan.get(key) in (None, ""):
+        raise ValueError(f"plan {plan.get('plan_id', '?')}: missing field {key!r}")
+    return plan[key]
+
+
+def _num(plan: dict, key: str, default: float = 0.0) -> float:
+    value = plan.get(key)
+    value = default if value is None else float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"plan {plan.get('plan_id', '?')}: field {key!r} is not a finite number: {value}")
+    return value
+
+
+def _one_of(plan: dict, key: str, allowed: tuple[str, ...]) -> str:
+    value = str(_need(plan, key)).lower()
+    if value not in allowed:
+        raise ValueError(f"plan {plan.get('plan_id', '?')}: {key}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _plan(plan: dict) -> dict:
+    """The plan's fields, checked and converted to plain JSON types (numpy scalars become int/float)."""
+    plan_id = str(_need(plan, "plan_id"))
+    if not _PLAN_ID.match(plan_id):
+        raise ValueError(f"plan_id {plan_id!r} must match {_PLAN_ID.pattern} (it names the exported files)")
+    created = plan.get("created")
+    if created not in (None, ""):
+        try:
+            created = dt.date.fromisoformat(str(created)[:10])
+        except ValueError:
+            raise ValueError(f"plan {plan_id}: created={created!r} is not an ISO date") from None
+    actions = []
+    for a in plan.get("actions") or []:
+        actions.append({
+            "fix_id": str(a.get("fix_id") or ""),
+            "action": str(a.get("action") or ""),
+            "detail": str(a.get("detail") or ""),
+            "cost_class": str(a.get("cost_class") or ""),
+            "lift": _num(a, "expected_nps_lift"),
+            "base_lift": _num(a, "expected_base_nps_lift"),
+        })
+    lat, lon = plan.get("center_lat"), plan.get("center_lon")
+    rank = plan.get("priority_rank")
+    return {
+        "plan_id": plan_id,
+        "created": created or None,
+        "grid": str(_need(plan, "grid")),
+        "lat": None if lat is None else round(float(lat), 6),
+        "lon": None if lon is None else round(float(lon), 6),
+        "problem": _one_of(plan, "problem", PROBLEMS),
+        "title": str(_need(plan, "title")),
+        "description": str(_need(plan, "description")).strip(),
+        "evidence": str(plan.get("evidence") or "").strip(),
+        "episodes": [str(e) for e in plan.get("episodes") or []],
+        "cells": [str(c) for c in plan.get("cells") or []],
+        "device_model": None if plan.get("device_model") in (None, "") else str(plan["device_model"]),
+        "actions": actions,
+        "subscribers": int(_num(plan, "subscribers_affected")),
+        "revenue": round(_num(plan, "revenue_at_stake"), 2),
+        "rank": None if rank is None else int(rank),
+        "priority": _one_of(plan, "priority", PRIORITIES),
+        "severity": _one_of(plan, "severity", SEVERITIES),
+    }
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+def _action_text(a: dict) -> str:
+    head = " ".join(x for x in (a["fix_id"], a["action"]) if x) or "action"
+    cost = f", cost {a['cost_class']}" if a["cost_class"] else ""
+    detail = f": {a['detail']}" if a["detail"] else ""
+    return f"{head}{cost}{detail} (expected NPS lift {a['lift']:+.1f} in the area, {a['base_lift']:+.2f} on the whole base)"
+
+
+def _description(p: dict) -> str:
+    parts = [_sentence(p["description"])]
+    if p["evidence"]:
+        parts.append(_sentence(f"Evidence: {p['evidence']}"))
+    if p["actions"]:
+        steps = "; ".join(f"{i}) {_action_text(a)}" for i, a in enumerate(p["actions"], 1))
+        parts.append(_sentence(f"Proposed actions: {steps}"))
+    where = f"H3 cell {p['grid']}"
+    if p["lat"] is not None and p["lon"] is not None:
+        where += f" around {p['lat']:.5f}, {p['lon']:.5f}"
+    if p["cells"]:
+        where += f", cells {', '.join(p['cells'])}"
+    if p["device_model"]:
+        where += f", device model {p['device_model']}"
+    parts.append(_sentence(f"Problem class {p['problem']} in {where}"))
+    parts.append(_sentence(f"At stake: {p['subscribers']} subscribers, EUR {p['revenue']:,.2f} monthly revenue"))
+    return " ".join(parts)
+
+
+def _timestamp(day: dt.date | None, plus_days: int = 0) -> str | None:
+    return None if day is None else f"{(day + dt.timedelta(days=plus_days)).isoformat()}T00:00:00Z"
+
+
+def _facts(p: dict) -> list[tuple[str, str, Any]]:
+    """(name, kind, value) facts carried as characteristics; kind is string, float, integer or array."""
+    facts: list[tuple[str, str, Any]] = [("grid", "string", p["grid"]), ("problemCategory", "string", p["problem"])]
+    if p["lat"] is not None and p["lon"] is not None:
+        facts += [("centerLatitude", "float", p["lat"]), ("centerLongitude", "float", p["lon"])]
+    if p["cells"]:
+        facts.append(("cells", "array", p["cells"]))
+    if p["episodes"]:
+        facts.append(("episodes", "array", p["episodes"]))
+    if p["device_model"]:
+        facts.append(("deviceModel", "string", p["device_model"]))
+    if p["actions"]:
+        best = max(p["actions"], key=lambda a: a["lift"])  # the single best action, actions may be alternatives
+        facts += [("fixIds", "array", [a["fix_id"] for a in p["actions"] if a["fix_id"]]),
+                  ("expectedNpsLift", "float", round(best["lift"], 3)),
+                  ("expectedBaseNpsLift", "float", round(best["base_lift"], 4))]
+    facts += [("subscribersAffected", "integer", p["subscribers"]), ("revenueAtStakeEurPerMonth", "float", p["revenue"])]
+    if p["rank"] is not None:
+        facts.append(("priorityRank", "integer", p["rank"]))
+    return facts
+
+
+_TYPED = {"string": "StringCharacteristic", "float": "FloatCharacteristic", "integer": "IntegerCharacteristic",
+          "array": "StringArrayCharacteristic"}
+
+
+def _entity(role: str, ident: str, referred: str, name: str | None = None) -> dict:
+    entity = {"@type": "EntityRef", "@referredType": referred, "id": ident}
+    if name:
+        entity["name"] = name
+    return {"@type": "RelatedEntity", "role": role, "entity": entity}
+
+
+def _common(p: dict) -> dict:
+    notes = []
+    if p["evidence"]:
+        notes.append(f"Evidence: {p['evidence']}")
+    notes += [f"Action {_action_text(a)}" for a in p["actions"]]
+    date = _timestamp(p["created"])
+    note_docs = []
+    for i, text in enumerate(notes, 1):
+        note = {"@type": "Note", "id": str(i), "author": OWNER, "text": _sentence(text)}
+        if date:
+            note["date"] = date
+        note_docs.append(note)
+    doc = {
+        "name": p["title"],
+        "description": _description(p),
+        "externalIdentifier": [{"@type": "ExternalIdentifier", "id": p["plan_id"], "owner": OWNER,
+                                "externalIdentifierType": "OptimisationPlan"}],
+    }
+    if note_docs:
+        doc["note"] = note_docs
+    return doc
+
+
+def _extra_entities(p: dict) -> list[dict]:
+    out = [_entity("evidence", e, "OpenCEMEpisode") for e in p["episodes"]]
+    if p["device_model"]:
+        out.append(_entity("affectedDeviceModel", p["device_model"], "DeviceModel", p["device_model"]))
+    return out
+
+
+def trouble_ticket(plan: dict) -> dict:
+    """The TMF621 v5 ``TroubleTicket_FVO`` create body for one plan."""
+    p = _plan(plan)
+    doc = {"@type": "TroubleTicket", **_common(p),
+           "severity": p["severity"].capitalize(), "priority": p["priority"].capitalize(), "ticketType": TICKET_TYPE}
+    if p["created"]:
+        doc["requestedResolutionDate"] = _timestamp(p["created"], RESOLUTION_DAYS[p["priority"]])
+    doc["relatedEntity"] = ([_entity("affectedArea", p["grid"], "GeographicLocation", f"H3 cell {p['grid']}")]
+                            + [_entity("affectedCell", c, "LogicalResource", c) for c in p["cells"]] + _extra_entities(p))
+    doc["troubleTicketCharacteristic"] = [
+        {"@type": _TYPED[kind], "name": name, "valueType": kind, "value": value} for name, kind, value in _facts(p)]
+    return doc
+
+
+def impact_importance(p: dict) -> int:
+    """0..100: a severity base plus up to 40 points for subscribers affected (log scale, full at 10,000)."""
+    return min(100, IMPACT_BASE[p["severity"]] + round(40 * min(1.0, math.log10(1 + max(0, p["subscribers"])) / 4)))
+
+
+def service_problem(plan: dict) -> dict:
+    """The TMF656 v5 ``ServiceProblem_FVO`` create body for one plan."""
+    p = _plan(plan)
+    doc = {"@type": "ServiceProblem", **_common(p),
+           "category": "system.originated", "reason": p["problem"], "priority": SP_PRIORITY[p["priority"]],
+           "originatingSystem": OWNER, "impactImportanceFactor": str(impact_importance(p)),
+           "affectedNumberOfServices": p["subscribers"],
+           "originatorParty": {"@type": "RelatedPartyRefOrPartyRoleRef", "role": "originator",
+                               "partyOrPartyRole": {"@type": "PartyRef", "id": OWNER, "name": OWNER, "@referredType": "Organization"}}}
+    where = f"H3 cell {p['grid']}"
+    if p["lat"] is not None and p["lon"] is not None:
+        where += f" ({p['lat']:.5f}, {p['lon']:.5f})"
+    doc["affectedLocation"] = [{"@type": "RelatedPlaceRefOrValue", "role": "affectedArea",
+                                "place": {"@type": "PlaceRef", "@referredType": "GeographicLocation", "id": p["grid"], "name": where}}]
+    cells = [{"@type": "ResourceRef", "@referredType": "LogicalResource", "id": c, "name": c} for c in p["cells"]]
+    if cells:
+        doc["affectedResource"] = cells
+        if p["problem"] in RADIO_PROBLEMS:
+            doc["rootCauseResource"] = copy.deepcopy(cells)
+    extra = _extra_entities(p)
+    if extra:
+        doc["relatedEntity"] = extra
+    # TMF656 v5.0.0 defines only the untyped Characteristic (no value subclasses, no "value" property)
+    doc["characteristic"] = [{"@type": "Characteristic", "name": name, "valueType": kind, "value": value} for name, kind, value in _facts(p)]
+    return doc
+
+
+# ------------------------------------------------------------------------------------------ the specs
+
+
+def spec_dir() -> Path:
+    """``$OPENCEM_TMF_SPECS`` if set, else ``<project root>/../shared/specs/tmf`` (project root holds ``src/``)."""
+    env = os.environ.get(SPECS_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "tmf"
+
+
+def spec_path(api: str) -> Path:
+    """The spec file for ``api``; FileNotFoundError (saying where it looked) when it is absent."""
+    if api not in SPEC_FILES:
+        raise ValueError(f"unknown TMF api {api!r}; expected one of {', '.join(SPEC_FILES)}")
+    path = spec_dir() / SPEC_FILES[api]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{api} OpenAPI spec not found: looked for {path}. The TM Forum spec files are not shipped with opencem; "
+            f"put {SPEC_FILES[api]} in that folder or set {SPECS_ENV} to the folder that holds it")
+    return path
+
+
+def spec_available(api: str) -> bool:
+    try:
+        spec_path(api)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_SCHEMA_ONE = ("items", "not", "additionalProperties")
+_DROP = {"discriminator", "nullable", "example", "xml", "externalDocs"}
+
+
+def _convert(node: Any) -> Any:
+    """One OpenAPI 3.0 schema object as JSON Schema 2020-12 (recursing only into schema positions)."""
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return {"$ref": node["$ref"]}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: _convert(sub) for name, sub in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_convert(sub) for sub in value]
+        elif key in _SCHEMA_ONE:
+            out[key] = _convert(value)
+        else:
+            out[key] = value
+    if node.get("nullable") is True:
+        if isinstance(out.get("type"), str):
+            out["type"] = [out["type"], "null"]
+        if isinstance(out.get("enum"), list) and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if out.get(exclusive) is True and bound in out:
+            out[exclusive] = out.pop(bound)
+        elif out.get(exclusive) is False:
+            del out[exclusive]
+    return out
+
+
+def _compile(oas: dict) -> dict:
+    """The OAS document's component schemas as base + public JSON Schema forms (see the module docstring)."""
+    schemas = oas.get("components", {}).get("schemas", {})
+    base: dict[str, Any] = {}
+    public: dict[str, Any] = {}
+    for name, raw in schemas.items():
+        conv = _convert(raw)
+        disc = raw.get("discriminator") if isinstance(raw, dict) else None
+        choice = disc is not None and any(k in raw for k in ("oneOf", "anyOf"))
+        if isinstance(conv, dict):
+            if choice:
+                conv.pop("oneOf", None)
+                conv.pop("anyOf", None)
+            if isinstance(conv.get("allOf"), list):  # allOf is TMF's inheritance: parents are used without dispatch
+                conv["allOf"] = [{"$ref": _BASE + s["$ref"][len(_REF):]} if isinstance(s, dict) and s.get("$ref", "").startswith(_REF) else s
+                                 for s in conv["allOf"]]
+        base[name] = conv
+        parts: list[dict] = [{"$ref": _BASE + name}]
+        if disc:
+            prop = disc["propertyName"]
+            mapping = dict(disc.get("mapping") or {})
+            if not mapping and choice:  # implicit mapping: the schema names
+                mapping = {s["$ref"].rsplit("/", 1)[-1]: s["$ref"] for s in raw.get("oneOf", raw.get("anyOf", [])) if "$ref" in s}
+            for value, target in sorted(mapping.items()):
+                if target != _REF + name:
+                    parts.append({"if": {"properties": {prop: {"const": value}}, "required": [prop]}, "then": {"$ref": target}})
+            if choice:
+                parts.append({"required": [prop], "properties": {prop: {"enum": sorted(mapping)}}})
+        public[name] = {"allOf": parts}
+    return {"components": {"schemas": public, "x-opencem-base": base}}
+
+
+def _load_yaml(path: Path) -> dict:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with path.open("rb") as fh:
+        return yaml.load(fh, Loader=loader)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(path: str, mtime_ns: int) -> dict:
+    return _compile(_load_yaml(Path(path)))
+
+
+def _spec(api: str) -> tuple[str, int, dict]:
+    path = spec_path(api)
+    mtime = path.stat().st_mtime_ns
+    return str(path), mtime, _compiled(str(path), mtime)
+
+
+_FORMATS = FormatChecker(formats=())
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_datetime(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _RFC3339.match(value):
+        return False
+    dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    return True
+
+
+@_FORMATS.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return False
+    dt.date.fromisoformat(value)
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _validator(path: str, mtime_ns: int, api: str, schema: str) -> Draft202012Validator:
+    root = _compiled(path, mtime_ns)
+    if schema not in root["components"]["schemas"]:
+        raise ValueError(f"{api} has no component schema {schema!r}")
+    uri = f"https://opencem.invalid/tmf/{api}.json"
+    registry = Registry().with_resource(uri, Resource(contents=root, specification=DRAFT202012))
+    return Draft202012Validator({"$ref": f"{uri}{_REF}{schema}"}, registry=registry, format_checker=_FORMATS)
+
+
+def _jpath(base: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{base}[{key}]"
+    return f"{base}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{base}[{key!r}]"
+
+
+def _path_key(path: str) -> list:
+    """Sort key for JSON paths: array indexes in numeric order."""
+    return [int(x) if x.isdigit() else x for x in re.split(r"\[(\d+)\]", path)]
+
+
+class TMFValidationError(ValueError):
+    """A document does not match its TMF schema; ``errors`` holds (json path, reason) pairs."""
+
+    def __init__(self, api: str, schema: str, errors: list[tuple[str, str]]):
+        self.api, self.schema, self.errors = api, schema, errors
+        first = f"{errors[0][0]}: {errors[0][1]}"
+        more = f" (and {len(errors) - 1} more: {'; '.join(f'{p}: {r}' for p, r in errors[1:4])})" if len(errors) > 1 else ""
+        super().__init__(f"{api} {schema}: invalid at {first}{more}")
+
+
+def check(doc: dict, api: str, schema: str) -> list[tuple[str, str]]:
+    """All (json path, reason) violations of ``doc`` against ``api``'s component ``schema``; [] when valid."""
+    path, mtime, _ = _spec(api)
+    found = set()
+    for err in _validator(path, mtime, api, schema).iter_errors(doc):
+        where = err.json_path
+        reason = err.message if len(err.message) <= 200 else err.message[:197] + "..."
+        if err.validator == "required" and isinstance(err.instance, dict):
+            missing = [r for r in err.validator_value if r not in err.instance and err.message == f"{r!r} is a required property"]
+            if missing:
+                where, reason = _jpath(where, missing[0]), "required field is missing"
+        found.add((where, reason))
+    return sorted(found, key=lambda e: (_path_key(e[0]), e[1]))
+
+
+def validate(doc: dict, api: str, schema: str) -> None:
+    """Raise :class:`TMFValidationError` (a ValueError) naming api, schema, field path and reason when ``doc``
+    does not match; FileNotFoundError when the spec file is not available."""
+    errors = check(doc, api, schema)
+    if errors:
+        raise TMFValidationError(api, schema, errors)
+
+
+def _resolve(root: dict, ref: str) -> Any:
+    node: Any = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _declared(root: dict, node: Any, instance: dict, props: dict[str, list], depth: int = 0) -> None:
+    if not isinstance(node, dict) or depth > 64:
+        return
+    if "$ref" in node:
+        _declared(root, _resolve(root, node["$ref"]), instance, props, depth + 1)
+    for sub in node.get("allOf", []):
+        _declared(root, sub, instance, props, depth + 1)
+    cond = node.get("if")
+    if cond and "then" in node:
+        if all(instance.get(k) == v.get("const") for k, v in cond["properties"].items()):
+            _declared(root, node["then"], instance, props, depth + 1)
+    for name, sub in node.get("properties", {}).items():
+        props.setdefault(name, []).append(sub)
+
+
+def _items(root: dict, node: Any, out: list, depth: int = 0) -> None:
+    if not isinstance(node, dict) or depth > 64:
+        return
+    if "$ref" in node:
+        _items(root, _resolve(root, node["$ref"]), out, depth + 1)
+    for sub in node.get("allOf", []):
+        _items(root, sub, out, depth + 1)
+    if isinstance(node.get("items"), dict):
+        out.append(node["items"])
+
+
+def _walk(root: dict, node: Any, value: Any, where: str, out: set) -> None:
+    if isinstance(value, dict):
+        props: dict[str, list] = {}
+        _declared(root, node, value, props)
+        for key, sub in value.items():
+            if key not in props:
+                out.add(_jpath(where, key))
+            for schema in props.get(key, []):
+                _walk(root, schema, sub, _jpath(where, key), out)
+    elif isinstance(value, list):
+        schemas: list = []
+        _items(root, node, schemas)
+        for schema in schemas:
+            for i, item in enumerate(value):
+                _walk(root, schema, item, _jpath(where, i), out)
+
+
+def undeclared_fields(doc: dict, api: str, schema: str) -> list[str]:
+    """JSON paths of the fields in ``doc`` that the spec does not declare (TMF schemas accept them)."""
+    _, _, root = _spec(api)
+    if schema not in root["components"]["schemas"]:
+        raise ValueError(f"{api} has no component schema {schema!r}")
+    out: set[str] = set()
+    _walk(root, {"$ref": _REF + schema}, doc, "$", out)
+    return sorted(out, key=_path_key)
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(doc: dict) -> str:
+    """The canonical JSON text of a document: sorted keys, 2-space indent, UTF-8, trailing newline."""
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def export(plans: list[dict], out_dir: Path, *, require_spec: bool = False) -> list[Path]:
+    """Write ``out_dir/troubleTicket/<plan_id>.json`` and ``out_dir/serviceProblem/<plan_id>.json`` per plan.
+
+    Every document is validated before anything is written. When a spec file is missing the documents are
+    written unvalidated and a warning is logged, unless ``require_spec`` is set (then FileNotFoundError).
+    Output is deterministic: the same plans give byte-identical files. Returns the paths written, in order
+    (per plan: trouble ticket, then service problem).
+    """
+    out_dir = Path(out_dir)
+    builders = {"troubleTicket": trouble_ticket, "serviceProblem": service_problem}
+    seen: set[str] = set()
+    docs: list[tuple[Path, str, str, str, dict]] = []
+    for plan in plans:
+        pid = str(plan.get("plan_id", ""))
+        if pid in seen:
+            raise ValueError(f"duplicate plan_id {pid!r} in export")
+        seen.add(pid)
+        for kind, build in builders.items():
+            api, schema = KINDS[kind]
+            docs.append((out_dir / kind / f"{pid}.json", pid, api, schema, build(plan)))
+    skipped = set()
+    for _, pid, api, schema, doc in docs:
+        if api in skipped:
+            continue
+        try:
+            validate(doc, api, schema)
+        except TMFValidationError as exc:
+            raise ValueError(f"plan {pid}: {exc}") from exc
+        except FileNotFoundError as exc:
+            if require_spec:
+                raise
+            skipped.add(api)
+            log.warning("%s documents exported WITHOUT validation: %s", api, exc)
+    paths = []
+    for path, _, _, _, doc in docs:
+        write_atomic(path, dumps(doc))
+        paths.append(path)
+    return paths
