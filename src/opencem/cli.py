@@ -397,7 +397,7 @@ def diagnose(
 @friendly_errors
 def whatif(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables and a trained NPS model"),
-    action: str = typer.Option(..., help="add_capacity, fix_transport, clear_interference, fix_core or fix_device"),
+    action: str = typer.Option(..., help="add_capacity, fix_transport, clear_interference, fix_core, fix_device or restore_coverage"),
     start: str = typer.Option(..., help="First day the change applies (YYYY-MM-DD)"),
     end: str = typer.Option(..., help="Day after the last; NPS is predicted as of this day"),
     cells: str = typer.Option(None, help="Comma-separated cells the change touches"),

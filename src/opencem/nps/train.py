@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import __version__
 from ..indicators.tree import load_tree
@@ -46,8 +47,9 @@ def survey_features(con, feats, min_day: dt.date) -> pa.Table:
 
 
 def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple[dt.date, float]] | None = None,
-              progress: Callable[[str], None] | None = None) -> NpsModel:
-    """Fit, calibrate and judge the model; ``anchor`` = [(day, base NPS of a representative study that day)]."""
+              progress: Callable[[str], None] | None = None, until: dt.date | None = None) -> NpsModel:
+    """Fit, calibrate and judge the model; ``anchor`` = [(day, base NPS of a representative study that day)];
+    ``until``: only answers before that day (a model that has not seen what came after)."""
     say = progress or (lambda _msg: None)
     ws = Path(workspace)
     tree = load_tree(tree_path)
@@ -57,6 +59,8 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     first, last = one(con, "SELECT min(day), max(day) FROM cei_subscriber_day")
     say("features of every survey answer")
     data = survey_features(con, feats, first + dt.timedelta(days=MIN_HISTORY_DAYS))
+    if until is not None:
+        data = data.filter(pc.less(data["as_of"], pa.scalar(until, pa.date32())))
     if data.num_rows < MIN_ANSWERS:
         raise ValueError(f"{ws / 'lake' / 'surveys'}: {data.num_rows} usable survey answers after day "
                          f"{MIN_HISTORY_DAYS}; the model needs at least {MIN_ANSWERS}")

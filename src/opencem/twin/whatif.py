@@ -11,7 +11,8 @@ device model's poor share that day (the device context). A fix sets its conditio
 - ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
 - ``clear_interference``: the cells' UL interference and their users' SINR to the cell's quiet level;
 - ``fix_core``: the cells' failure context to the network's quiet level;
-- ``fix_device``: the model's daily poor share to the other models' that day.
+- ``fix_device``: the model's daily poor share to the other models' that day;
+- ``restore_coverage``: the users' RSRP and SINR on the cells to the scope's good level (70th percentile).
 
 CEI follows the poor-session share through a slope fitted on subscriber-days; the NPS change comes
 from the NPS model scoring the subscribers' features with their CEI days replaced.
@@ -34,7 +35,7 @@ from ..nps.features import build_features, connect, feature_list
 from ..nps.model import NpsModel
 from ..nps.score import POOR_SESSION, model_dir
 
-ACTIONS = ("add_capacity", "fix_transport", "clear_interference", "fix_core", "fix_device")
+ACTIONS = ("add_capacity", "fix_transport", "clear_interference", "fix_core", "fix_device", "restore_coverage")
 NUMERIC = ("hod", "prb_util_dl", "ul_interference_dbm", "rsrp_dbm", "sinr_db", "ctx_log_rtt", "ctx_fail", "ctx_device_poor")
 CATEGORICAL = ("service", "rat")
 SAMPLE_EVERY = 20  # one session in 20 trains the relation
@@ -140,6 +141,11 @@ def _counterfactual(con, t: pa.Table, action: str, factor: float) -> pa.Table:
             np.nanquantile(col["sinr_db"], 0.7) if np.isfinite(col["sinr_db"]).any() else np.nan
         t = _set(t, "ul_interference_dbm", np.minimum(col["ul_interference_dbm"], ul_q))
         return _set(t, "sinr_db", np.maximum(col["sinr_db"], sinr_q))
+    if action == "restore_coverage":
+        for c in ("rsrp_dbm", "sinr_db"):
+            good = np.nanquantile(col[c], 0.7) if np.isfinite(col[c]).any() else np.nan
+            t = _set(t, c, np.maximum(col[c], good))
+        return t
     if action == "fix_device":
         # every device's poor share that day, joined to the sessions in the engine rather than row by row
         con.register("cf_days", t.select(["session_id", "day"]))
@@ -159,62 +165,88 @@ def _cei_slope(con, days_where: str) -> float:
     return float(b)
 
 
+class WhatIfEngine:
+    """What-ifs over one window of a workspace: the session relation is learned once and every
+    scenario reuses it (prioritising scores many candidate fixes)."""
+
+    def __init__(self, workspace: Path, start: dt.date, end: dt.date, model: NpsModel | None = None):
+        self.ws, self.start, self.end = Path(workspace), start, end
+        self.con = connect(self.ws)
+        self.win = f"start_time >= TIMESTAMP '{start}' AND start_time < TIMESTAMP '{end}'"
+        self.sm = SessionModel().fit(self.con.sql(_sessions_sql(f"{self.win} AND hash(session_id) % {SAMPLE_EVERY} = 0")).to_arrow_table())
+        self.slope = _cei_slope(self.con, self.win)
+        self.model = model or NpsModel.load(model_dir(self.ws))
+        self.feats = feature_list(load_tree())
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> WhatIfEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, action: str, cells: list[str] | None = None, device_model: str | None = None, factor: float = 0.5,
+            subscribers: list[str] | None = None) -> WhatIf:
+        """Predict what ``action`` on ``cells`` (or ``device_model``) over the window would have changed;
+        NPS is scored as of the window's end for the subscribers touched (or ``subscribers``)."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(ACTIONS)}")
+        if (action == "fix_device") != bool(device_model) or (action != "fix_device" and not cells):
+            raise ValueError("fix_device needs --device-model; the other actions need --cells")
+        con, win = self.con, self.win
+        if action == "fix_device":
+            scope = f"device model {device_model}"
+            where = f"{win} AND subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = '{device_model.replace(chr(39), '')}')"
+        else:
+            scope = ", ".join(cells[:4]) + (f" (+{len(cells) - 4})" if len(cells) > 4 else "")
+            where = f"{win} AND cell_id IN ({', '.join(repr(c) for c in cells)})"
+        before_t = con.sql(_sessions_sql(where)).to_arrow_table()
+        if before_t.num_rows == 0:
+            raise ValueError(f"no sessions on {scope} between {self.start} and {self.end}")
+        after_t = _counterfactual(con, before_t, action, factor)
+        pb, pa_ = self.sm.predict(before_t), self.sm.predict(after_t)
+
+        def kqi(p):
+            return {"poor_share": float(np.mean(p["poor"])), "rtt_ms": float(np.mean(np.exp(p["log_rtt"]))),
+                    "throughput_kbps": float(np.mean(np.exp(p["log_thp"])))}
+
+        # per subscriber-day: change in the poor-session share over all their sessions that day
+        con.register("delta_in", pa.table({"subscriber_id": before_t["subscriber_id"], "day": before_t["day"], "d_poor": pa_["poor"] - pb["poor"]}))
+        con.sql(f"""CREATE OR REPLACE TEMP TABLE cei_delta AS
+          SELECT d.subscriber_id, d.day, {self.slope} * sum(d.d_poor) / n.n AS d_cei
+          FROM delta_in d JOIN (SELECT subscriber_id, CAST(start_time AS DATE) AS day, count(*) AS n FROM xdr WHERE {win} GROUP BY ALL) n
+            USING (subscriber_id, day) GROUP BY d.subscriber_id, d.day, n.n""")
+        con.unregister("delta_in")
+        who = subscribers or sorted(set(before_t["subscriber_id"].to_pylist()))
+        req = pa.table({"subscriber_id": who, "as_of": [self.end] * len(who)})
+        p_before = self.model.proba(self.model.encoder.matrix(build_features(con, req, self.feats)))
+        con.sql("ALTER VIEW cei_subscriber_day RENAME TO cei_subscriber_day_observed")
+        con.sql("""CREATE VIEW cei_subscriber_day AS SELECT c.* REPLACE (
+                     CASE WHEN c.cei IS NULL THEN NULL ELSE least(100, greatest(0, c.cei + coalesce(d.d_cei, 0))) END AS cei)
+                   FROM cei_subscriber_day_observed c LEFT JOIN cei_delta d USING (subscriber_id, day)""")
+        try:
+            p_after = self.model.proba(self.model.encoder.matrix(build_features(con, req, self.feats)))
+        finally:  # back to the observed view for the next scenario
+            con.sql("DROP VIEW cei_subscriber_day")
+            con.sql("ALTER VIEW cei_subscriber_day_observed RENAME TO cei_subscriber_day")
+        d_cei = con.execute("SELECT avg(d_cei) FROM cei_delta").fetchall()[0][0] or 0.0
+
+        def nps(p):
+            return float(100 * (p[:, 2].mean() - p[:, 0].mean()))
+
+        return WhatIf(action, scope, before_t.num_rows, len(who), kqi(pb), kqi(pa_), float(d_cei), nps(p_before), nps(p_after))
+
+
 def whatif(workspace: Path, action: str, start: dt.date, end: dt.date, cells: list[str] | None = None,
            device_model: str | None = None, factor: float = 0.5, subscribers: list[str] | None = None,
            model: NpsModel | None = None) -> WhatIf:
-    """Predict what ``action`` on ``cells`` (or ``device_model``) over ``start`` <= day < ``end``
-    would have changed; NPS is scored as of ``end`` for the subscribers touched (or ``subscribers``)."""
+    """One what-if over ``start`` <= day < ``end`` (see WhatIfEngine.run)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(ACTIONS)}")
-    if (action == "fix_device") != bool(device_model) or (action != "fix_device" and not cells):
-        raise ValueError("fix_device needs --device-model; the other actions need --cells")
-    ws = Path(workspace)
-    con = connect(ws)
-    win = f"start_time >= TIMESTAMP '{start}' AND start_time < TIMESTAMP '{end}'"
-    train = con.sql(_sessions_sql(f"{win} AND hash(session_id) % {SAMPLE_EVERY} = 0")).to_arrow_table()
-    sm = SessionModel().fit(train)
-    if action == "fix_device":
-        scope = f"device model {device_model}"
-        where = f"{win} AND subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = '{device_model.replace(chr(39), '')}')"
-    else:
-        scope = ", ".join(cells[:4]) + (f" (+{len(cells) - 4})" if len(cells) > 4 else "")
-        where = f"{win} AND cell_id IN ({', '.join(repr(c) for c in cells)})"
-    before_t = con.sql(_sessions_sql(where)).to_arrow_table()
-    if before_t.num_rows == 0:
-        raise ValueError(f"no sessions on {scope} between {start} and {end}")
-    after_t = _counterfactual(con, before_t, action, factor)
-    pb, pa_ = sm.predict(before_t), sm.predict(after_t)
-
-    def kqi(p):
-        return {"poor_share": float(np.mean(p["poor"])), "rtt_ms": float(np.mean(np.exp(p["log_rtt"]))),
-                "throughput_kbps": float(np.mean(np.exp(p["log_thp"])))}
-
-    # per subscriber-day: change in the poor-session share over all their sessions that day
-    d_poor = pa_["poor"] - pb["poor"]
-    con.register("delta_in", pa.table({"subscriber_id": before_t["subscriber_id"], "day": before_t["day"], "d_poor": d_poor}))
-    slope = _cei_slope(con, win)
-    con.sql(f"""CREATE OR REPLACE TEMP TABLE cei_delta AS
-      SELECT d.subscriber_id, d.day, {slope} * sum(d.d_poor) / n.n AS d_cei
-      FROM delta_in d JOIN (SELECT subscriber_id, CAST(start_time AS DATE) AS day, count(*) AS n FROM xdr WHERE {win} GROUP BY ALL) n
-        USING (subscriber_id, day) GROUP BY d.subscriber_id, d.day, n.n""")
-    con.unregister("delta_in")
-    who = subscribers or sorted(set(before_t["subscriber_id"].to_pylist()))
-    model = model or NpsModel.load(model_dir(ws))
-    feats = feature_list(load_tree())
-    req = pa.table({"subscriber_id": who, "as_of": [end] * len(who)})
-    p_before = model.proba(model.encoder.matrix(build_features(con, req, feats)))
-    con.sql("ALTER VIEW cei_subscriber_day RENAME TO cei_subscriber_day_observed")
-    con.sql("""CREATE VIEW cei_subscriber_day AS SELECT c.* REPLACE (
-                 CASE WHEN c.cei IS NULL THEN NULL ELSE least(100, greatest(0, c.cei + coalesce(d.d_cei, 0))) END AS cei)
-               FROM cei_subscriber_day_observed c LEFT JOIN cei_delta d USING (subscriber_id, day)""")
-    p_after = model.proba(model.encoder.matrix(build_features(con, req, feats)))
-    d_cei = con.execute("SELECT avg(d_cei) FROM cei_delta").fetchall()[0][0] or 0.0
-    con.close()
-
-    def nps(p):
-        return float(100 * (p[:, 2].mean() - p[:, 0].mean()))
-
-    return WhatIf(action, scope, before_t.num_rows, len(who), kqi(pb), kqi(pa_), float(d_cei), nps(p_before), nps(p_after))
+    with WhatIfEngine(workspace, start, end, model) as engine:
+        return engine.run(action, cells, device_model, factor, subscribers)
 
 
 def fix_scenarios(workspace: Path, truth: Path) -> list[dict]:
