@@ -387,3 +387,15 @@ def test_copy_safety():
     tmf.trouble_ticket(plan)
     tmf.service_problem(plan)
     assert plan == before
+
+
+def test_device_campaign_without_grid_validates():
+    plan = {**example_plan(), "plan_id": "PLAN-2026-10-19-device-Nova-X5", "grid": "", "problem": "device",
+            "device_model": "Nova X5", "cells": []}
+    tt, sp = tmf.trouble_ticket(plan), tmf.service_problem(plan)
+    assert "affectedLocation" not in sp and all(e["role"] != "affectedArea" for e in tt["relatedEntity"])
+    if tmf.spec_available("TMF621"):
+        tmf.validate(tt, "TMF621", "TroubleTicket_FVO")
+        tmf.validate(sp, "TMF656", "ServiceProblem_FVO")
+    with pytest.raises(ValueError, match="missing field 'grid'"):
+        tmf.trouble_ticket({**example_plan(), "grid": ""})

@@ -121,7 +121,8 @@ def _plan(plan: dict) -> dict:
     return {
         "plan_id": plan_id,
         "created": created or None,
-        "grid": str(_need(plan, "grid")),
+        # a device campaign is network-wide: it names its device model instead of a grid
+        "grid": str(plan.get("grid") or "") if plan.get("device_model") else str(_need(plan, "grid")),
         "lat": None if lat is None else round(float(lat), 6),
         "lon": None if lon is None else round(float(lon), 6),
         "problem": _one_of(plan, "problem", PROBLEMS),
@@ -177,7 +178,8 @@ def _timestamp(day: dt.date | None, plus_days: int = 0) -> str | None:
 
 def _facts(p: dict) -> list[tuple[str, str, Any]]:
     """(name, kind, value) facts carried as characteristics; kind is string, float, integer or array."""
-    facts: list[tuple[str, str, Any]] = [("grid", "string", p["grid"]), ("problemCategory", "string", p["problem"])]
+    facts: list[tuple[str, str, Any]] = [("grid", "string", p["grid"])] if p["grid"] else []
+    facts.append(("problemCategory", "string", p["problem"]))
     if p["lat"] is not None and p["lon"] is not None:
         facts += [("centerLatitude", "float", p["lat"]), ("centerLongitude", "float", p["lon"])]
     if p["cells"]:
@@ -245,7 +247,7 @@ def trouble_ticket(plan: dict) -> dict:
            "severity": p["severity"].capitalize(), "priority": p["priority"].capitalize(), "ticketType": TICKET_TYPE}
     if p["created"]:
         doc["requestedResolutionDate"] = _timestamp(p["created"], RESOLUTION_DAYS[p["priority"]])
-    doc["relatedEntity"] = ([_entity("affectedArea", p["grid"], "GeographicLocation", f"H3 cell {p['grid']}")]
+    doc["relatedEntity"] = ([_entity("affectedArea", p["grid"], "GeographicLocation", f"H3 cell {p['grid']}")] * bool(p["grid"])
                             + [_entity("affectedCell", c, "LogicalResource", c) for c in p["cells"]] + _extra_entities(p))
     doc["troubleTicketCharacteristic"] = [
         {"@type": _TYPED[kind], "name": name, "valueType": kind, "value": value} for name, kind, value in _facts(p)]
@@ -266,11 +268,12 @@ def service_problem(plan: dict) -> dict:
            "affectedNumberOfServices": p["subscribers"],
            "originatorParty": {"@type": "RelatedPartyRefOrPartyRoleRef", "role": "originator",
                                "partyOrPartyRole": {"@type": "PartyRef", "id": OWNER, "name": OWNER, "@referredType": "Organization"}}}
-    where = f"H3 cell {p['grid']}"
-    if p["lat"] is not None and p["lon"] is not None:
-        where += f" ({p['lat']:.5f}, {p['lon']:.5f})"
-    doc["affectedLocation"] = [{"@type": "RelatedPlaceRefOrValue", "role": "affectedArea",
-                                "place": {"@type": "PlaceRef", "@referredType": "GeographicLocation", "id": p["grid"], "name": where}}]
+    if p["grid"]:
+        where = f"H3 cell {p['grid']}"
+        if p["lat"] is not None and p["lon"] is not None:
+            where += f" ({p['lat']:.5f}, {p['lon']:.5f})"
+        doc["affectedLocation"] = [{"@type": "RelatedPlaceRefOrValue", "role": "affectedArea",
+                                    "place": {"@type": "PlaceRef", "@referredType": "GeographicLocation", "id": p["grid"], "name": where}}]
     cells = [{"@type": "ResourceRef", "@referredType": "LogicalResource", "id": c, "name": c} for c in p["cells"]]
     if cells:
         doc["affectedResource"] = cells

@@ -1,0 +1,286 @@
+"""Prioritise: candidate fixes from the diagnosed episodes, each with its expected NPS lift from the
+twin's what-if, the value of the customers it touches, a cost class and a rank.
+
+A candidate is one action on one set of cells (or one device model): episodes of the same cause on
+overlapping cells merge, so a sector congested every evening is one candidate, not fourteen. The
+expected lift is the what-if's NPS change of the subscribers the scope touched over the look-back,
+times the problem's persistence (the share of the last week it was seen), because a fix only helps
+while the problem lasts: a crowd event that is over gains nothing from new capacity.
+
+Episodes are deviations from a grid's own normal, so a problem that was there from the first day
+(a sector always congested at busy hour, a degraded backhaul) never shows as one: chronic cells are
+found by comparing each cell's daily poor-session share with the other cells' that day, and named by
+their PM / MR / xDR evidence (load, round trip, uplink interference, RSRP).
+
+Rank: expected base-NPS lift x value weight (the touched subscribers' mean ARPU over the base's) per
+cost unit. Severity, the alternative an operations centre uses, ranks by the largest KPI deviation
+(robust z) alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..engine.base import atomic_dir
+from ..nps.features import connect, one
+from ..nps.score import POOR_SESSION
+from ..twin.grid import grid_of
+from ..twin.run import load_episodes
+from ..twin.whatif import WhatIfEngine
+
+ACTION_FOR_CAUSE = {"congestion": "add_capacity", "transport": "fix_transport", "interference": "clear_interference",
+                    "core_dns": "fix_core", "device": "fix_device", "coverage": "restore_coverage"}
+ACTION_DETAIL = {
+    "add_capacity": "add a carrier or rebalance load (tilt / power optimisation towards neighbours)",
+    "fix_transport": "upgrade or repair the backhaul link (latency and loss)",
+    "clear_interference": "hunt and clear the external interferer; adjust the affected carriers",
+    "fix_core": "restore the core / DNS pool and re-route its sites",
+    "fix_device": "device campaign: push the firmware fix and notify the model's users",
+    "restore_coverage": "bring the site back on air; check power, RRU and alarms",
+}
+# cost class and units (1 unit ~ a day of a field team); the budget is counted in units
+COST = {"add_capacity": ("high", 4), "fix_transport": ("medium", 2), "clear_interference": ("low", 1),
+        "fix_core": ("medium", 2), "fix_device": ("low", 1), "restore_coverage": ("medium", 2)}
+RECENT_DAYS = 7
+DEFAULT_BUDGET = 8
+CHRONIC_Z = 3.0  # a cell-day this far above the day's cells (robust z of the poor-session share) is bad
+CHRONIC_SHARE = 0.5  # a chronic cell is bad on at least this share of its days
+MIN_CELL_SESSIONS = 30  # per cell-day
+
+
+@dataclass
+class Priorities:
+    folder: Path
+    as_of: dt.date
+    candidates: pa.Table  # one row per candidate fix, by rank
+    plans: list[dict]
+    comparison: dict  # the same budget spent by our rank and by severity
+
+
+def loop_dir(workspace: Path) -> Path:
+    return Path(workspace) / "loop"
+
+
+def merge_episodes(episodes: list[dict]) -> list[dict]:
+    """Group network episodes into candidate fixes: same action, overlapping cells (or same device model)."""
+    groups: list[dict] = []
+    for e in sorted(episodes, key=lambda e: (e["start_time"], e["episode_id"])):
+        action = ACTION_FOR_CAUSE.get(e["cause"])
+        cells = set(e["cells"] or [])
+        if action is None or (action != "fix_device" and not cells):
+            continue  # non-network, or nothing to act on
+        g = next((g for g in groups if g["action"] == action and (
+            g["device_model"] == e["device_model"] if action == "fix_device" else g["cells"] & cells)), None)
+        if g is None:
+            g = {"action": action, "cause": e["cause"], "cells": set(), "device_model": e["device_model"] if action == "fix_device" else None,
+                 "episodes": [], "grids": {}}
+            groups.append(g)
+        g["cells"] |= cells
+        g["episodes"].append(e)
+        for grid in e["grid_list"] or []:
+            g["grids"][grid] = g["grids"].get(grid, 0) + 1
+    return groups
+
+
+def _days_seen(episodes: list[dict], start: dt.date, end: dt.date) -> int:
+    """Distinct days in [start, end) on which any of the episodes was going on."""
+    days = set()
+    for e in episodes:
+        d = max(e["start_time"].date(), start)
+        while d < end and d <= (e["end_time"] - dt.timedelta(microseconds=1)).date():
+            days.add(d)
+            d += dt.timedelta(days=1)
+    return len(days)
+
+
+def chronic_cells(con, start: dt.date, end: dt.date) -> list[dict]:
+    """Cells bad on most days against the other cells of the day, as pseudo-episodes with a cause from
+    their evidence; cells of one site or transport link with the same cause come as one."""
+    win = f"start_time >= TIMESTAMP '{start}' AND start_time < TIMESTAMP '{end}'"
+    rows = con.sql(f"""
+      WITH cd AS (SELECT cell_id, CAST(start_time AS DATE) AS day, count(*) AS n,
+                         avg(CASE WHEN {POOR_SESSION} THEN 1E0 ELSE 0E0 END) AS poor, median(ln(greatest(rtt_ms, 1))) AS lrtt
+                  FROM xdr WHERE {win} GROUP BY ALL HAVING count(*) >= {MIN_CELL_SESSIONS}),
+           d AS (SELECT day, median(poor) AS med, median(lrtt) AS net_lrtt FROM cd GROUP BY day),
+           mad AS (SELECT cd.day, 1.4826 * median(abs(cd.poor - d.med)) AS mad FROM cd JOIN d USING (day) GROUP BY cd.day),
+           z AS (SELECT cd.*, (cd.poor - d.med) / greatest(m.mad, 0.005) AS z, cd.lrtt - d.net_lrtt AS d_lrtt
+                 FROM cd JOIN d USING (day) JOIN mad m USING (day)),
+           c AS (SELECT cell_id, count(*) AS days, count(*) FILTER (WHERE z >= {CHRONIC_Z}) AS bad_days,
+                        count(DISTINCT day) FILTER (WHERE z >= {CHRONIC_Z} AND day >= DATE '{end}' - INTERVAL {RECENT_DAYS} DAY) AS recent_bad,
+                        median(z) AS z, sum(n) AS sessions, CAST(sum(n * poor) AS BIGINT) AS poor_sessions, median(d_lrtt) AS d_lrtt
+                 FROM z GROUP BY cell_id),
+           k AS (SELECT cell_id, quantile_cont(prb_util_dl, 0.95) AS prb_p95, median(ul_interference_dbm) AS ul FROM kpi_cell_15min
+                 WHERE period_start >= TIMESTAMP '{start}' AND period_start < TIMESTAMP '{end}' GROUP BY 1),
+           r AS (SELECT cell_id, median(rsrp_dbm) AS rsrp FROM radio_samples
+                 WHERE sample_time >= TIMESTAMP '{start}' AND sample_time < TIMESTAMP '{end}' GROUP BY 1)
+      SELECT c.*, k.prb_p95, k.ul - (SELECT median(ul) FROM k) AS d_ul, r.rsrp, cells.site_id, cells.transport_link_id, cells.lat, cells.lon
+      FROM c JOIN cells USING (cell_id) LEFT JOIN k USING (cell_id) LEFT JOIN r USING (cell_id)
+      WHERE c.bad_days >= {CHRONIC_SHARE} * c.days ORDER BY c.cell_id""").to_arrow_table().to_pylist()
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        scores = {"congestion": (r["prb_p95"] or 0) / 0.9, "transport": float(np.exp(r["d_lrtt"] or 0)) / 1.8,
+                  "interference": (r["d_ul"] or 0) / 6.0, "coverage": (-(r["rsrp"] or -90) - 80) / 30.0}
+        # a loaded cell's round trip grows with its queue: high load names congestion before transport
+        cause = "congestion" if scores["congestion"] >= 1 else max(scores, key=lambda k: (scores[k], k))
+        if scores[cause] < 1:
+            continue  # bad, but no network evidence: left to the episode view and to care
+        key = (cause, r["transport_link_id"] if cause == "transport" else r["site_id"])
+        words = {"congestion": f"busy-hour PRB load p95 {r['prb_p95']:.0%}", "transport": f"round trip x{np.exp(r['d_lrtt'] or 0):.1f} the network's",
+                 "interference": f"uplink interference +{r['d_ul']:.1f} dB over the network's", "coverage": f"median RSRP {r['rsrp']:.0f} dBm"}[cause]
+        e = out.setdefault(key, {"episode_id": f"K-{key[1]}", "cause": cause, "cells": [], "device_model": None, "grid_list": [],
+                                 "start_time": dt.datetime.combine(start, dt.time()), "end_time": dt.datetime.combine(end, dt.time()),
+                                 "max_z": 0.0, "poor_sessions": 0, "affected_subscribers": 0, "center_lat": r["lat"], "center_lon": r["lon"],
+                                 "recent_days": 0, "evidence": ""})
+        e["cells"].append(r["cell_id"])
+        e["max_z"] = max(e["max_z"], float(r["z"]))
+        e["poor_sessions"] += int(r["poor_sessions"])
+        e["recent_days"] = max(e["recent_days"], int(r["recent_bad"]))
+        e["evidence"] = f"chronic: poor sessions above the other cells on {r['bad_days']} of {r['days']} days; {words}"
+    for e in out.values():
+        lat, lon = np.array(con.execute(f"SELECT lat, lon FROM cells WHERE cell_id IN ({', '.join(repr(c) for c in e['cells'])})").fetchall()).T
+        e["grid_list"] = sorted(set(grid_of(lat, lon)))
+    return list(out.values())
+
+
+def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int = 14, budget: int = DEFAULT_BUDGET,
+               progress: Callable[[str, int, int], None] | None = None) -> Priorities:
+    """Candidate fixes as of ``as_of`` (default: the day after the diagnosed window) from the twin's
+    episodes of the ``lookback_days`` before it; writes WS/loop/{candidates.parquet, plans.json, fix_requests.json}."""
+    ws = Path(workspace)
+    episodes = load_episodes(ws)
+    tick = progress or (lambda _m, _d, _t: None)
+    con = connect(ws)
+    last = one(con, "SELECT max(CAST(start_time AS DATE)) FROM xdr")[0]
+    as_of = as_of or min(last + dt.timedelta(days=1), max(e["end_time"] for e in episodes.to_pylist()).date() + dt.timedelta(days=1)) \
+        if episodes.num_rows else as_of or last + dt.timedelta(days=1)
+    start = as_of - dt.timedelta(days=lookback_days)
+    recent = as_of - dt.timedelta(days=RECENT_DAYS)
+    rows = [e for e in episodes.to_pylist() if e["end_time"].date() >= start and e["start_time"].date() < as_of]
+    tick("chronic cells", 0, 1)
+    groups = merge_episodes(chronic_cells(con, start, as_of) + rows)
+    base_n, base_arpu = one(con, f"""SELECT count(*), avg(arpu_monthly) FROM subscribers WHERE subscriber_id IN
+        (SELECT DISTINCT subscriber_id FROM xdr WHERE start_time >= TIMESTAMP '{start}' AND start_time < TIMESTAMP '{as_of}')""")
+    con.close()
+    out = []
+    with WhatIfEngine(ws, start, as_of) as engine:
+        for i, g in enumerate(groups):
+            tick(f"what-if {g['action']} ({i + 1}/{len(groups)})", i, len(groups))
+            cells = sorted(g["cells"])
+            w = engine.run(g["action"], cells=cells or None, device_model=g["device_model"])
+            arpu = _touched_arpu(engine.con, engine.win, cells, g["device_model"])
+            chronic = max((e["recent_days"] for e in g["episodes"] if "recent_days" in e), default=0)
+            episodic = _days_seen([e for e in g["episodes"] if "recent_days" not in e], recent, as_of)
+            persistence = max(chronic, episodic) / RECENT_DAYS
+            cost_class, units = COST[g["action"]]
+            lift = max(w.nps_lift, 0.0) * persistence
+            base_lift = lift * w.subscribers / base_n
+            value_weight = (arpu / w.subscribers) / base_arpu if w.subscribers else 0.0
+            ep = g["episodes"]
+            main = max(ep, key=lambda e: (e["affected_subscribers"], e["episode_id"]))
+            out.append({
+                "cause": g["cause"], "action": g["action"], "detail": ACTION_DETAIL[g["action"]],
+                "target": g["device_model"] if g["device_model"] else ";".join(cells), "cells": cells, "device_model": g["device_model"],
+                "grid": max(g["grids"], key=lambda k: (g["grids"][k], k)) if g["grids"] else None,
+                "grids": sorted(g["grids"]), "center_lat": main["center_lat"], "center_lon": main["center_lon"],
+                "episodes": [e["episode_id"] for e in ep], "first_seen": min(e["start_time"] for e in ep),
+                "last_seen": max(e["end_time"] for e in ep), "days_seen_last_week": int(round(persistence * RECENT_DAYS)),
+                "persistence": round(persistence, 3), "evidence": main["evidence"],
+                "severity_z": float(max(e["max_z"] for e in ep)), "poor_sessions": int(sum(e["poor_sessions"] for e in ep)),
+                "subscribers": w.subscribers, "revenue": round(float(arpu), 2), "value_weight": round(value_weight, 3),
+                "whatif_nps_lift": round(w.nps_lift, 3), "expected_nps_lift": round(lift, 3),
+                "expected_base_nps_lift": round(base_lift, 4), "cei_change": round(w.cei_change, 3),
+                "poor_share_before": round(w.kqi_before["poor_share"], 4), "poor_share_after": round(w.kqi_after["poor_share"], 4),
+                "cost_class": cost_class, "cost_units": units, "score": base_lift * value_weight / units,
+            })
+    tick("ranked", len(groups), len(groups))
+    table = _ranked(out)
+    picks = {"ours": _spend(table, "rank", budget), "severity": _spend(table, "severity_rank", budget)}
+    lift = table["expected_base_nps_lift"].to_numpy()
+    comparison = {"budget_units": budget, **{k: {"fixes": [table["fix_id"][i].as_py() for i in v],
+                                                 "expected_base_nps_lift": round(float(lift[v].sum()), 4)} for k, v in picks.items()}}
+    plans = build_plans(table, as_of)
+    requests = [{"fix_id": r["fix_id"], "action": r["action"], "cells": r["cells"], "device_model": r["device_model"]}
+                for r in table.take(picks["ours"]).to_pylist()]
+    folder = loop_dir(ws) / "prioritise"
+    with atomic_dir(folder) as tmp:
+        tmp.mkdir()
+        pq.write_table(table, tmp / "candidates.parquet")
+        (tmp / "plans.json").write_text(json.dumps(plans, indent=1, default=str))
+        (tmp / "fix_requests.json").write_text(json.dumps(requests, indent=1))
+        (tmp / "comparison.json").write_text(json.dumps({"as_of": str(as_of), **comparison}, indent=1))
+    return Priorities(folder, as_of, table, plans, comparison)
+
+
+def _touched_arpu(con, win: str, cells: list[str], device_model: str | None) -> float:
+    scope = (f"subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = '{device_model.replace(chr(39), '')}')"
+             if device_model else f"cell_id IN ({', '.join(repr(c) for c in cells)})")
+    return float(one(con, f"""SELECT coalesce(sum(arpu_monthly), 0) FROM subscribers
+        WHERE subscriber_id IN (SELECT DISTINCT subscriber_id FROM xdr WHERE {win} AND {scope})""")[0])
+
+
+def _ranked(rows: list[dict]) -> pa.Table:
+    """Rank by value-weighted lift per cost unit and, for comparison, by severity; ids follow our rank."""
+    rows = sorted(rows, key=lambda r: (-r["score"], -r["severity_z"], r["target"]))
+    sev = sorted(range(len(rows)), key=lambda i: (-rows[i]["severity_z"], -rows[i]["poor_sessions"], rows[i]["target"]))
+    for i, r in enumerate(rows):
+        r["rank"], r["fix_id"] = i + 1, f"C{i + 1:03d}"
+        r["score"] = round(r["score"], 6)
+    for k, i in enumerate(sev):
+        rows[i]["severity_rank"] = k + 1
+    first = ["rank", "fix_id", "severity_rank"]
+    return pa.Table.from_pylist([{k: r[k] for k in first + [k for k in r if k not in first]} for r in rows]) if rows else pa.table({})
+
+
+def _spend(table: pa.Table, order: str, budget: int) -> list[int]:
+    """Row indices bought in ``order`` until the budget (cost units) runs out; a fix that does not fit is passed over."""
+    if table.num_rows == 0:
+        return []
+    idx = np.argsort(table[order].to_numpy(), kind="stable")
+    cost, left, out = table["cost_units"].to_numpy(), budget, []
+    for i in idx:
+        if cost[i] <= left:
+            out.append(int(i))
+            left -= cost[i]
+    return out
+
+
+def priority_class(rank: int) -> str:
+    return "critical" if rank <= 2 else "high" if rank <= 5 else "medium" if rank <= 10 else "low"
+
+
+def severity_class(z: float) -> str:
+    return "critical" if z >= 40 else "major" if z >= 15 else "minor"
+
+
+def build_plans(table: pa.Table, as_of: dt.date) -> list[dict]:
+    """One optimisation plan per grid (device campaigns: one per model), its actions in rank order."""
+    plans: dict[str, dict] = {}
+    for r in table.to_pylist():
+        key = r["grid"] or f"device-{r['device_model']}".replace(" ", "-")
+        p = plans.get(key)
+        if p is None:
+            p = plans[key] = {
+                "plan_id": f"PLAN-{as_of}-{key}", "created": str(as_of), "grid": r["grid"] or "",
+                "center_lat": r["center_lat"], "center_lon": r["center_lon"], "problem": r["cause"],
+                "title": f"{r['cause'].replace('_', ' ')} on {r['target'].split(';')[0]}" + (" and neighbours" if len(r["cells"]) > 1 else ""),
+                "description": (f"{r['cause'].replace('_', ' ')} seen on {r['days_seen_last_week']} of the last {RECENT_DAYS} days "
+                                f"({len(r['episodes'])} episodes since {r['first_seen']:%Y-%m-%d}); {r['subscribers']} subscribers touched"),
+                "evidence": r["evidence"], "episodes": [], "cells": [], "device_model": r["device_model"], "actions": [],
+                "subscribers_affected": 0, "revenue_at_stake": 0.0, "priority_rank": r["rank"],
+                "priority": priority_class(r["rank"]), "severity": severity_class(r["severity_z"]),
+            }
+        p["episodes"] += r["episodes"]
+        p["cells"] = sorted(set(p["cells"]) | set(r["cells"]))
+        p["actions"].append({"fix_id": r["fix_id"], "action": r["action"], "detail": r["detail"], "cost_class": r["cost_class"],
+                             "expected_nps_lift": r["expected_nps_lift"], "expected_base_nps_lift": r["expected_base_nps_lift"]})
+        p["subscribers_affected"] += r["subscribers"]
+        p["revenue_at_stake"] = round(p["revenue_at_stake"] + r["revenue"], 2)
+    return sorted(plans.values(), key=lambda p: p["priority_rank"])

@@ -1,0 +1,237 @@
+"""The closed loop on a synthetic operator: measure, diagnose, prioritise, plan, the operator carries
+out the top fixes from the fix day, verify; then the report.
+
+The operator is generated twice from the same seed: once as the world up to the fix day (nothing of
+what follows is used before the fixes are chosen), once with the chosen fixes carried out from that
+day. The days before the fix are byte-identical in both, so the second world is the first one
+continued. A third run with the fixes that severity ranking would have bought gives their true gain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..indicators.tree import load_tree
+from ..measure.run import measure
+from ..nps.features import base_requests, build_features, connect, feature_list
+from ..nps.model import NpsModel
+from ..nps.score import model_dir, score
+from ..nps.train import train_nps
+from ..synth.faults import FixRequest
+from ..synth.generator import SynthConfig, generate
+from ..twin.run import diagnose, load_episodes
+from . import tmf
+from .care import outreach
+from .prioritise import prioritise
+from .ticketing import send_tickets
+from .verify import verify
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    subscribers: int = 20_000
+    days: int = 28
+    seed: int = 7
+    fix_day: int = 21  # day index the fixes are in place from
+    budget: int = 8  # cost units (see prioritise.COST)
+    survey_rate: float = 0.3
+    workers: int = 1
+    engine: str = "duckdb"
+    ticket_endpoint: str | None = None  # TMF621 API root; tickets are always written as files too
+    trend_every: int = 2  # days between points of the NPS trend
+
+
+@dataclass
+class LoopResult:
+    report: Path
+    summary: dict
+
+
+def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
+             bar: Callable[[str], Callable[[int, int], None]] | None = None) -> LoopResult:
+    """Run every stage into ``out``; ``say`` gets one line per stage, ``bar(label)`` a progress callback."""
+    out = Path(out)
+    progress = bar or (lambda _label: None)
+    synth = SynthConfig(cfg.subscribers, cfg.days, cfg.seed, fixes=False, survey_rate=cfg.survey_rate,
+                        workers=cfg.workers, fix_day=cfg.fix_day)
+    start = dt.date.fromisoformat(synth.start)
+    fix_date = start + dt.timedelta(days=cfg.fix_day)
+    before, after = out / "before", out / "after"
+
+    say(f"1/8 synthetic operator up to the fix day ({cfg.subscribers:,} subscribers, {cfg.days} days, fixes from {fix_date})")
+    generate(before / "operator", synth, progress=progress("synth"), overwrite=True)
+    say("2/8 measure: ingest, KPI -> KQI -> CEI")
+    measure(before / "operator", before / "workspace", cfg.engine, progress=_step_bar(progress("measure")))
+    ws = before / "workspace"
+    say(f"3/8 train the network NPS model on the answers before {fix_date}, score the base")
+    model = train_nps(ws, until=fix_date)
+    model.save(model_dir(ws))
+    score(ws, fix_date - dt.timedelta(days=7), model)
+    scored = score(ws, fix_date, model)
+    say(f"4/8 diagnose {start} .. {fix_date - dt.timedelta(days=1)}: twin state, episodes, causes")
+    diag = diagnose(ws, start, fix_date)
+    say(f"5/8 prioritise {diag.episodes.num_rows} episodes into fixes (what-if per candidate), plan, tickets, care list")
+    pri = prioritise(ws, fix_date, budget=cfg.budget, progress=_step_bar(progress("what-if")))
+    tickets = _tickets(pri.plans, out / "tickets", cfg.ticket_endpoint)
+    care = outreach(ws, scored, out / "care")
+    requests = json.loads((pri.folder / "fix_requests.json").read_text())
+    chosen = pri.candidates.filter(pc.is_in(pri.candidates["fix_id"], pa.array([r["fix_id"] for r in requests], pa.string())))
+
+    say(f"6/8 the operator carries out {len(requests)} fixes from {fix_date}: {', '.join(r['fix_id'] for r in requests)}")
+    applied = tuple(FixRequest(r["fix_id"], r["action"], tuple(r["cells"] or ()), r["device_model"]) for r in requests)
+    generate(after / "operator", replace(synth, apply=applied), progress=progress("synth"), overwrite=True)
+    measure(after / "operator", after / "workspace", cfg.engine, progress=_step_bar(progress("measure")))
+    ws_after = after / "workspace"
+    shutil.copytree(model_dir(ws), model_dir(ws_after), dirs_exist_ok=True)
+    severity_ids = pri.comparison["severity"]["fixes"]
+    sev_requests = tuple(FixRequest(r["fix_id"], r["action"], tuple(r["cells"] or ()), r["device_model"])
+                         for r in pri.candidates.to_pylist() if r["fix_id"] in severity_ids)
+    say("   and, for the comparison only, the fixes severity ranking would have bought")
+    generate(out / "severity" / "operator", replace(synth, apply=sev_requests), progress=progress("synth"), overwrite=True)
+
+    say("7/8 verify each fix against a matched control group (difference-in-differences, placebo)")
+    truth = _true_effects(after / "operator")
+    checks = []
+    for r in chosen.to_pylist():
+        try:
+            v = verify(ws_after, {**r, "fix_date": fix_date}, model=model)
+        except ValueError as e:  # a fix that touched too few subscribers to measure is reported, not hidden
+            say(f"   {r['fix_id']}: not verified: {e}")
+            continue
+        t = truth.get(r["fix_id"], {})
+        checks.append({**v, "true_nps_lift": t.get("nps_lift"), "true_fault": t.get("fault_id"), "action": r["action"], "target": r["target"]})
+    base_n = _active(ws_after, fix_date)
+    gained = {"ours": _true_base_gain(truth, base_n),
+              "severity": _true_base_gain(_true_effects(out / "severity" / "operator"), base_n)}
+    say("8/8 NPS trend and report")
+    data = report_data(cfg, ws, ws_after, after / "operator", fix_date, model, pri, checks, gained, care)
+    data["tickets"] = tickets
+    from ..report import render_report  # plotly is only needed here
+
+    report = render_report(data, out / "report.html")
+    summary = {"kpis": data["kpis"], "ranking": data["ranking"], "tickets": tickets, "care_total": data["care_total"],
+               "verification": data["verification"]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return LoopResult(report, summary)
+
+
+def _step_bar(cb: Callable[[int, int], None] | None):
+    return (lambda _step, done, total: cb(done, total)) if cb else None
+
+
+def _tickets(plans: list[dict], folder: Path, endpoint: str | None) -> dict:
+    """TMF621 / TMF656 files (validated when the specs are at hand) and, with an endpoint, sent."""
+    paths = tmf.export(plans, folder)
+    info = {"plans": len(plans), "files": len(paths), "folder": str(folder.name), "validated": all(tmf.spec_available(a) for a in ("TMF621", "TMF656"))}
+    if endpoint:
+        rep = send_tickets([tmf.trouble_ticket(p) for p in plans], endpoint, folder / "ledger.json")
+        info.update(sent=rep.sent, skipped=rep.skipped, failed=rep.failed)
+    return info
+
+
+def _true_effects(operator: Path) -> dict[str, dict]:
+    """Per fix: the true NPS change of the subscribers it touched (the synthetic operator's with / without worlds)."""
+    f = operator / "truth" / "fixes.parquet"
+    if not f.exists():
+        return {}
+    return {r["fix_id"]: {"fault_id": r["fault_id"], "subscribers": r["subscribers_affected"],
+                          "nps_lift": (r["nps_with"] - r["nps_without"]) if r["nps_with"] is not None else 0.0}
+            for r in pq.read_table(f).to_pylist()}
+
+
+def _true_base_gain(effects: dict[str, dict], base_n: int) -> float:
+    return round(sum(e["subscribers"] * e["nps_lift"] for e in effects.values()) / base_n, 3) if base_n else 0.0
+
+
+def _active(ws: Path, day: dt.date) -> int:
+    con = connect(ws)
+    n = base_requests(con, day).num_rows
+    con.close()
+    return n
+
+
+def base_nps_trend(ws: Path, model: NpsModel, days: list[dt.date]) -> list[float]:
+    """The estimated NPS of the whole base on each day (mean P(promoter) - mean P(detractor))."""
+    con = connect(ws)
+    feats = feature_list(load_tree())
+    out = []
+    for d in days:
+        p = model.proba(model.encoder.matrix(build_features(con, base_requests(con, d), feats)))
+        out.append(round(float(100 * (p[:, 2].mean() - p[:, 0].mean())), 2))
+    con.close()
+    return out
+
+
+def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_date: dt.date, model: NpsModel, pri,
+                checks: list[dict], gained: dict, care: pa.Table) -> dict:
+    """Everything the report shows: the twin and priorities of the world before the fix, the NPS and
+    verification of the world after it."""
+    first = dt.date.fromisoformat(SynthConfig.start)
+    last = first + dt.timedelta(days=cfg.days)
+    days = [first + dt.timedelta(days=i) for i in range(7, cfg.days + 1, cfg.trend_every)]
+    trend = base_nps_trend(ws, model, days)
+    truth = {str(r["date"]): r["nps_census"] for r in pq.read_table(operator / "truth" / "nps_daily.parquet").to_pylist()}
+    final = score(ws, last, model)
+    seg = final.segments
+    segments = [r for r in seg.to_pylist() if r["dimension"] in ("plan", "value_tier", "device_model", "home_area")]
+    grids = grid_state(ws_before, fix_date - dt.timedelta(days=7), fix_date)
+    ep = load_episodes(ws_before)
+    episodes = [{k: (str(v) if isinstance(v, dt.datetime) else v) for k, v in r.items() if k in (
+        "episode_id", "cause", "center_lat", "center_lon", "start_time", "end_time", "affected_subscribers", "confidence")}
+        for r in ep.to_pylist() if r["kind"] == "area"]
+    applied = {c for c in pri.comparison["ours"]["fixes"]}
+    cand = pri.candidates.to_pylist()
+    fixes = [{"rank": r["rank"], "fix_id": r["fix_id"], "action": r["action"], "target": r["target"][:60], "cause": r["cause"],
+              "expected_nps_lift": r["expected_nps_lift"], "expected_base_nps_lift": r["expected_base_nps_lift"],
+              "subscribers": r["subscribers"], "revenue": r["revenue"], "cost_class": r["cost_class"],
+              "severity_rank": r["severity_rank"], "applied": r["fix_id"] in applied} for r in cand]
+    ranking = {"k": len(applied), "budget": f"{pri.comparison['budget_units']} cost units",
+               **{k: {"expected": pri.comparison[k]["expected_base_nps_lift"], "true": gained[k], "fixes": pri.comparison[k]["fixes"]}
+                  for k in ("ours", "severity")}}
+    verification = [{k: c[k] for k in ("fix_id", "subscribers", "controls", "effects", "placebo", "predicted_nps_lift", "true_nps_lift")}
+                    for c in checks]
+    deltas = [{**d, "fix_id": c["fix_id"]} for c in checks for d in c["deltas"]]
+    sc = final.scores
+    arpu = sc["arpu_monthly"].to_numpy(zero_copy_only=False)
+    p_det, p_pro = sc["p_detractor"].to_numpy(), sc["p_promoter"].to_numpy()
+    high_value, poor = arpu >= np.median(arpu), p_det > p_pro
+    quadrants = [{"value": v, "experience": e, "subscribers": int(m.sum()), "revenue": round(float(arpu[m].sum()), 2),
+                  "nps": round(float(100 * (p_pro[m].mean() - p_det[m].mean())), 2) if m.any() else None}
+                 for v, hv in (("high", high_value), ("low", ~high_value)) for e, pe in (("poor", poor), ("good", ~poor)) for m in [hv & pe]]
+    lift = [c["realised_nps_lift"] * c["subscribers"] for c in checks]
+    return {
+        "title": "OpenCEM closed-loop report", "operator": f"synthetic operator, seed {cfg.seed}", "generated": str(last),
+        "window": [str(first), str(last - dt.timedelta(days=1))], "fix_date": str(fix_date),
+        "kpis": {"base_nps": final.base["nps"], "true_nps": truth.get(str(last - dt.timedelta(days=1))), "subscribers": cfg.subscribers,
+                 "episodes": ep.num_rows, "fixes_applied": len(applied),
+                 "verified_nps_lift": round(sum(lift) / sum(c["subscribers"] for c in checks), 2) if checks else None},
+        "nps_trend": [{"date": str(d), "nps": v, "nps_true": truth.get(str(d - dt.timedelta(days=1)))} for d, v in zip(days, trend)],
+        "segments": [{"dimension": r["dimension"], "segment": r["segment"], "nps": r["nps"], "subscribers": r["subscribers"]} for r in segments],
+        "grids": grids, "episodes": episodes, "fixes": fixes, "ranking": ranking, "verification": verification, "deltas": deltas,
+        "value_experience": quadrants,
+        "care": [{"subscriber_id": r["subscriber_id"][:12], "segment": r["plan"], "nps_class": "detractor", "cause": r["cause"], "reason": r["reason"]}
+                 for r in care.slice(0, 20).to_pylist()],
+        "care_total": care.num_rows,
+    }
+
+
+def grid_state(ws: Path, start: dt.date, end: dt.date, min_sessions: int = 50) -> list[dict]:
+    """Each grid's experience over the twin's grid-hours in [start, end): mean CEI, poor share, subscribers."""
+    con = connect(ws)
+    rows = con.sql(f"""SELECT grid, round(avg(cei), 2) AS cei, round(sum(poor_sessions) / sum(sessions), 4) AS poor_share,
+                              CAST(max(subscribers) AS BIGINT) AS subscribers
+        FROM read_parquet('{Path(ws) / "twin" / "state_grid_hour"}/**/*.parquet', hive_partitioning = true)
+        WHERE hour >= TIMESTAMP '{start}' AND hour < TIMESTAMP '{end}' AND cei IS NOT NULL
+        GROUP BY grid HAVING sum(sessions) >= {min_sessions} ORDER BY grid""").to_arrow_table().to_pylist()
+    con.close()
+    return rows

@@ -1,0 +1,97 @@
+"""The closed loop end to end on a small synthetic operator, and its report in a real browser."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from report.browser import check_report_in_browser
+
+from opencem.loop import tmf
+from opencem.loop.prioritise import _spend, merge_episodes
+from opencem.loop.run import LoopConfig, run_loop
+from opencem.loop.ticketing import TicketServer, send_tickets
+
+CFG = LoopConfig(subscribers=5_000, days=21, seed=7, fix_day=14, budget=8, survey_rate=1.0, workers=2, trend_every=3)
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    out = tmp_path_factory.mktemp("loop")
+    res = run_loop(out, CFG, say=lambda _m: None)
+    return out, res
+
+
+def test_loop_writes_plans_tickets_care_and_verification(loop):
+    out, res = loop
+    s = res.summary
+    plans = json.loads((out / "before" / "workspace" / "loop" / "prioritise" / "plans.json").read_text())
+    requests = json.loads((out / "before" / "workspace" / "loop" / "prioritise" / "fix_requests.json").read_text())
+    assert plans and requests
+    assert len(list((out / "tickets" / "troubleTicket").glob("*.json"))) == len(plans)
+    if tmf.spec_available("TMF621"):
+        for p in (out / "tickets" / "troubleTicket").glob("*.json"):
+            tmf.validate(json.loads(p.read_text()), "TMF621", "TroubleTicket_FVO")
+    # the fixes carried out are ours, within the budget, and the after-world's truth knows them
+    cost = {r["fix_id"]: r for r in res_candidates(out)}
+    assert sum(cost[r["fix_id"]]["cost_units"] for r in requests) <= CFG.budget
+    truth = {r["fix_id"] for r in _read(out / "after" / "operator" / "truth" / "fixes.parquet")}
+    assert truth == {r["fix_id"] for r in requests}
+    for v in s["verification"]:
+        for e in v["effects"] + [v["placebo"]]:
+            assert e["ci_low"] <= e["estimate"] <= e["ci_high"]
+        assert v["subscribers"] >= 10 and v["controls"] >= 5
+    assert (out / "care" / "outreach.csv").exists()
+    assert s["ranking"]["ours"]["fixes"] and s["ranking"]["severity"]["fixes"]
+
+
+def test_report_renders_offline_in_chromium(loop):
+    out, res = loop
+    shot = out / "report.png"
+    state = check_report_in_browser(res.report, shot)
+    assert state["map_hexagons"] > 0 and state["ranking_bars"] > 0
+    if os.environ.get("OPENCEM_SCREENSHOT"):
+        shutil.copy(shot, os.environ["OPENCEM_SCREENSHOT"])
+
+
+def test_plans_sent_twice_make_one_ticket_each(loop, tmp_path):
+    out, _ = loop
+    plans = json.loads((out / "before" / "workspace" / "loop" / "prioritise" / "plans.json").read_text())
+    docs = [tmf.trouble_ticket(p) for p in plans]
+    with TicketServer(fail_next=1) as srv:
+        first = send_tickets(docs, srv.endpoint("troubleTicket"), tmp_path / "ledger.json", backoff=0.01)
+        again = send_tickets(docs, srv.endpoint("troubleTicket"), tmp_path / "ledger.json", backoff=0.01)
+        assert (first.sent, again.sent, again.skipped) == (len(plans), 0, len(plans))
+        assert srv.count("troubleTicket") == len(plans)
+
+
+def test_episodes_on_overlapping_cells_are_one_candidate():
+    import datetime as dt
+
+    t = dt.datetime(2026, 10, 5, 18)
+    ep = lambda i, cause, cells, model=None: {"episode_id": i, "cause": cause, "cells": cells, "device_model": model,  # noqa: E731
+                                              "grid_list": ["g"], "start_time": t, "end_time": t}
+    groups = merge_episodes([ep("E1", "congestion", ["A", "B"]), ep("E2", "congestion", ["B"]), ep("E3", "transport", ["B"]),
+                             ep("E4", "non_network", ["A"]), ep("D1", "device", [], "Nova X5"), ep("E5", "congestion", ["Z"])])
+    assert [(g["action"], sorted(g["cells"]), [e["episode_id"] for e in g["episodes"]]) for g in groups] == [
+        ("fix_device", [], ["D1"]), ("add_capacity", ["A", "B"], ["E1", "E2"]), ("fix_transport", ["B"], ["E3"]),
+        ("add_capacity", ["Z"], ["E5"])]
+
+
+def test_budget_passes_over_a_fix_that_does_not_fit():
+    import pyarrow as pa
+
+    t = pa.table({"rank": [1, 2, 3], "cost_units": [4, 4, 1]})
+    assert _spend(t, "rank", 5) == [0, 2]
+    assert _spend(t, "rank", 0) == []
+
+
+def _read(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def res_candidates(out: Path) -> list[dict]:
+    return _read(out / "before" / "workspace" / "loop" / "prioritise" / "candidates.parquet")
