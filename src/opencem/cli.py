@@ -422,9 +422,98 @@ def whatif(
 
 @app.command()
 @friendly_errors
+def prioritise(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem diagnose` has filled, with a trained NPS model"),
+    as_of: str = typer.Option(None, help="Day the fixes would start (YYYY-MM-DD; default: the day after the data)"),
+    lookback_days: int = typer.Option(14, help="Days of episodes and what-if before AS_OF"),
+    budget: int = typer.Option(8, help="Budget in cost units (low 1, medium 2, high 4)"),
+) -> None:
+    """Candidate fixes from the twin's episodes and chronic cells, ranked by expected NPS lift x value per cost."""
+    import datetime as dt
+
+    from opencem.loop.prioritise import prioritise as run_prioritise
+
+    with _progress() as bars:
+        task = bars.add_task("what-if", total=None)
+        p = run_prioritise(workspace, dt.date.fromisoformat(as_of) if as_of else None, lookback_days, budget,
+                           progress=lambda m, d, t: bars.update(task, description=m[:40], completed=d, total=t))
+    rt = RichTable(title=f"candidate fixes as of {p.as_of}", title_justify="left")
+    for col in ("rank", "fix", "sev. rank", "action", "target", "days/7", "subscribers", "ARPU", "NPS lift", "base lift", "cost"):
+        rt.add_column(col, overflow="fold")
+    for r in p.candidates.to_pylist():
+        rt.add_row(str(r["rank"]), r["fix_id"], str(r["severity_rank"]), r["action"], r["target"][:40], str(r["days_seen_last_week"]),
+                   f"{r['subscribers']:,}", f"{r['revenue']:,.0f}", f"{r['expected_nps_lift']:+.2f}", f"{r['expected_base_nps_lift']:+.3f}", r["cost_class"])
+    console.print(rt)
+    c = p.comparison
+    console.print(f"budget {c['budget_units']} units buys {', '.join(c['ours']['fixes'])} by our rank (expected {c['ours']['expected_base_nps_lift']:+.3f} "
+                  f"base NPS) vs {', '.join(c['severity']['fixes'])} by severity ({c['severity']['expected_base_nps_lift']:+.3f})")
+    console.print(f"{len(p.plans)} plans; tables in {p.folder}: candidates.parquet, plans.json, fix_requests.json, comparison.json")
+
+
+@app.command()
+@friendly_errors
+def tickets(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem prioritise` has filled"),
+    out: Path = typer.Option(None, help="Folder for the TMF JSON files (default WS/loop/tickets)"),
+    endpoint: str = typer.Option(None, help="TMF621 API root to POST the trouble tickets to, e.g. http://host/tmf-api/troubleTicket/v5"),
+) -> None:
+    """Export the plans as TMF621 TroubleTicket and TMF656 ServiceProblem JSON (validated), and send them."""
+    import json
+
+    from opencem.loop import tmf
+    from opencem.loop.prioritise import loop_dir
+    from opencem.loop.ticketing import send_tickets
+
+    plans = json.loads((loop_dir(workspace) / "prioritise" / "plans.json").read_text())
+    out = out or loop_dir(workspace) / "tickets"
+    paths = tmf.export(plans, out)
+    ok = all(tmf.spec_available(a) for a in ("TMF621", "TMF656"))
+    console.print(f"{len(plans)} plans -> {len(paths)} files in {out}" + (" (validated against TMF621 / TMF656 v5)" if ok else
+                  f" [yellow](not validated: no specs in {tmf.spec_dir()}; set OPENCEM_TMF_SPECS)[/yellow]"))
+    if endpoint:
+        rep = send_tickets([tmf.trouble_ticket(p) for p in plans], endpoint, out / "ledger.json")
+        console.print(f"sent {rep.sent}, already sent {rep.skipped}, failed {rep.failed} (ledger {out / 'ledger.json'})")
+
+
+@app.command()
+@friendly_errors
+def verify(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace measured after the fix, with a trained NPS model"),
+    fix_date: str = typer.Option(..., help="First day the fix was in place (YYYY-MM-DD)"),
+    cells: str = typer.Option(None, help="Comma-separated cells the fix touched"),
+    device_model: str = typer.Option(None, "--device-model", help="Or the device model of a device campaign"),
+    days: int = typer.Option(7, help="Days before and after the fix to compare"),
+    predicted: float = typer.Option(None, help="The NPS lift the fix was expected to bring (for the comparison)"),
+) -> None:
+    """NPS, CEI and KQI change of the subscribers a fix touched against matched controls (DiD, placebo)."""
+    from opencem.loop.verify import verify as run_verify
+
+    if bool(cells) == bool(device_model):
+        raise ValueError("give either --cells or --device-model")
+    with console.status("matching controls and scoring both windows"):
+        v = run_verify(workspace, {"fix_id": "fix", "cells": cells.split(",") if cells else [], "device_model": device_model,
+                                   "fix_date": fix_date, "expected_nps_lift": predicted}, days)
+    rt = RichTable(title=f"{v['subscribers']:,} treated vs {v['controls']:,} matched controls, {v['window_days']} days each side",
+                   title_justify="left")
+    for col in ("metric", "treated before", "treated after", "DiD", "95 % CI"):
+        rt.add_column(col, justify="right")
+    for e in v["effects"]:
+        rt.add_row(e["metric"], f"{e['treated_before']:.3f}", f"{e['treated_after']:.3f}", f"{e['estimate']:+.3f}",
+                   f"{e['ci_low']:+.3f} .. {e['ci_high']:+.3f}")
+    console.print(rt)
+    p = v["placebo"]
+    verdict = "holds 0: no pre-trend seen" if p["ci_low"] <= 0 <= p["ci_high"] else "excludes 0: a pre-trend, read the estimate with care"
+    console.print(f"placebo (the {v['window_days']} days before, nothing done): NPS {p['estimate']:+.2f} "
+                  f"({p['ci_low']:+.2f} .. {p['ci_high']:+.2f}), {verdict}")
+    if predicted is not None:
+        console.print(f"predicted NPS lift {predicted:+.2f}, realised {v['realised_nps_lift']:+.2f}")
+
+
+@app.command()
+@friendly_errors
 def demo(
     out: Path = typer.Option(Path("opencem-demo"), "--out", help="Working folder"),
-    subscribers: int = typer.Option(20_000, help="Subscribers in the base"),
+    subscribers: int = typer.Option(10_000, help="Subscribers in the base"),
     days: int = typer.Option(28, help="Days of data"),
     seed: int = typer.Option(7, help="Random seed"),
     fix_day: int = typer.Option(21, help="Day index (0 = first day) from which the operator's fixes are in place"),

@@ -39,7 +39,7 @@ from .verify import verify
 
 @dataclass(frozen=True)
 class LoopConfig:
-    subscribers: int = 20_000
+    subscribers: int = 10_000
     days: int = 28
     seed: int = 7
     fix_day: int = 21  # day index the fixes are in place from
