@@ -9,6 +9,11 @@ import pytest
 from opencem.synth.faults import FixRequest
 from opencem.synth.generator import SynthConfig, generate
 
+def q(sql: str) -> list[tuple]:
+    with duckdb.connect() as con:  # its own connection: the default one may hold another test's result
+        return con.sql(sql).fetchall()
+
+
 CFG = SynthConfig(subscribers=1500, days=8, seed=3, fixes=False, fix_day=5)
 
 
@@ -16,7 +21,7 @@ CFG = SynthConfig(subscribers=1500, days=8, seed=3, fixes=False, fix_day=5)
 def worlds(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("apply")
     generate(root / "a", CFG)
-    faults = duckdb.sql(f"SELECT cause, cells, start_time FROM '{root}/a/truth/faults.parquet'").fetchall()
+    faults = q(f"SELECT cause, cells, start_time FROM '{root}/a/truth/faults.parquet'")
     congested = next(c for cause, c, t in faults if cause == "congestion" and t.day == 5 and t.hour == 0)
     transport = next(c for cause, c, t in faults if cause == "transport" and t.day == 5 and t.hour == 0)
     requests = (FixRequest("C1", "add_capacity", (congested.split(";")[0],)), FixRequest("C2", "fix_device", (), "Nova X5"),
@@ -38,15 +43,15 @@ def test_days_before_the_fix_are_byte_identical(worlds):
 
 def test_each_fix_is_matched_to_its_fault_and_has_its_true_effect(worlds):
     _, b = worlds
-    rows = {r[0]: r[1:] for r in duckdb.sql(f"""SELECT fix_id, fault_id, subscribers_affected, nps_with - nps_without,
-        bad_session_share_without - bad_session_share_with FROM '{b}/truth/fixes.parquet'""").fetchall()}
-    causes = dict(duckdb.sql(f"SELECT fault_id, cause FROM '{b}/truth/faults.parquet'").fetchall())
+    rows = {r[0]: r[1:] for r in q(f"""SELECT fix_id, fault_id, subscribers_affected, nps_with - nps_without,
+        bad_session_share_without - bad_session_share_with FROM '{b}/truth/fixes.parquet'""")}
+    causes = dict(q(f"SELECT fault_id, cause FROM '{b}/truth/faults.parquet'"))
     assert causes[rows["C1"][0]] == "congestion" and causes[rows["C2"][0]] == "device" and causes[rows["C3"][0]] == "transport"
     assert rows["C4"][0] is None  # nothing to clear: carried out, no effect
     assert rows["C4"][2] == 0 and rows["C4"][3] == 0
     for fix in ("C1", "C2", "C3"):
         assert rows[fix][1] > 0 and rows[fix][3] > 0, fix  # fewer bad sessions with the fix than without
-    fixed_end = dict(duckdb.sql(f"SELECT fault_id, end_time FROM '{b}/truth/faults.parquet'").fetchall())
+    fixed_end = dict(q(f"SELECT fault_id, end_time FROM '{b}/truth/faults.parquet'"))
     assert str(fixed_end[rows["C3"][0]]) == "2026-10-10 00:00:00"
 
 

@@ -32,7 +32,9 @@ def outreach(workspace: Path, scored: ScoreResult, out: Path) -> pa.Table:
                               arg_max(start_time, start_time) AS episode_start, arg_max(evidence, start_time) AS evidence
                        FROM ({episodes}) GROUP BY subscriber_id)
       SELECT d.subscriber_id, sc.plan, sc.value_tier, round(d.arpu_monthly, 2) AS arpu_monthly, round(d.p_detractor, 3) AS p_detractor,
-             d.cause, e.episode_id,
+             -- the twin's episode names the cause where the subscriber's own evidence could not
+             CASE WHEN d.cause = 'network (unclear)' AND e.episode_cause IS NOT NULL THEN e.episode_cause ELSE d.cause END AS cause,
+             e.episode_id,
              d.reason || CASE WHEN e.episode_id IS NULL THEN ''
                               ELSE '; caught in ' || replace(e.episode_cause, '_', ' ') || ' episode ' || e.episode_id || ' from '
                                    || strftime(e.episode_start, '%d %b %H:%M') END AS reason
