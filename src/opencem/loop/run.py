@@ -200,7 +200,7 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
                   for k in ("ours", "severity")}}
     verification = [{k: c[k] for k in ("fix_id", "subscribers", "controls", "effects", "placebo", "predicted_nps_lift", "true_nps_lift")}
                     for c in checks]
-    deltas = [{**d, "fix_id": c["fix_id"]} for c in checks for d in c["deltas"]]
+    deltas = [{"fix_id": c["fix_id"], **d} for c in checks for d in c["deltas"]]
     sc = final.scores
     arpu = sc["arpu_monthly"].to_numpy(zero_copy_only=False)
     p_det, p_pro = sc["p_detractor"].to_numpy(), sc["p_promoter"].to_numpy()

@@ -521,13 +521,14 @@ def _deltas(data: dict) -> str:
     if not rows:
         return _section("sec-deltas", "Deltas by segment and location", explain, _empty("deltas"))
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    metrics = [k for k in keys if k not in ("dimension", "group")]
-    cols = [("dimension", "dimension", False), ("group", "group", False)] + [(k, "change in " + _label(k), True) for k in metrics]
+    plain = [k for k in ("fix_id", "dimension", "group", "subscribers") if k in keys]  # shown as they are, not as changes
+    metrics = [k for k in keys if k not in plain]
+    cols = [(k, k.replace("_", " "), k == "subscribers") for k in plain] + [(k, "change in " + _label(k), True) for k in metrics]
     # one number format per column: two decimals for small changes, one otherwise
     spec = {k: "+,.2f" if max([abs(_num(r.get(k)) or 0.0) for r in rows]) < 10 else "+,.1f" for k in metrics}
     out = []
     for r in rows:
-        cells = [(_esc(str(r.get("dimension", "")).replace("_", " ")), ""), (_esc(r.get("group")), "")]
+        cells = [(_esc(str(r.get(k, "")).replace("_", " ")), "") for k in plain]
         for k in metrics:
             v = _num(r.get(k))
             cls = ""
