@@ -152,15 +152,15 @@ def chronic_cells(con, start: dt.date, end: dt.date) -> list[dict]:
 
 def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int = 14, budget: int = DEFAULT_BUDGET,
                progress: Callable[[str, int, int], None] | None = None) -> Priorities:
-    """Candidate fixes as of ``as_of`` (default: the day after the diagnosed window) from the twin's
-    episodes of the ``lookback_days`` before it; writes WS/loop/{candidates.parquet, plans.json, fix_requests.json}."""
+    """Candidate fixes as of ``as_of`` (default: the day after the data) from the twin's episodes and the
+    chronic cells of the ``lookback_days`` before it; writes WS/loop/prioritise/{candidates.parquet,
+    plans.json, fix_requests.json, comparison.json}."""
     ws = Path(workspace)
     episodes = load_episodes(ws)
     tick = progress or (lambda _m, _d, _t: None)
     con = connect(ws)
     last = one(con, "SELECT max(CAST(start_time AS DATE)) FROM xdr")[0]
-    as_of = as_of or min(last + dt.timedelta(days=1), max(e["end_time"] for e in episodes.to_pylist()).date() + dt.timedelta(days=1)) \
-        if episodes.num_rows else as_of or last + dt.timedelta(days=1)
+    as_of = as_of or last + dt.timedelta(days=1)
     start = as_of - dt.timedelta(days=lookback_days)
     recent = as_of - dt.timedelta(days=RECENT_DAYS)
     rows = [e for e in episodes.to_pylist() if e["end_time"].date() >= start and e["start_time"].date() < as_of]
@@ -174,7 +174,10 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
         for i, g in enumerate(groups):
             tick(f"what-if {g['action']} ({i + 1}/{len(groups)})", i, len(groups))
             cells = sorted(g["cells"])
-            w = engine.run(g["action"], cells=cells or None, device_model=g["device_model"])
+            try:
+                w = engine.run(g["action"], cells=cells or None, device_model=g["device_model"])
+            except ValueError:  # no sessions on the scope in the look-back: nothing a fix would gain
+                continue
             arpu = _touched_arpu(engine.con, engine.win, cells, g["device_model"])
             chronic = max((e["recent_days"] for e in g["episodes"] if "recent_days" in e), default=0)
             episodic = _days_seen([e for e in g["episodes"] if "recent_days" not in e], recent, as_of)
@@ -203,7 +206,7 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
     tick("ranked", len(groups), len(groups))
     table = _ranked(out)
     picks = {"ours": _spend(table, "rank", budget), "severity": _spend(table, "severity_rank", budget)}
-    lift = table["expected_base_nps_lift"].to_numpy()
+    lift = table["expected_base_nps_lift"].to_numpy() if table.num_rows else np.zeros(0)
     comparison = {"budget_units": budget, **{k: {"fixes": [table["fix_id"][i].as_py() for i in v],
                                                  "expected_base_nps_lift": round(float(lift[v].sum()), 4)} for k, v in picks.items()}}
     plans = build_plans(table, as_of)
