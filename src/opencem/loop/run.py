@@ -9,6 +9,7 @@ continued. A third run with the fixes that severity ranking would have bought gi
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import shutil
@@ -68,26 +69,34 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     fix_date = start + dt.timedelta(days=cfg.fix_day)
     before, after = out / "before", out / "after"
 
-    say(f"1/8 synthetic operator up to the fix day ({cfg.subscribers:,} subscribers, {cfg.days} days, fixes from {fix_date})")
+    say(f"1/8 synthetic operator until the fix day ({fix_date})")
     generate(before / "operator", synth, progress=progress("synth"), overwrite=True)
     say("2/8 measure: ingest, KPI -> KQI -> CEI")
     measure(before / "operator", before / "workspace", cfg.engine, progress=_step_bar(progress("measure")))
     ws = before / "workspace"
-    say(f"3/8 train the network NPS model on the answers before {fix_date}, score the base")
+    say("3/8 NPS model on the answers before the fix day; score")
     model = train_nps(ws, until=fix_date)
     model.save(model_dir(ws))
     score(ws, fix_date - dt.timedelta(days=7), model)
     scored = score(ws, fix_date, model)
-    say(f"4/8 diagnose {start} .. {fix_date - dt.timedelta(days=1)}: twin state, episodes, causes")
+    test = model.card["metrics_on_respondents"]["test"]
+    say(f"   {model.card['training_window']['answers']['fit']:,} answers fit, detractor AUC {test['detractor_auc']:.2f} on later ones; "
+        f"base network NPS {scored.base['nps']:+.1f} as of {fix_date}")
+    say(f"4/8 diagnose {start} .. {fix_date - dt.timedelta(days=1)}")
     diag = diagnose(ws, start, fix_date)
-    say(f"5/8 prioritise {diag.episodes.num_rows} episodes into fixes (what-if per candidate), plan, tickets, care list")
+    causes = collections.Counter(diag.episodes["cause"].to_pylist()) if diag.episodes.num_rows else {}
+    say(f"   {diag.episodes.num_rows} episodes: " + ", ".join(f"{c} {n}" for c, n in sorted(causes.items())))
+    say("5/8 prioritise, plan, ticket, care list")
     pri = prioritise(ws, fix_date, budget=cfg.budget, progress=_step_bar(progress("what-if")))
     tickets = _tickets(pri.plans, out / "tickets", cfg.ticket_endpoint)
     care = outreach(ws, scored, out / "care")
     requests = json.loads((pri.folder / "fix_requests.json").read_text())
+    say(f"   {pri.candidates.num_rows} candidate fixes, {len(pri.plans)} plans, {care.num_rows} subscribers for proactive care")
     chosen = pri.candidates.filter(pc.is_in(pri.candidates["fix_id"], pa.array([r["fix_id"] for r in requests], pa.string())))
 
-    say(f"6/8 the operator carries out {len(requests)} fixes from {fix_date}: {', '.join(r['fix_id'] for r in requests)}")
+    say(f"6/8 the operator carries out {len(requests)} fixes from {fix_date}")
+    for r in chosen.to_pylist():
+        say(f"   {r['fix_id']} {r['action']} {r['target'][:40]} (expected {r['expected_nps_lift']:+.2f} NPS on {r['subscribers']:,} subscribers)")
     applied = tuple(FixRequest(r["fix_id"], r["action"], tuple(r["cells"] or ()), r["device_model"]) for r in requests)
     generate(after / "operator", replace(synth, apply=applied), progress=progress("synth"), overwrite=True)
     measure(after / "operator", after / "workspace", cfg.engine, progress=_step_bar(progress("measure")))
@@ -99,7 +108,7 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     say("   and, for the comparison only, the fixes severity ranking would have bought")
     generate(out / "severity" / "operator", replace(synth, apply=sev_requests), progress=progress("synth"), overwrite=True)
 
-    say("7/8 verify each fix against a matched control group (difference-in-differences, placebo)")
+    say("7/8 verify each fix against matched controls")
     truth = _true_effects(after / "operator")
     checks = []
     for r in chosen.to_pylist():
