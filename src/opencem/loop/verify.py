@@ -29,6 +29,7 @@ CONTROLS = 5
 METRICS = ("nps", "cei", "poor_share", "throughput_kbps", "rtt_ms", "dou_mb", "complaints", "churned", "revenue_eur")
 MATCH_ON = ("nps", "cei", "poor_share", "log_sessions", "arpu_monthly")
 Z95 = 1.959964
+MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas are shown
 
 
 def _scope_sql(cells: list[str], device_model: str | None, buffer: bool) -> str:
@@ -137,7 +138,8 @@ def verify(workspace: Path, fix: dict, days: int = 7, model: NpsModel | None = N
 
 
 def _deltas(con, real: dict) -> list[dict]:
-    """The per-subscriber differences-in-differences averaged by plan (segment) and home area (location)."""
+    """The per-subscriber differences-in-differences averaged by plan (segment) and home area (location),
+    for groups of at least MIN_GROUP treated subscribers."""
     con.register("treated_in", pa.table({"subscriber_id": real["treated_ids"].tolist(),
                                          **{m: pa.array(real["per_subscriber"][m], from_pandas=True) for m in METRICS}}))
     rows = []
@@ -146,6 +148,7 @@ def _deltas(con, real: dict) -> list[dict]:
                  round(avg(nps), 2) AS nps, round(avg(cei), 2) AS cei, round(avg(dou_mb), 2) AS dou_mb,
                  round(1000 * avg(complaints), 2) AS complaints_per_1k, round(100 * avg(churned), 3) AS churn_pct,
                  round(sum(revenue_eur), 2) AS revenue
-               FROM treated_in t JOIN subscribers s USING (subscriber_id) GROUP BY 1, 2 ORDER BY 2""").to_arrow_table().to_pylist()
+               FROM treated_in t JOIN subscribers s USING (subscriber_id) GROUP BY 1, 2
+               HAVING count(*) >= {MIN_GROUP} ORDER BY 2""").to_arrow_table().to_pylist()
     con.unregister("treated_in")
     return rows
