@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import time
@@ -270,13 +271,15 @@ def _anchors(values: list[str] | None):
 def train_nps_cmd(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem measure` has filled"),
     anchor: list[str] = typer.Option(None, help="DAY=NPS from a representative study (market-research tracker); repeatable"),
+    until: str = typer.Option(None, help="Only answers before this day (YYYY-MM-DD), e.g. to judge a later change fairly"),
 ) -> None:
     """Train the network NPS model on the survey answers (time-split), save it with its model card."""
     from opencem.nps.score import model_dir
     from opencem.nps.train import train_nps
 
     with console.status("training") as st:
-        model = train_nps(workspace, anchor=_anchors(anchor), progress=lambda m: st.update(m))
+        model = train_nps(workspace, anchor=_anchors(anchor), progress=lambda m: st.update(m),
+                          until=datetime.date.fromisoformat(until) if until else None)
     folder = model.save(model_dir(workspace))
     c = model.card
     w = c["training_window"]
