@@ -95,3 +95,20 @@ def _read(path: Path) -> list[dict]:
 
 def res_candidates(out: Path) -> list[dict]:
     return _read(out / "before" / "workspace" / "loop" / "prioritise" / "candidates.parquet")
+
+
+def test_tickets_command_exports_and_sends_once(loop, tmp_path):
+    from typer.testing import CliRunner
+
+    from opencem.cli import app
+
+    out, _ = loop
+    ws = out / "before" / "workspace"
+    n = len(json.loads((ws / "loop" / "prioritise" / "plans.json").read_text()))
+    with TicketServer() as srv:
+        args = ["tickets", "--workspace", str(ws), "--out", str(tmp_path / "t"), "--endpoint", srv.endpoint("troubleTicket")]
+        first, again = CliRunner().invoke(app, args), CliRunner().invoke(app, args)
+        assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+        assert f"sent {n}, already sent 0" in first.output and f"sent 0, already sent {n}" in again.output
+        assert srv.count("troubleTicket") == n
+    assert len(list((tmp_path / "t" / "serviceProblem").glob("*.json"))) == n
