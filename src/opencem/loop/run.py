@@ -28,6 +28,7 @@ from ..nps.features import base_requests, build_features, connect, feature_list
 from ..nps.model import NpsModel
 from ..nps.score import model_dir, score
 from ..nps.train import train_nps
+from ..report import render_report
 from ..synth.faults import FixRequest
 from ..synth.generator import SynthConfig, generate
 from ..twin.run import diagnose, load_episodes
@@ -97,16 +98,14 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     say(f"6/8 the operator carries out {len(requests)} fixes from {fix_date}")
     for r in chosen.to_pylist():
         say(f"   {r['fix_id']} {r['action']} {r['target'][:40]} (expected {r['expected_nps_lift']:+.2f} NPS on {r['subscribers']:,} subscribers)")
-    applied = tuple(FixRequest(r["fix_id"], r["action"], tuple(r["cells"] or ()), r["device_model"]) for r in requests)
-    generate(after / "operator", replace(synth, apply=applied), progress=progress("synth"), overwrite=True)
+    generate(after / "operator", replace(synth, apply=_fix_requests(requests)), progress=progress("synth"), overwrite=True)
     measure(after / "operator", after / "workspace", cfg.engine, progress=_step_bar(progress("measure")))
     ws_after = after / "workspace"
     shutil.copytree(model_dir(ws), model_dir(ws_after), dirs_exist_ok=True)
     severity_ids = pri.comparison["severity"]["fixes"]
-    sev_requests = tuple(FixRequest(r["fix_id"], r["action"], tuple(r["cells"] or ()), r["device_model"])
-                         for r in pri.candidates.to_pylist() if r["fix_id"] in severity_ids)
     say("   and, for the comparison only, the fixes severity ranking would have bought")
-    generate(out / "severity" / "operator", replace(synth, apply=sev_requests), progress=progress("synth"), overwrite=True)
+    generate(out / "severity" / "operator", replace(synth, apply=_fix_requests(r for r in pri.candidates.to_pylist() if r["fix_id"] in severity_ids)),
+             progress=progress("synth"), overwrite=True)
 
     say("7/8 verify each fix against matched controls")
     truth = _true_effects(after / "operator")
@@ -125,13 +124,15 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     say("8/8 NPS trend and report")
     data = report_data(cfg, ws, ws_after, after / "operator", fix_date, model, pri, checks, gained, care)
     data["tickets"] = tickets
-    from ..report import render_report  # plotly is only needed here
-
     report = render_report(data, out / "report.html")
     summary = {"kpis": data["kpis"], "ranking": data["ranking"], "tickets": tickets, "care_total": data["care_total"],
                "verification": data["verification"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return LoopResult(report, summary)
+
+
+def _fix_requests(rows) -> tuple[FixRequest, ...]:
+    return tuple(FixRequest(r["fix_id"], r["action"], tuple(r["cells"] or ()), r["device_model"]) for r in rows)
 
 
 def _step_bar(cb: Callable[[int, int], None] | None):
