@@ -9,6 +9,7 @@ import pytest
 from opencem.synth.faults import FixRequest
 from opencem.synth.generator import SynthConfig, generate
 
+
 def q(sql: str) -> list[tuple]:
     with duckdb.connect() as con:  # its own connection: the default one may hold another test's result
         return con.sql(sql).fetchall()
