@@ -329,6 +329,22 @@ def hive_base_path(paths: Sequence[str]) -> str | None:
     return bases.pop() if len(bases) == 1 else None
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write one file through a temporary sibling and a rename: readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:10]}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 @contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling path (not yet created) to write into; on success swap it into place.

@@ -34,7 +34,7 @@ from ..nps.features import connect, one
 from ..nps.score import POOR_SESSION
 from ..twin.grid import grid_of
 from ..twin.run import load_episodes
-from ..twin.whatif import WhatIfEngine
+from ..twin.whatif import WhatIfEngine, scope_sql
 
 ACTION_FOR_CAUSE = {"congestion": "add_capacity", "transport": "fix_transport", "interference": "clear_interference",
                     "core_dns": "fix_core", "device": "fix_device", "coverage": "restore_coverage"}
@@ -138,14 +138,15 @@ def chronic_cells(con, start: dt.date, end: dt.date) -> list[dict]:
         e = out.setdefault(key, {"episode_id": f"K-{key[1]}", "cause": cause, "cells": [], "device_model": None, "grid_list": [],
                                  "start_time": dt.datetime.combine(start, dt.time()), "end_time": dt.datetime.combine(end, dt.time()),
                                  "max_z": 0.0, "poor_sessions": 0, "affected_subscribers": 0, "center_lat": r["lat"], "center_lon": r["lon"],
-                                 "recent_days": 0, "evidence": ""})
+                                 "recent_days": 0, "evidence": "", "positions": []})
         e["cells"].append(r["cell_id"])
+        e["positions"].append((r["lat"], r["lon"]))
         e["max_z"] = max(e["max_z"], float(r["z"]))
         e["poor_sessions"] += int(r["poor_sessions"])
         e["recent_days"] = max(e["recent_days"], int(r["recent_bad"]))
         e["evidence"] = f"chronic: poor sessions above the other cells on {r['bad_days']} of {r['days']} days; {words}"
     for e in out.values():
-        lat, lon = np.array(con.execute(f"SELECT lat, lon FROM cells WHERE cell_id IN ({', '.join(repr(c) for c in e['cells'])})").fetchall()).T
+        lat, lon = np.array(e.pop("positions")).T
         e["grid_list"] = sorted(set(grid_of(lat, lon)))
     return list(out.values())
 
@@ -223,10 +224,8 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
 
 
 def _touched_arpu(con, win: str, cells: list[str], device_model: str | None) -> float:
-    scope = (f"subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = '{device_model.replace(chr(39), '')}')"
-             if device_model else f"cell_id IN ({', '.join(repr(c) for c in cells)})")
     return float(one(con, f"""SELECT coalesce(sum(arpu_monthly), 0) FROM subscribers
-        WHERE subscriber_id IN (SELECT DISTINCT subscriber_id FROM xdr WHERE {win} AND {scope})""")[0])
+        WHERE subscriber_id IN (SELECT DISTINCT subscriber_id FROM xdr WHERE {win} AND {scope_sql(cells, device_model)})""")[0])
 
 
 def _ranked(rows: list[dict]) -> pa.Table:

@@ -199,7 +199,7 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
     episodes = [{k: (str(v) if isinstance(v, dt.datetime) else v) for k, v in r.items() if k in (
         "episode_id", "cause", "center_lat", "center_lon", "start_time", "end_time", "affected_subscribers", "confidence")}
         for r in ep.to_pylist() if r["kind"] == "area"]
-    applied = {c for c in pri.comparison["ours"]["fixes"]}
+    applied = set(pri.comparison["ours"]["fixes"])
     cand = pri.candidates.to_pylist()
     fixes = [{"rank": r["rank"], "fix_id": r["fix_id"], "action": r["action"], "target": r["target"][:60], "cause": r["cause"],
               "expected_nps_lift": r["expected_nps_lift"], "expected_base_nps_lift": r["expected_base_nps_lift"],

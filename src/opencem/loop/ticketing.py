@@ -35,7 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from opencem.loop.tmf import OWNER, write_atomic
+from opencem.engine.base import atomic_write_text
+from opencem.loop.tmf import OWNER
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def send_tickets(docs: list[dict], endpoint: str, ledger: Path, kind: str = "tro
                     raise TicketError(f"{kind} for plan {plan_id}: {url} answered HTTP {status} without a resource id")
                 href = (created.get("href") if isinstance(created, dict) else None) or location or f"{url}/{ticket_id}"
                 book[key] = {"id": str(ticket_id), "href": str(href), "plan": plan_id, "kind": kind, "status": status}
-                write_atomic(ledger, json.dumps(book, indent=2, sort_keys=True) + "\n")
+                atomic_write_text(ledger, json.dumps(book, indent=2, sort_keys=True) + "\n")
                 report.sent += 1
                 report.ids[plan_id] = str(ticket_id)
                 break

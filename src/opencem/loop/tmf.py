@@ -37,7 +37,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,8 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+
+from ..engine.base import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -543,21 +544,6 @@ def undeclared_fields(doc: dict, api: str, schema: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- export
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def dumps(doc: dict) -> str:
     """The canonical JSON text of a document: sorted keys, 2-space indent, UTF-8, trailing newline."""
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -598,6 +584,6 @@ def export(plans: list[dict], out_dir: Path, *, require_spec: bool = False) -> l
             log.warning("%s documents exported WITHOUT validation: %s", api, exc)
     paths = []
     for path, _, _, _, doc in docs:
-        write_atomic(path, dumps(doc))
+        atomic_write_text(path, dumps(doc))
         paths.append(path)
     return paths

@@ -23,6 +23,7 @@ from ..indicators.tree import load_tree
 from ..nps.features import build_features, connect, feature_list
 from ..nps.model import NpsModel
 from ..nps.score import POOR_SESSION, model_dir
+from ..twin.whatif import scope_sql
 
 MIN_SESSIONS = 3
 CONTROLS = 5
@@ -34,11 +35,9 @@ MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas 
 
 def _scope_sql(cells: list[str], device_model: str | None, buffer: bool) -> str:
     """Sessions the fix touches; with ``buffer`` also those on the same sites or transport links."""
-    if device_model:
-        return f"subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = '{device_model.replace(chr(39), '')}')"
+    if device_model or not buffer:
+        return scope_sql(cells, device_model)
     listed = ", ".join(repr(c) for c in cells)
-    if not buffer:
-        return f"cell_id IN ({listed})"
     return f"""cell_id IN (SELECT cell_id FROM cells WHERE site_id IN (SELECT site_id FROM cells WHERE cell_id IN ({listed}))
                  OR transport_link_id IN (SELECT transport_link_id FROM cells WHERE cell_id IN ({listed})))"""
 

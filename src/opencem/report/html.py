@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,6 +18,8 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
+
+from ..engine.base import atomic_write_text
 
 report_data_schema = """The dict `render_report` draws. Every key but `title` may be missing or empty; an
 empty section is replaced by a short note. Dates are ISO strings, NPS values are points (-100..100).
@@ -150,14 +151,7 @@ def render_report(data: dict, path: Path) -> Path:
         head.append(f"<script>{plotly.offline.get_plotlyjs()}</script>")
     head.append("</head>")
     doc = "\n".join(head + ["<body>", "<main>"] + sections + ["</main>", "</body>", "</html>", ""])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(doc, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_text(path, doc)
     return path
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -81,9 +83,6 @@ class Schedule:
 
 def load_requests(path) -> tuple[FixRequest, ...]:
     """Fix requests from a JSON list of {fix_id, action, cells, device_model}."""
-    import json
-    from pathlib import Path
-
     rows = json.loads(Path(path).read_text())
     out = []
     for i, r in enumerate(rows):

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engine.base import atomic_dir
+from ..engine.base import atomic_dir, atomic_write_text
 from ..indicators.tree import load_tree
 from ..nps.features import connect, one
 from .cause import attribute, evidence
@@ -211,9 +211,7 @@ def state_geojson(workspace: Path, start: dt.datetime, end: dt.datetime) -> dict
 
 
 def write_geojson(path: Path, collection: dict) -> None:
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(collection, default=str))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(collection, default=str))
 
 
 def load_episodes(workspace: Path) -> pa.Table:

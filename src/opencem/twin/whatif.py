@@ -165,6 +165,20 @@ def _cei_slope(con, days_where: str) -> float:
     return float(b)
 
 
+def _check(action: str, cells: list[str] | None, device_model: str | None) -> None:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(ACTIONS)}")
+    if (action == "fix_device") != bool(device_model) or (action != "fix_device" and not cells):
+        raise ValueError("fix_device needs --device-model; the other actions need --cells")
+
+
+def scope_sql(cells: list[str] | None, device_model: str | None) -> str:
+    """The xDR sessions a change touches: those on ``cells``, or of the subscribers with ``device_model``."""
+    if device_model:
+        return f"subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = '{device_model.replace(chr(39), '')}')"
+    return f"cell_id IN ({', '.join(repr(c) for c in cells)})"
+
+
 class WhatIfEngine:
     """What-ifs over one window of a workspace: the session relation is learned once and every
     scenario reuses it (prioritising scores many candidate fixes)."""
@@ -191,17 +205,13 @@ class WhatIfEngine:
             subscribers: list[str] | None = None) -> WhatIf:
         """Predict what ``action`` on ``cells`` (or ``device_model``) over the window would have changed;
         NPS is scored as of the window's end for the subscribers touched (or ``subscribers``)."""
-        if action not in ACTIONS:
-            raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(ACTIONS)}")
-        if (action == "fix_device") != bool(device_model) or (action != "fix_device" and not cells):
-            raise ValueError("fix_device needs --device-model; the other actions need --cells")
+        _check(action, cells, device_model)
         con, win = self.con, self.win
         if action == "fix_device":
             scope = f"device model {device_model}"
-            where = f"{win} AND subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = '{device_model.replace(chr(39), '')}')"
         else:
             scope = ", ".join(cells[:4]) + (f" (+{len(cells) - 4})" if len(cells) > 4 else "")
-            where = f"{win} AND cell_id IN ({', '.join(repr(c) for c in cells)})"
+        where = f"{win} AND {scope_sql(cells, device_model)}"
         before_t = con.sql(_sessions_sql(where)).to_arrow_table()
         if before_t.num_rows == 0:
             raise ValueError(f"no sessions on {scope} between {self.start} and {self.end}")
@@ -243,8 +253,7 @@ def whatif(workspace: Path, action: str, start: dt.date, end: dt.date, cells: li
            device_model: str | None = None, factor: float = 0.5, subscribers: list[str] | None = None,
            model: NpsModel | None = None) -> WhatIf:
     """One what-if over ``start`` <= day < ``end`` (see WhatIfEngine.run)."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(ACTIONS)}")
+    _check(action, cells, device_model)  # before the relation is learned
     with WhatIfEngine(workspace, start, end, model) as engine:
         return engine.run(action, cells, device_model, factor, subscribers)
 
