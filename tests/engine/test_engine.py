@@ -28,7 +28,7 @@ from opencem.engine import (
     transpile,
     write_catalog,
 )
-from opencem.engine.base import atomic_dir, hive_base_path
+from opencem.engine.files import atomic_dir, hive_base_path
 
 
 def _java() -> bool:

@@ -1,8 +1,8 @@
 """xDR: one row per user session per service, from the probes / DPI on the user plane and IMS."""
 
+from ..vocabulary import SERVICES
 from .base import Check, Column, Table
 
-SERVICES = ("web", "video", "voice", "gaming", "social", "file_transfer")
 CODECS = ("AMR-NB", "AMR-WB", "EVS")
 
 XDR = Table(

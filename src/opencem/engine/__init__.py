@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from .base import (
     Engine,
+    Params,
     StepError,
-    compare_tables,
     normalise_arrow,
     normalise_type,
+    quote_ident,
+    quote_literal,
     transpile,
 )
 from .duckdb_engine import DuckDBEngine
-from .pipeline import Step, run_pipeline, write_catalog
+from .files import atomic_dir, atomic_write_text
+from .parity import compare_tables
+from .pipeline import Step, run_pipeline, run_step, sql_file, write_catalog
 from .spark_engine import SparkEngine
 
 
@@ -33,14 +37,21 @@ def make_engine(name: str = "duckdb", spark_master: str | None = None, **kwargs)
 __all__ = [
     "DuckDBEngine",
     "Engine",
+    "Params",
     "SparkEngine",
     "Step",
     "StepError",
+    "atomic_dir",
+    "atomic_write_text",
     "compare_tables",
     "make_engine",
     "normalise_arrow",
     "normalise_type",
+    "quote_ident",
+    "quote_literal",
     "run_pipeline",
+    "run_step",
+    "sql_file",
     "transpile",
     "write_catalog",
 ]

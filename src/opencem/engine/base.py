@@ -5,26 +5,21 @@
 * ``transpile``: DuckDB SQL -> the engine's dialect (SQLGlot, plus small fixes for constructs it gets wrong).
 * ``normalise_arrow``: the type normalisation applied to every result leaving an engine, so that the same
   SQL gives the same Arrow schema on both engines.
-* ``compare_tables``: the parity harness (same columns, types, rows; floats within a relative tolerance).
-* ``atomic_dir``: write a folder next to its destination, then swap it into place.
+* ``quote_ident`` / ``quote_literal``: the one pair of SQL quoting helpers.
+
+File helpers live in ``files``, the parity harness in ``parity``.
 
 See docs/engine.md for the portable SQL subset and the normalisation rules.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import re
-import shutil
-import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,6 +33,19 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(f"invalid table name {name!r}: use letters, digits and underscores, not starting with a digit")
     return name
+
+
+def quote_ident(name: str, quote: str = '"') -> str:
+    """An identifier quoted for SQL (``"`` for DuckDB, a backtick for Spark)."""
+    return quote + name.replace(quote, quote * 2) + quote
+
+
+def quote_literal(text: str) -> str:
+    """A string literal for SQL; for the few places a value cannot be a parameter (DDL, COPY targets)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+Params = Mapping[str, object] | None  # named parameters: ``$name`` in the SQL, bound by the engine
 
 
 class StepError(RuntimeError):
@@ -193,189 +201,8 @@ def normalise_arrow(table: pa.Table) -> pa.Table:
 
 
 # --------------------------------------------------------------------------------------------------
-# Parity harness
-# --------------------------------------------------------------------------------------------------
-
-def _sortable(t: pa.DataType) -> bool:
-    return not (pa.types.is_nested(t) or pa.types.is_null(t))
 
 
-def _fmt(v) -> str:
-    return repr(v)
-
-
-def compare_tables(a: pa.Table, b: pa.Table, keys: Sequence[str] | None = None, rel: float = 1e-9,
-                   abs_tol: float = 0.0, max_report: int = 10) -> list[str]:
-    """Differences between two result tables; an empty list means they are equal.
-
-    Both tables are normalised (``normalise_arrow``) and must have the same column names in the same
-    order and the same types. Rows are matched after sorting both tables by ``keys`` (then by every other
-    sortable column, floats last, so duplicate keys still line up); ``keys=None`` sorts by all columns.
-    Floats are equal when both are NULL, both NaN, equal infinities, or
-    ``|x - y| <= max(rel * max(|x|, |y|), abs_tol)``. Other values must be identical; NULL equals NULL.
-    At most ``max_report`` cell differences are listed per column, followed by a count.
-    """
-    a, b = normalise_arrow(a), normalise_arrow(b)
-    diffs: list[str] = []
-    if a.column_names != b.column_names:
-        return [f"columns differ: {a.column_names} vs {b.column_names}"]
-    for fa, fb in zip(a.schema, b.schema):
-        if fa.type != fb.type:
-            diffs.append(f"column {fa.name!r}: type {fa.type} vs {fb.type}")
-    if diffs:
-        return diffs
-    if a.num_rows != b.num_rows:
-        return [f"row count: {a.num_rows} vs {b.num_rows}"]
-    keys = list(keys) if keys is not None else []
-    missing = [k for k in keys if k not in a.column_names]
-    if missing:
-        return [f"sort keys not in the tables: {missing}"]
-    others = [c for c in a.column_names if c not in keys and _sortable(a.schema.field(c).type)]
-    others.sort(key=lambda c: pa.types.is_floating(a.schema.field(c).type))
-    order = [(c, "ascending") for c in keys + others]
-    if order and a.num_rows:
-        a = a.take(pc.sort_indices(a, sort_keys=order))  # nulls last (the default)
-        b = b.take(pc.sort_indices(b, sort_keys=order))
-
-    def where(i: int) -> str:
-        if not keys:
-            return f"row {i}"
-        return f"row {i} (" + ", ".join(f"{k}={_fmt(a.column(k)[i].as_py())}" for k in keys) + ")"
-
-    for name in a.column_names:
-        ca, cb = a.column(name), b.column(name)
-        t = ca.type
-        if pa.types.is_floating(t):
-            na = _np(pc.is_null(ca, nan_is_null=False), bool)
-            nb = _np(pc.is_null(cb, nan_is_null=False), bool)
-            xa = _np(ca.fill_null(0.0), np.float64)
-            xb = _np(cb.fill_null(0.0), np.float64)
-            with np.errstate(invalid="ignore", over="ignore"):
-                close = np.abs(xa - xb) <= np.maximum(rel * np.maximum(np.abs(xa), np.abs(xb)), abs_tol)
-                close |= (xa == xb) | (np.isnan(xa) & np.isnan(xb))
-            ok = np.where(na | nb, na & nb, close)
-            bad = np.flatnonzero(~ok)
-        elif pa.types.is_null(t):
-            bad = np.array([], dtype=np.int64)
-        elif _sortable(t):
-            eq = pc.equal(ca, cb)
-            both_null = pc.and_(pc.is_null(ca), pc.is_null(cb))
-            ok = pc.or_(pc.fill_null(eq, False), both_null)
-            bad = np.flatnonzero(~_np(ok, bool))
-        else:  # nested: compare as Python values (floats inside exactly, NaN-aware)
-            la, lb = ca.to_pylist(), cb.to_pylist()
-            bad = np.array([i for i, (x, y) in enumerate(zip(la, lb)) if not _py_equal(x, y, rel, abs_tol)],
-                           dtype=np.int64)
-        for i in bad[:max_report]:
-            i = int(i)
-            diffs.append(f"{where(i)} column {name!r}: {_fmt(ca[i].as_py())} vs {_fmt(cb[i].as_py())}")
-        if len(bad) > max_report:
-            diffs.append(f"column {name!r}: {len(bad) - max_report} more differences")
-    return diffs
-
-
-def _np(arr, dtype) -> np.ndarray:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
-
-
-def _py_equal(x, y, rel: float, abs_tol: float) -> bool:
-    if isinstance(x, float) and isinstance(y, float):
-        if math.isnan(x) and math.isnan(y):
-            return True
-        return math.isclose(x, y, rel_tol=rel, abs_tol=abs_tol)
-    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
-        return len(x) == len(y) and all(_py_equal(u, v, rel, abs_tol) for u, v in zip(x, y))
-    if isinstance(x, dict) and isinstance(y, dict):
-        return x.keys() == y.keys() and all(_py_equal(x[k], y[k], rel, abs_tol) for k in x)
-    return x == y
-
-
-# --------------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------------
-
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_GLOB_CHARS = set("*?[{")
-
-
-def as_path_list(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
-    """Paths as absolute strings (URLs such as s3://... are kept as they are)."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out = []
-    for p in paths:
-        s = os.fspath(p)
-        out.append(s if _SCHEME_RE.match(s) else os.path.abspath(s))
-    if not out:
-        raise ValueError("no Parquet paths given")
-    return out
-
-
-def hive_base_path(paths: Sequence[str]) -> str | None:
-    """The folder above the first ``key=value`` (or globbed) path component, when all paths agree.
-
-    ``/lake/pm/day=2024-01-01/part-0.parquet`` and ``/lake/pm/*/*.parquet`` both give ``/lake/pm``.
-    Returns None when a path has no such component or the paths disagree.
-    """
-    bases = set()
-    for p in paths:
-        parts = p.split("/")
-        cut = next((i for i, part in enumerate(parts[:-1]) if "=" in part or _GLOB_CHARS & set(part)), None)
-        if cut is None:
-            return None
-        bases.add("/".join(parts[:cut]) or "/")
-    return bases.pop() if len(bases) == 1 else None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write one file through a temporary sibling and a rename: readers see the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:10]}"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling path (not yet created) to write into; on success swap it into place.
-
-    The old content of ``path`` is renamed aside, the new folder renamed to ``path``, then the old one
-    removed, so a failure while writing leaves ``path`` untouched and a re-run replaces (never appends).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:10]
-    tmp = path.parent / f".{path.name}.tmp-{token}"
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise RuntimeError(f"nothing was written for {path}")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if path.exists() or path.is_symlink():
-        old = path.parent / f".{path.name}.old-{token}"
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------------------------------
 # The interface
 # --------------------------------------------------------------------------------------------------
 
@@ -402,15 +229,24 @@ class Engine(ABC):
         """A view ``name`` over an Arrow table."""
 
     @abstractmethod
-    def create_table(self, name: str, sql: str) -> None:
+    def create_table(self, name: str, sql: str, params: Params = None) -> None:
         """Materialise the result of a SELECT (DuckDB dialect) as ``name``, replacing an existing one.
 
+        ``params`` binds the SQL's ``$name`` parameters (values are never pasted into SQL).
         Raises StepError (step = ``name``) when the SQL fails; the previous ``name`` is then kept.
         """
 
     @abstractmethod
-    def query_arrow(self, sql: str) -> pa.Table:
-        """Run a SELECT (DuckDB dialect) and return its normalised Arrow result."""
+    def create_view(self, name: str, sql: str) -> None:
+        """A view ``name`` over a SELECT (DuckDB dialect), replacing an existing one; evaluated when read."""
+
+    @abstractmethod
+    def query_arrow(self, sql: str, params: Params = None, step: str = "query") -> pa.Table:
+        """Run a SELECT (DuckDB dialect) and return its normalised Arrow result; ``step`` names it in errors."""
+
+    @abstractmethod
+    def drop(self, name: str) -> None:
+        """Drop a table, view or registered Arrow table if it exists."""
 
     @abstractmethod
     def table_arrow(self, name: str) -> pa.Table:
@@ -430,6 +266,11 @@ class Engine(ABC):
 
     def row_count(self, name: str) -> int:
         return int(self.query_arrow(f"SELECT COUNT(*) AS n FROM {check_name(name)}").column(0)[0].as_py())
+
+    def query_row(self, sql: str, params: Params = None, step: str = "query") -> tuple:
+        """The first row of a query as a tuple (None values when it has no row)."""
+        t = self.query_arrow(sql, params, step)
+        return tuple(t.column(i)[0].as_py() if t.num_rows else None for i in range(t.num_columns))
 
     def __enter__(self):
         return self

@@ -8,22 +8,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from .base import (
-    Engine,
-    StepError,
-    as_path_list,
-    atomic_dir,
-    check_name,
-    normalise_arrow,
-)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
+from .base import Engine, Params, StepError, check_name, normalise_arrow
+from .base import quote_ident as _q
+from .base import quote_literal as _lit
+from .files import as_path_list, atomic_dir
 
 
 def _strip(sql: str) -> str:
@@ -67,6 +55,7 @@ class DuckDBEngine(Engine):
         self.database = str(database)
         self.con = duckdb.connect(self.database)
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
@@ -112,26 +101,37 @@ class DuckDBEngine(Engine):
         self.con.register(name, table)
         self._arrow[name.lower()] = table
 
-    def create_table(self, name: str, sql: str) -> None:
+    def create_table(self, name: str, sql: str, params: Params = None) -> None:
         check_name(name)
         tmp = f"__opencem_new_{name}"
         try:
             self.con.execute(f"DROP TABLE IF EXISTS {_q(tmp)}")
-            self.con.execute(f"CREATE TABLE {_q(tmp)} AS\n{_strip(sql)}\n")
+            self.con.execute(f"CREATE TABLE {_q(tmp)} AS\n{_strip(sql)}\n", dict(params) if params else None)
         except duckdb.Error as e:
             self.con.execute(f"DROP TABLE IF EXISTS {_q(tmp)}")
             raise StepError(name, sql, e, self.name) from e
         self._drop(name)
         self.con.execute(f"ALTER TABLE {_q(tmp)} RENAME TO {_q(name)}")
 
-    def query_arrow(self, sql: str) -> pa.Table:
+    def create_view(self, name: str, sql: str) -> None:
+        check_name(name)
+        self._drop(name)
         try:
-            rel = self.con.sql(_strip(sql))
+            self.con.execute(f"CREATE VIEW {_q(name)} AS\n{_strip(sql)}\n")
+        except duckdb.Error as e:
+            raise StepError(name, sql, e, self.name) from e
+
+    def query_arrow(self, sql: str, params: Params = None, step: str = "query") -> pa.Table:
+        try:
+            rel = self.con.sql(_strip(sql), params=dict(params) if params else None)
             if rel is None:
                 raise ValueError("query_arrow needs a statement that returns rows (a SELECT)")
             return normalise_arrow(_to_arrow(rel))
         except duckdb.Error as e:
-            raise StepError("query", sql, e, self.name) from e
+            raise StepError(step, sql, e, self.name) from e
+
+    def drop(self, name: str) -> None:
+        self._drop(check_name(name))
 
     def table_arrow(self, name: str) -> pa.Table:
         return self.query_arrow(f"SELECT * FROM {_q(check_name(name))}")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from sqlglot.errors import SqlglotError
 
-from .base import Engine, StepError, check_name, transpile
+from .base import Engine, Params, StepError, check_name, quote_literal, transpile
 
 
 @dataclass
@@ -26,8 +28,20 @@ class Step:
     publish: bool = True
 
 
+@cache
+def sql_file(package: str, name: str) -> str:
+    """The SQL template ``<package>/sql/<name>.sql`` (one file per output table)."""
+    return resources.files(package).joinpath("sql").joinpath(f"{name}.sql").read_text()
+
+
+def run_step(engine: Engine, step: Step, params: Params = None) -> int:
+    """Materialise one step as its table on ``engine``; returns its rows."""
+    engine.create_table(step.name, step.sql, params)
+    return engine.row_count(step.name)
+
+
 def run_pipeline(engine: Engine, steps: Sequence[Step], out_dir: Path | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, int]:
+                 progress: Callable[[str, int, int], None] | None = None, params: Params = None) -> dict[str, int]:
     """Run ``steps`` in order; write each published step to ``out_dir/<name>/``; return rows per step.
 
     ``progress(step_name, done, total)`` is called before each step (done = steps finished so far) and
@@ -43,8 +57,7 @@ def run_pipeline(engine: Engine, steps: Sequence[Step], out_dir: Path | None = N
         if progress:
             progress(step.name, i, total)
         try:
-            engine.create_table(step.name, step.sql)
-            rows[step.name] = engine.row_count(step.name)
+            rows[step.name] = run_step(engine, step, params)
             if out_dir is not None and step.publish:
                 engine.write_parquet(step.name, Path(out_dir) / step.name, step.partition_by)
         except StepError:
@@ -58,10 +71,6 @@ def run_pipeline(engine: Engine, steps: Sequence[Step], out_dir: Path | None = N
     if progress and total:
         progress(steps[-1].name, total, total)
     return rows
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def write_catalog(out_dir: Path, tables: Sequence[str], catalog_path: Path, relative: bool = True) -> Path:
@@ -88,7 +97,7 @@ def write_catalog(out_dir: Path, tables: Sequence[str], catalog_path: Path, rela
         p.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        con.execute(f"SET file_search_path = {_lit(str(home))}")
+        con.execute(f"SET file_search_path = {quote_literal(str(home))}")
         for name in tables:
             check_name(name)
             folder = out_dir / name
@@ -97,7 +106,7 @@ def write_catalog(out_dir: Path, tables: Sequence[str], catalog_path: Path, rela
             where = os.path.relpath(folder, home) if relative else str(folder)
             glob = where.replace(os.sep, "/") + "/**/*.parquet"
             con.execute(
-                f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({_lit(glob)}, hive_partitioning = true)'
+                f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({quote_literal(glob)}, hive_partitioning = true)'
             )
         con.execute("CHECKPOINT")
     except BaseException:
@@ -109,4 +118,4 @@ def write_catalog(out_dir: Path, tables: Sequence[str], catalog_path: Path, rela
     return catalog_path
 
 
-__all__ = ["Step", "StepError", "run_pipeline", "write_catalog"]
+__all__ = ["Step", "StepError", "run_pipeline", "run_step", "sql_file", "write_catalog"]

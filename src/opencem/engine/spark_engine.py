@@ -19,16 +19,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .base import (
-    Engine,
-    StepError,
-    as_path_list,
-    atomic_dir,
-    check_name,
-    hive_base_path,
-    normalise_arrow,
-    transpile,
-)
+from .base import Engine, Params, StepError, check_name, normalise_arrow, quote_ident, transpile
+from .files import as_path_list, atomic_dir, hive_base_path
 
 # Settings every session gets (SQL settings are also applied to reused sessions).
 SQL_CONF = {
@@ -59,7 +51,7 @@ _state = {"users": 0, "owned": None}  # engines using the shared context; the ro
 
 
 def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+    return quote_ident(name, "`")
 
 
 def _errors():
@@ -144,13 +136,13 @@ class SparkEngine(Engine):
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _sql(self, step: str, sql: str):
+    def _sql(self, step: str, sql: str, params: Params = None):
         try:
-            translated = transpile(sql, self.name)
+            translated = transpile(sql, self.name)  # $name parameters become Spark's :name markers
         except Exception as e:  # parse / unsupported construct
             raise StepError(step, sql, f"cannot translate to Spark SQL: {e}", self.name) from e
         try:
-            return translated, self.spark.sql(translated)
+            return translated, self.spark.sql(translated, args=dict(params) if params else None)
         except _errors() as e:
             raise StepError(step, translated, e, self.name) from e
 
@@ -220,9 +212,9 @@ class SparkEngine(Engine):
         if old is not None:
             old.unpersist()
 
-    def create_table(self, name: str, sql: str) -> None:
+    def create_table(self, name: str, sql: str, params: Params = None) -> None:
         check_name(name)
-        translated, df = self._sql(name, sql)
+        translated, df = self._sql(name, sql, params)
         df = df.cache()
         try:
             df.count()  # materialise now, so errors surface at this step
@@ -231,12 +223,25 @@ class SparkEngine(Engine):
             raise StepError(name, translated, e, self.name) from e
         self._replace(name, df, cached=True)
 
-    def query_arrow(self, sql: str) -> pa.Table:
-        translated, df = self._sql("query", sql)
+    def create_view(self, name: str, sql: str) -> None:
+        check_name(name)
+        _, df = self._sql(name, sql)
+        self._replace(name, df, cached=False)
+
+    def query_arrow(self, sql: str, params: Params = None, step: str = "query") -> pa.Table:
+        translated, df = self._sql(step, sql, params)
         try:
             return normalise_arrow(self._to_arrow(df))
         except _errors() as e:
-            raise StepError("query", translated, e, self.name) from e
+            raise StepError(step, translated, e, self.name) from e
+
+    def drop(self, name: str) -> None:
+        key = check_name(name).lower()
+        old = self._cached.pop(key, None)
+        self.spark.catalog.dropTempView(name)
+        self._views.discard(name)
+        if old is not None:
+            old.unpersist()
 
     def table_arrow(self, name: str) -> pa.Table:
         try:

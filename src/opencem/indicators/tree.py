@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from ..contracts.bss import CARE_CATEGORIES
+from ..vocabulary import SERVICES
 from . import qoe
 
 __all__ = [
@@ -90,7 +91,6 @@ FRACTION_COLUMNS: frozenset[str] = frozenset(
     {"success_rate", "slow_page_share", "stall_session_share", "call_drop_rate"}
 )
 #: Values of ``kqi_pspu_day.service``.
-SERVICES: tuple[str, ...] = ("web", "video", "voice", "gaming", "social", "file_transfer")
 CURVES: tuple[str, ...] = ("logistic", "linear")
 #: Journey stages, in order.
 STAGES: tuple[str, ...] = ("use", "get_help", "choose_interact")
@@ -180,12 +180,41 @@ class KqiNode(_Node):
         return self
 
 
+class PoorCondition(_Node):
+    """One way a single session of the service is poor: an xDR column above or below a threshold, or true."""
+
+    column: Text
+    above: Number | None = None
+    below: Number | None = None
+    is_true: bool | None = None
+
+    @field_validator("column")
+    @classmethod
+    def _column(cls, v: str) -> str:
+        if not _IDENT.match(v):
+            raise _err(f"must be an xDR column name [a-z][a-z0-9_]* (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _one_test(self) -> PoorCondition:
+        if sum(t is not None for t in (self.above, self.below, self.is_true)) != 1:
+            raise _err("give exactly one of above, below or is_true: true", "column")
+        return self
+
+    def sql(self) -> str:
+        if self.is_true is not None:
+            return self.column if self.is_true else f"NOT {self.column}"
+        return f"{self.column} > {self.above!r}" if self.above is not None else f"{self.column} < {self.below!r}"
+
+
 class ServiceNode(_Node):
-    """A service: its importance in the usage weighting of the overall CEI and its KQIs."""
+    """A service: its importance in the usage weighting of the overall CEI, its KQIs and what makes one
+    of its sessions poor (a failed session always is)."""
 
     importance: Weight
     source: Text | None = None
     kqis: list[KqiNode] = Field(min_length=1)
+    poor_session: list[PoorCondition] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _kqis(self) -> ServiceNode:
@@ -646,3 +675,13 @@ def score_kqis_numpy(tree: Tree, kqi_table: Any) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         out["cei"] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     return out
+
+
+def poor_session_sql(tree: Tree) -> str:
+    """SQL that is true for a poor session row of xDR: it failed, or a condition of its service's
+    ``poor_session`` list holds."""
+    whens = []
+    for name, svc in tree.services.items():
+        tests = " OR ".join(["NOT success"] + [c.sql() for c in svc.poor_session])
+        whens.append(f"  WHEN '{name}' THEN {tests}")
+    return "CASE service\n" + "\n".join(whens) + "\n  ELSE NOT success END"

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from ..engine.base import atomic_dir
+from ..engine.files import atomic_dir
 from ..nps.features import connect
 from ..nps.score import ScoreResult
 from ..twin.run import twin_dir

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engine.base import atomic_dir
+from ..engine.files import atomic_dir
 from ..nps.features import connect, one
 from ..nps.score import POOR_SESSION
 from ..twin.grid import grid_of

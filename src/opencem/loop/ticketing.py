@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from opencem.engine.base import atomic_write_text
+from opencem.engine.files import atomic_write_text
 from opencem.loop.tmf import OWNER
 
 log = logging.getLogger(__name__)

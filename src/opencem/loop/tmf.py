@@ -45,7 +45,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from ..engine.base import atomic_write_text
+from ..engine.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..engine.base import atomic_dir
+from ..engine.files import atomic_dir
 from .features import CATEGORICAL
 
 CLASSES = ("detractor", "passive", "promoter")

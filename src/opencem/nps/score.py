@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..engine.base import atomic_dir
+from ..engine.files import atomic_dir
 from ..indicators.tree import load_tree
 from ..twin.grid import DEFAULT_RESOLUTION, grid_of
 from .features import (

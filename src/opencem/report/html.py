@@ -19,7 +19,7 @@ import plotly.offline
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from ..engine.base import atomic_write_text
+from ..engine.files import atomic_write_text
 
 report_data_schema = """The dict `render_report` draws. Every key but `title` may be missing or empty; an
 empty section is replaced by a short note. Dates are ISO strings, NPS values are points (-100..100).

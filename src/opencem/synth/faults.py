@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..vocabulary import CAUSE_OF_ACTION
 from .city import LAYERS, City
 from .radio import LAYER_NAMES
 
 SLOTS_PER_DAY = 96
 MIN_PER_DAY = 1440
-NETWORK_CAUSES = ("coverage", "interference", "congestion", "transport", "core_dns", "device")
 
 WEEKDAY_PROFILE = np.array([.12, .08, .06, .05, .06, .12, .30, .55, .70, .65, .65, .70,
                             .80, .75, .70, .70, .75, .85, .90, .95, 1.0, 1.0, .85, .50])
@@ -55,8 +55,7 @@ class Fix:
 
 
 # what a requested fix repairs: a fault of this cause on the cells (or device model) it names
-FIX_ACTIONS = {"add_capacity": "congestion", "fix_transport": "transport", "clear_interference": "interference",
-               "fix_core": "core_dns", "fix_device": "device", "restore_coverage": "coverage"}
+FIX_ACTIONS = CAUSE_OF_ACTION  # action -> the cause it repairs
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..contracts.bss import AGE_BANDS, PLANS
+from ..vocabulary import SERVICES
 from .city import CITY_RADIUS_M, CORE_RADIUS_M, HIGHWAY_END_M
 
 # plan: share, median ARPU (EUR/month), ARPU log-sd, baseline satisfaction shift, tolerance factor
@@ -29,7 +30,6 @@ DEVICES = [
     ("Orbi C1", "Orbi", "4G", 2018, 0.07), ("Kito K10", "Kito", "4G", 2017, 0.06),
 ]
 AGE_SHARE = (0.11, 0.19, 0.19, 0.18, 0.16, 0.17)
-SERVICES = ("web", "video", "voice", "gaming", "social", "file_transfer")
 # mean sessions per day per service for an average user
 SERVICE_RATE = np.array([5.0, 2.0, 3.0, 0.3, 6.0, 0.4])
 DISTRICTS_PER_RING = 6

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engine.base import atomic_dir, atomic_write_text
+from ..engine.files import atomic_dir, atomic_write_text
 from ..indicators.tree import load_tree
 from ..nps.features import connect, one
 from .cause import attribute, evidence

@@ -1,0 +1,99 @@
+"""The workspace: one folder per operator, and the one object that knows its layout and opens its engine.
+
+```
+WS/
+  .secrets/pseudonym.key   the keyed-hash key (never leaves the workspace)
+  lake/<table>/            validated, pseudonymised inputs (ingest)
+  measure/<table>/         KPI, KQI, CEI (measure)
+  catalog.duckdb           views over measure/ for ad-hoc SQL
+  models/<name>/           trained models and their cards (train)
+  nps/<table>/as_of=D/     scores, segments, potential detractors (score)
+  twin/                    grid x hour state, episodes (diagnose)
+  loop/                    candidates, plans, tickets, verifications (prioritise, verify)
+```
+
+Every stage after measure reads the lake and measure tables through :meth:`Workspace.session`, an
+engine with one view per table; no stage builds a workspace path or opens a database itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine import Engine, make_engine
+
+LAKE_TABLES = ("subscribers", "cells", "pm", "xdr", "radio_samples", "surveys", "care_contacts", "portouts")
+MEASURE_TABLES = ("kpi_cell_15min", "kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "cei_journey_day")
+# lake tables a session can do without: an empty one of this shape stands in (nobody left, nobody asked)
+OPTIONAL_LAKE = {
+    "portouts": "SELECT CAST(NULL AS VARCHAR) AS subscriber_id, CAST(NULL AS DATE) AS portout_date WHERE false",
+}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    # -- layout ------------------------------------------------------------------------------------
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def measure(self) -> Path:
+        return self.root / "measure"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def nps(self) -> Path:
+        return self.root / "nps"
+
+    @property
+    def twin(self) -> Path:
+        return self.root / "twin"
+
+    @property
+    def loop(self) -> Path:
+        return self.root / "loop"
+
+    @property
+    def pseudonym_key(self) -> Path:
+        return self.root / ".secrets" / "pseudonym.key"
+
+    def model(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def lake_files(self, table: str) -> list[str]:
+        folder = self.lake / table
+        return sorted(str(p) for p in folder.rglob("*.parquet")) if folder.is_dir() else []
+
+    # -- engine ------------------------------------------------------------------------------------
+    def session(self, engine: str = "duckdb", tables: tuple[str, ...] = LAKE_TABLES + MEASURE_TABLES,
+                **kwargs) -> Engine:
+        """An engine with a view per lake and measure table of this workspace.
+
+        A table without files raises a one-line error naming its folder, except the optional lake
+        tables (:data:`OPTIONAL_LAKE`) and the measure tables nobody asked for.
+        """
+        eng = make_engine(engine, **kwargs)
+        try:
+            for name in tables:
+                folder = (self.measure if name in MEASURE_TABLES else self.lake) / name
+                files = sorted(str(p) for p in folder.rglob("*.parquet")) if folder.is_dir() else []
+                if files:
+                    eng.register_parquet(name, files)
+                elif name in OPTIONAL_LAKE:
+                    eng.create_view(name, OPTIONAL_LAKE[name])
+                else:
+                    raise FileNotFoundError(f"{folder}: no table '{name}' here; run `opencem measure` on this workspace first")
+        except BaseException:
+            eng.close()
+            raise
+        return eng
