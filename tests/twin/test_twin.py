@@ -22,7 +22,7 @@ from opencem.synth.generator import SynthConfig, generate
 from opencem.twin.accuracy import evaluate, load_faults
 from opencem.twin.cause import CAUSES
 from opencem.twin.episodes import cluster
-from opencem.twin.grid import grid_of
+from opencem.geo import grid_of
 from opencem.twin.run import diagnose, episodes_geojson, load_episodes, state_geojson
 from opencem.twin.whatif import whatif
 

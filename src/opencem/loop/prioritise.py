@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from ..engine.files import atomic_dir
 from ..nps.features import connect, one
 from ..nps.score import POOR_SESSION
-from ..twin.grid import grid_of
+from ..geo import grid_of
 from ..twin.run import load_episodes
 from ..twin.whatif import WhatIfEngine, scope_sql
 

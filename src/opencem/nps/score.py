@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from ..engine.files import atomic_dir
 from ..indicators.tree import load_tree
-from ..twin.grid import DEFAULT_RESOLUTION, grid_of
+from ..geo import DEFAULT_RESOLUTION, grid_of
 from .features import (
     NETWORK,
     NON_NETWORK,

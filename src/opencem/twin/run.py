@@ -18,7 +18,7 @@ from ..indicators.tree import load_tree
 from ..nps.features import connect, one
 from .cause import attribute, evidence
 from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust_z, score_grid_hours
-from .grid import DEFAULT_RESOLUTION
+from ..geo import DEFAULT_RESOLUTION
 from .state import build_state
 
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
