@@ -21,14 +21,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine import Engine, make_engine
+from . import contracts
+from .contracts.base import DUCKDB_TYPES
+from .engine import Engine, make_engine, quote_ident
 
-LAKE_TABLES = ("subscribers", "cells", "pm", "xdr", "radio_samples", "surveys", "care_contacts", "portouts")
+LAKE_TABLES = ("subscribers", "cells", "pm", "xdr", "radio_samples", "surveys", "care_contacts", "portouts",
+               "tariffs", "survey_invitations", "nps_tracker")
 MEASURE_TABLES = ("kpi_cell_15min", "kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "cei_journey_day")
-# lake tables a session can do without: an empty one of this shape stands in (nobody left, nobody asked)
-OPTIONAL_LAKE = {
-    "portouts": "SELECT CAST(NULL AS VARCHAR) AS subscriber_id, CAST(NULL AS DATE) AS portout_date WHERE false",
-}
+# lake tables an operator may not have: an empty table of the contract's shape stands in
+# (nobody left, no tariff history, no invitation log, no representative study)
+OPTIONAL_LAKE = ("portouts", "tariffs", "survey_invitations", "nps_tracker")
+
+
+def empty_table_sql(name: str) -> str:
+    """A SELECT giving no rows with the columns and types of the contract ``name``."""
+    cols = ", ".join(f"CAST(NULL AS {DUCKDB_TYPES[c.dtype]}) AS {quote_ident(c.name)}" for c in contracts.get(name).columns)
+    return f"SELECT {cols} WHERE false"
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class Workspace:
                 if files:
                     eng.register_parquet(name, files)
                 elif name in OPTIONAL_LAKE:
-                    eng.create_view(name, OPTIONAL_LAKE[name])
+                    eng.create_view(name, empty_table_sql(name))
                 else:
                     raise FileNotFoundError(f"{folder}: no table '{name}' here; run `opencem measure` on this workspace first")
         except BaseException:

@@ -1,6 +1,7 @@
-"""BSS tables: subscribers, NPS surveys, care contacts / complaints, port-outs."""
+"""BSS tables: subscribers, tariffs, NPS surveys and their invitations, the NPS tracker, care contacts /
+complaints, port-outs."""
 
-from .base import Column, Table
+from .base import Check, Column, Table
 
 PLANS = ("prepaid_basic", "prepaid_plus", "postpaid_s", "postpaid_m", "postpaid_l", "business")
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
@@ -30,6 +31,21 @@ SUBSCRIBERS = Table(
     ),
 )
 
+TARIFFS = Table(
+    name="tariffs",
+    family="BSS",
+    description="Tariff history: each plan's monthly price and the period it applied (a price change is a new row).",
+    grain="plan x price period",
+    key=("plan", "valid_from"),
+    columns=(
+        Column("plan", "string", "-", "Tariff plan, as in subscribers.plan"),
+        Column("monthly_price", "float64", "EUR/month", "Monthly list price of the plan", min=0, max=10000),
+        Column("valid_from", "date", "-", "First day the price applied"),
+        Column("valid_to", "date", "-", "Last day the price applied; empty while it still applies", nullable=True),
+    ),
+    checks=(Check("valid_to IS NULL OR valid_to >= valid_from", "valid_to before valid_from", ("valid_from", "valid_to")),),
+)
+
 SURVEYS = Table(
     name="surveys",
     family="survey",
@@ -43,6 +59,40 @@ SURVEYS = Table(
         Column("survey_time", "timestamp", "UTC", "When the answer was given"),
         Column("channel", "string", "-", "Survey channel", allowed=("sms", "email", "ivr", "app")),
         Column("score", "int32", "0-10", "Likelihood to recommend; 9-10 promoter, 7-8 passive, 0-6 detractor", min=0, max=10),
+    ),
+)
+
+SURVEY_INVITATIONS = Table(
+    name="survey_invitations",
+    family="survey",
+    description="Who was asked the NPS question, when and how; an answered invitation names its survey answer.",
+    grain="survey invitation",
+    key=("invitation_id",),
+    partition_by="invite_time",
+    columns=(
+        Column("invitation_id", "int64", "-", "Invitation identifier"),
+        Column("subscriber_id", "string", "-", "Who was asked"),
+        Column("invite_time", "timestamp", "UTC", "When the invitation was sent"),
+        Column("channel", "string", "-", "Survey channel"),
+        Column("trigger", "string", "-", "Why this customer was asked: a relationship sample or after a care contact",
+               allowed=("relationship", "after_care")),
+        Column("survey_id", "int64", "-", "The answer it led to (surveys.survey_id); empty when not answered", nullable=True),
+    ),
+)
+
+NPS_TRACKER = Table(
+    name="nps_tracker",
+    family="survey",
+    description=("A representative relationship study (market-research tracker): each wave asks a random sample of "
+                 "customers and follows up until most answer, so its NPS is the base's level."),
+    grain="tracker respondent",
+    key=("response_id",),
+    columns=(
+        Column("response_id", "int64", "-", "Response identifier"),
+        Column("subscriber_id", "string", "-", "Who answered"),
+        Column("wave_date", "date", "-", "The wave's sampling date"),
+        Column("answer_time", "timestamp", "UTC", "When the answer was given"),
+        Column("score", "int32", "0-10", "Likelihood to recommend", min=0, max=10),
     ),
 )
 
@@ -77,4 +127,4 @@ PORTOUTS = Table(
     ),
 )
 
-TABLES = (SUBSCRIBERS, SURVEYS, CARE_CONTACTS, PORTOUTS)
+TABLES = (SUBSCRIBERS, TARIFFS, SURVEYS, SURVEY_INVITATIONS, NPS_TRACKER, CARE_CONTACTS, PORTOUTS)

@@ -18,6 +18,11 @@ ANSWER_NOISE_SD = 0.9  # sd of a survey answer around the latent satisfaction
 SHOCK_DECAY = {"price": 0.977, "billing": 0.933, "care": 0.952}
 NET_CATS = ("coverage", "data_speed", "voice_quality")
 CHURN_CAUSES = ("network_coverage", "network_speed", "network_voice", "price", "billing", "care", "other")
+SURVEY_CHANNELS, SURVEY_CHANNEL_P = ["sms", "email", "ivr", "app"], [.3, .35, .15, .2]
+INVITES_PER_ANSWER = 5.0  # relationship invitations sent per expected answer (a 20 % response rate on average)
+TRACKER_SAMPLE = 1000  # customers drawn per tracker wave
+TRACKER_FIRST_DAY, TRACKER_EVERY, TRACKER_FIELD_DAYS = 7, 30, 7  # waves on days 7, 37, ...; a week of fieldwork
+TRACKER_RESPONSE = 0.85  # followed up until most answer; who answers does not depend on satisfaction
 
 
 def nps_class(score: np.ndarray) -> np.ndarray:
@@ -46,11 +51,14 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
     decision = np.where(pre, -rng.integers(1, 60, m), 10**6)
     portout = np.where(pre, decision + rng.integers(7, 61, m), 10**6)
     cause = np.full(m, "other", dtype=object)
-    events: dict[str, list] = {k: [] for k in ("surveys", "care", "nonnet", "daily", "nps", "fix_kqi")}
+    events: dict[str, list] = {k: [] for k in ("surveys", "care", "nonnet", "daily", "nps", "fix_kqi", "invitations", "tracker")}
     affected = {f.fix_id: np.zeros(m) for f in fixes}
     post_sat = {f.fix_id: np.zeros((2, m)) for f in fixes}
     post_days = {f.fix_id: 0 for f in fixes}
-    ids = {"survey": 0, "contact": 0}
+    ids = {"survey": 0, "contact": 0, "invitation": 0, "tracker": 0}
+    # invitations and the tracker draw from their own stream, so every other table is the same with or without them
+    rng_obs = np.random.default_rng([params["seed"], 2000 + chunk])
+    tracker_day = np.full(m, -1)  # day a tracker respondent answers (-1: not in a wave)
     price = params["price_event"]  # (day, plan index)
     billing_day = params["billing_day"]
     fault_ids = np.array([f.fault_id for f in sch.faults])
@@ -155,16 +163,23 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         after_care[who] = rng.random(len(who)) < 0.1
         resp |= after_care & active
         r_idx = np.flatnonzero(resp)
+        survey_ids = chunk * 1_000_000_000 + ids["survey"] + np.arange(len(r_idx))
+        t = np.array([], dtype="datetime64[ms]")
+        channel = np.array([], dtype=object)
         if len(r_idx):
             score = np.clip(np.round(s_now[r_idx] + rng.normal(0, ANSWER_NOISE_SD, len(r_idx))), 0, 10).astype(np.int32)
             t = start_date + np.timedelta64(day, "D") + (rng.uniform(9, 21, len(r_idx)) * 3600e3).astype("timedelta64[ms]")
+            channel = np.where(after_care[r_idx], "sms", rng.choice(SURVEY_CHANNELS, len(r_idx), p=SURVEY_CHANNEL_P))
             events["surveys"].append(pa.table({
-                "survey_id": chunk * 1_000_000_000 + ids["survey"] + np.arange(len(r_idx)),
-                "subscriber_id": sub["subscriber_id"][idx[r_idx]], "survey_time": t,
-                "channel": np.where(after_care[r_idx], "sms", rng.choice(["sms", "email", "ivr", "app"], len(r_idx), p=[.3, .35, .15, .2])),
-                "score": score,
+                "survey_id": survey_ids, "subscriber_id": sub["subscriber_id"][idx[r_idx]], "survey_time": t,
+                "channel": channel, "score": score,
             }))
             ids["survey"] += len(r_idx)
+        events["invitations"].append(_invitations(
+            rng_obs, day, start_date, active, p_resp, params["survey_rate"], who, after_care, r_idx, survey_ids, t, channel,
+            sub["subscriber_id"][idx], chunk, ids))
+        events["tracker"].append(_tracker(rng_obs, day, days, start_date, active, s_now, tracker_day, params["tracker_share"],
+                                          sub["subscriber_id"][idx], chunk, ids))
 
         # churn: the hazard follows long-run satisfaction, value and tenure; port-out comes weeks later
         sat_long = 0.95 * sat_long + 0.05 * s_now
@@ -201,7 +216,7 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         write("xdr", day, _xdr_table(ctx, sub, d, q, day, chunk, start_date))
         write("radio_samples", day, _mr_table(ctx, sub, d, q, start_date, rng))
 
-    out = {k: events[k] for k in ("surveys", "daily", "nps", "fix_kqi", "nonnet")}
+    out = {k: events[k] for k in ("surveys", "daily", "nps", "fix_kqi", "nonnet", "invitations", "tracker")}
     out["care_contacts"] = events["care"]
     leaving = np.flatnonzero(portout < 10**6)
     pdate = start_date.astype("datetime64[D]")
@@ -224,6 +239,64 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         }))
     out["fix_affected"] = rows
     return out
+
+
+def _invitations(rng, day, start_date, active, p_resp, survey_rate, care_who, after_care, r_idx, survey_ids, answer_time,
+                 answer_channel, sub_ids, chunk, ids) -> pa.Table:
+    """Who was asked today. Every answer came from an invitation; relationship invitations also went to
+    customers who did not answer, at a rate that makes a customer's chance to answer an invitation
+    P(answer) / P(invited) (so the unhappy answer more often, as they do), and every care contact got
+    an SMS invitation afterwards."""
+    m = len(active)
+    p_inv = np.maximum(INVITES_PER_ANSWER * survey_rate / 30, p_resp).clip(0, 1)
+    answered = np.zeros(m, dtype=bool)
+    answered[r_idx] = True
+    silent = active & ~answered & (rng.random(m) < (p_inv - p_resp) / np.maximum(1 - p_resp, 1e-9))
+    care_silent = np.zeros(m, dtype=bool)
+    care_silent[care_who] = True
+    care_silent &= active & ~answered  # after-care answers are among the answered
+    silent_idx = np.flatnonzero(silent & ~care_silent)
+    care_idx = np.flatnonzero(care_silent)
+    who = np.concatenate([r_idx, silent_idx, care_idx])
+    day0 = start_date + np.timedelta64(day, "D")
+    # an answer comes 5 minutes to 3 hours after its invitation; an unanswered one is sent between 08:00 and 21:00
+    lag = (rng.uniform(5, 180, len(r_idx)) * 60e3).astype("timedelta64[ms]")
+    sent = np.concatenate([answer_time - lag, day0 + (rng.uniform(8, 21, len(silent_idx) + len(care_idx)) * 3600e3).astype("timedelta64[ms]")])
+    trigger = np.concatenate([np.where(after_care[r_idx], "after_care", "relationship"),
+                              np.full(len(silent_idx), "relationship"), np.full(len(care_idx), "after_care")])
+    channel = np.concatenate([answer_channel.astype(object), rng.choice(SURVEY_CHANNELS, len(silent_idx), p=SURVEY_CHANNEL_P),
+                              np.full(len(care_idx), "sms")])
+    t = pa.table({
+        "invitation_id": chunk * 1_000_000_000 + ids["invitation"] + np.arange(len(who)),
+        "subscriber_id": sub_ids[who], "invite_time": sent.astype("datetime64[ms]"), "channel": channel.astype(str),
+        "trigger": trigger.astype(str),
+        "survey_id": pa.array(np.concatenate([survey_ids, np.zeros(len(who) - len(r_idx), dtype=np.int64)]),
+                              mask=np.arange(len(who)) >= len(r_idx)),
+    })
+    ids["invitation"] += len(who)
+    return t
+
+
+def _tracker(rng, day, days, start_date, active, s_now, answer_day, share, sub_ids, chunk, ids) -> pa.Table:
+    """The representative study: on each wave day a random ``share`` of the active base is drawn and
+    most answer within a week of fieldwork, whoever they are, with the surveys' answer noise."""
+    m = len(active)
+    if day >= TRACKER_FIRST_DAY and (day - TRACKER_FIRST_DAY) % TRACKER_EVERY == 0:
+        drawn = active & (rng.random(m) < share) & (rng.random(m) < TRACKER_RESPONSE)
+        answer_day[drawn] = day + rng.integers(0, TRACKER_FIELD_DAYS, m)[drawn]
+    now = np.flatnonzero(active & (answer_day == day))
+    answer_day[answer_day == day] = -1
+    score = np.clip(np.round(s_now[now] + rng.normal(0, ANSWER_NOISE_SD, len(now))), 0, 10).astype(np.int32)
+    wave = TRACKER_FIRST_DAY + (day - TRACKER_FIRST_DAY) // TRACKER_EVERY * TRACKER_EVERY
+    t = pa.table({
+        "response_id": chunk * 1_000_000_000 + ids["tracker"] + np.arange(len(now)),
+        "subscriber_id": sub_ids[now],
+        "wave_date": pa.array(np.full(len(now), (start_date + np.timedelta64(wave, "D")).astype("datetime64[D]")), pa.date32()),
+        "answer_time": start_date + np.timedelta64(day, "D") + (rng.uniform(9, 21, len(now)) * 3600e3).astype("timedelta64[ms]"),
+        "score": score,
+    })
+    ids["tracker"] += len(now)
+    return t
 
 
 def _day_bad(local, w, b, in_cat, m):

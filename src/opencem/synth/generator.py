@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .behaviour import ANSWER_NOISE_SD, simulate_chunk
+from .behaviour import ANSWER_NOISE_SD, TRACKER_SAMPLE, simulate_chunk
 from .city import build_city, xy_to_latlon
 from .faults import FixRequest, plan
 from .pm import cell_quality, pm_day
@@ -75,6 +75,7 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int, int], None] |
     params = {
         "start_date": start, "survey_rate": cfg.survey_rate, "billing_day": cfg.days // 4,
         "price_event": (cfg.days // 2, int(rng_misc.integers(0, len(PLAN_TABLE) - 1))),
+        "seed": cfg.seed, "tracker_share": min(1.0, TRACKER_SAMPLE / cfg.subscribers),
     }
     n_chunks = -(-cfg.subscribers // CHUNK_SUBSCRIBERS)
     total = cfg.days * (n_chunks + 1)
@@ -142,6 +143,9 @@ def _write_collected(writer: LakeWriter, cfg: SynthConfig, ctx: Context, sub, pa
 
     surveys = concat(cat("surveys"), "survey_time")
     writer.write("surveys", surveys)
+    writer.write("survey_invitations", concat(cat("invitations"), "invite_time"))
+    writer.write("nps_tracker", concat(cat("tracker"), "answer_time"))
+    writer.write("tariffs", _tariffs(params))
     writer.write("care_contacts", concat(cat("care_contacts"), "contact_time"))
     churners = pa.concat_tables([r["churners"] for r in results])
     leavers = churners.filter(churners["in_window"])
@@ -233,6 +237,27 @@ def _write_collected(writer: LakeWriter, cfg: SynthConfig, ctx: Context, sub, pa
     }
     (writer.root / "truth" / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
+
+
+PRICE_INCREASE = 0.12  # the price event raises one plan's monthly price by this share
+
+
+def _tariffs(params) -> pa.Table:
+    """Each plan's list price (its typical ARPU) for the year before the window; the plan of the price
+    event costs more from that day on."""
+    start = params["start_date"].astype("datetime64[D]")
+    day, plan_i = params["price_event"]
+    change = start + np.timedelta64(day, "D")
+    rows = []
+    for i, (plan, spec) in enumerate(PLAN_TABLE.items()):
+        price, since = float(spec[1]), start - np.timedelta64(365, "D")
+        if i == plan_i:
+            rows.append({"plan": plan, "monthly_price": price, "valid_from": since, "valid_to": change - np.timedelta64(1, "D")})
+            price, since = round(price * (1 + PRICE_INCREASE), 2), change
+        rows.append({"plan": plan, "monthly_price": price, "valid_from": since, "valid_to": None})
+    t = pa.Table.from_pylist([{**r, "valid_from": r["valid_from"].item(),
+                               "valid_to": None if r["valid_to"] is None else r["valid_to"].item()} for r in rows])
+    return t
 
 
 def _nps(s: np.ndarray) -> float | None:
