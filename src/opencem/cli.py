@@ -274,13 +274,13 @@ def train_nps_cmd(
     until: str = typer.Option(None, help="Only answers before this day (YYYY-MM-DD), e.g. to judge a later change fairly"),
 ) -> None:
     """Train the network NPS model on the survey answers (time-split), save it with its model card."""
-    from opencem.nps.score import model_dir
     from opencem.nps.train import train_nps
+    from opencem.workspace import Workspace
 
     with console.status("training") as st:
         model = train_nps(workspace, anchor=_anchors(anchor), progress=lambda m: st.update(m),
                           until=datetime.date.fromisoformat(until) if until else None)
-    folder = model.save(model_dir(workspace))
+    folder = model.save(Workspace(workspace).model("nps"))
     c = model.card
     w = c["training_window"]
     console.print(f"answers: {w['answers']['fit']:,} fit ({w['fit'][0]}..{w['fit'][1]}), {w['answers']['validation']:,} "

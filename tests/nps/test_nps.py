@@ -6,7 +6,6 @@ import os
 import shutil
 from types import SimpleNamespace
 
-import duckdb
 import h3
 import numpy as np
 import pyarrow.compute as pc
@@ -20,18 +19,20 @@ from opencem.engine import compare_tables
 from opencem.indicators.tree import load_tree
 from opencem.ingest.pseudonym import KEY_ENV, Pseudonymiser, load_key
 from opencem.measure.run import measure
-from opencem.nps.features import base_requests, build_features, connect, feature_list
+from opencem.nps.features import base_requests, build_features, feature_list
 from opencem.nps.model import NpsModel
-from opencem.nps.score import model_dir, score
+from opencem.nps.score import score
 from opencem.nps.train import MIN_HISTORY_DAYS, train_nps
 from opencem.synth.generator import SynthConfig, generate
+from opencem.vocabulary import NON_NETWORK
+from opencem.workspace import Workspace
 
 # 16 days, answers usable from day 7 on. survey_rate 1.0 rather than 0.6: at 0.6 the test split is one day of
 # ~58 answers, whose NPS has a standard error of ~10 points, too noisy for a 12-point calibration check.
 CONFIG = SynthConfig(subscribers=3000, days=16, seed=3, survey_rate=1.0, workers=2)
 TABLES = ("scores", "segments", "potential_detractors")
 DIMENSIONS = {"base", "plan", "value_tier", "device_model", "home_area", "grid", "cell"}
-CAUSES = {"coverage", "interference", "congestion", "transport", "core", "device", "network (unclear)", "non-network"}
+CAUSES = {"coverage", "interference", "congestion", "transport", "core_dns", "device", "network (unclear)", NON_NETWORK}
 DAY = dt.timedelta(days=1)
 KEYS = {"scores": ["subscriber_id"], "segments": ["dimension", "segment"]}
 
@@ -46,7 +47,7 @@ def nps(tmp_path_factory):
     generate(data, CONFIG)
     measure(data, ws)
     model = train_nps(ws)
-    model.save(model_dir(ws))
+    model.save(Workspace(ws).model("nps"))
     result = score(ws)  # reads the saved model
     yield SimpleNamespace(data=data, ws=ws, model=model, result=result)
     mp.undo()
@@ -60,11 +61,17 @@ def clone(ws, dst, skip=()):
 
 
 def partition(ws, table, as_of):
-    return pq.read_table(ws / "nps" / table / f"as_of={as_of}" / "part.parquet")
+    return pq.read_table(Workspace(ws).nps / table / f"as_of={as_of}" / "part.parquet")
+
+
+def one(ws, sql, **params):
+    """The single value of a query over a workspace's tables."""
+    with Workspace(ws).session() as engine:
+        return engine.query_row(sql, params)[0]
 
 
 def first_day(ws):
-    return duckdb.connect().sql(f"SELECT min(day) FROM '{ws}/measure/cei_subscriber_day/**/*.parquet'").fetchall()[0][0]
+    return one(ws, "SELECT min(day) FROM cei_subscriber_day")
 
 
 # -- 1. training ----------------------------------------------------------------------------------------
@@ -81,8 +88,8 @@ def test_model_card_names_features_windows_and_data(nps):
     assert w["fit"][0] >= str(first_day(nps.ws) + MIN_HISTORY_DAYS * DAY)  # short histories left out
     assert all(w["answers"][k] > 0 for k in ("fit", "validation", "test"))
     # every answer after the first days is used, once
-    (usable,) = duckdb.connect().sql(f"""SELECT count(*) FROM '{nps.ws}/lake/surveys/**/*.parquet'
-        WHERE CAST(survey_time AS DATE) >= DATE '{w["fit"][0]}'""").fetchall()[0]
+    usable = one(nps.ws, "SELECT count(*) FROM surveys WHERE CAST(survey_time AS DATE) >= $day",
+                 day=dt.date.fromisoformat(w["fit"][0]))
     assert sum(w["answers"].values()) == usable
 
     fp = card["data"]["fingerprint"]
@@ -93,9 +100,8 @@ def test_model_card_names_features_windows_and_data(nps):
 
 def test_saved_model_gives_identical_probabilities(nps, tmp_path):
     loaded = NpsModel.load(nps.model.save(tmp_path / "model"))
-    con = connect(nps.ws)
-    x_table = build_features(con, base_requests(con, nps.result.as_of - 2 * DAY), feature_list(load_tree()))
-    con.close()
+    with Workspace(nps.ws).session() as engine:
+        x_table = build_features(engine, base_requests(engine, nps.result.as_of - 2 * DAY), feature_list(load_tree()))
     x = nps.model.encoder.matrix(x_table)
     assert x.shape[0] > 2500 and np.array_equal(x, loaded.encoder.matrix(x_table), equal_nan=True)
     assert np.array_equal(nps.model.proba(x), loaded.proba(x))
@@ -109,9 +115,8 @@ def test_nps_of_later_answers_is_predicted_within_12_points(nps):
     card = nps.model.card
     m = card["metrics_on_respondents"]["test"]
     lo, hi = card["training_window"]["test"]
-    (answered,) = duckdb.connect().sql(f"""SELECT 100 * (avg(CAST(score >= 9 AS INT)) - avg(CAST(score <= 6 AS INT)))
-        FROM '{nps.ws}/lake/surveys/**/*.parquet'
-        WHERE CAST(survey_time AS DATE) BETWEEN DATE '{lo}' AND DATE '{hi}'""").fetchall()[0]
+    answered = one(nps.ws, """SELECT 100 * (avg(CAST(score >= 9 AS INT)) - avg(CAST(score <= 6 AS INT))) FROM surveys
+        WHERE CAST(survey_time AS DATE) BETWEEN $lo AND $hi""", lo=dt.date.fromisoformat(lo), hi=dt.date.fromisoformat(hi))
     assert m["nps_answers"] == pytest.approx(answered, abs=1e-6)
     assert abs(m["nps_predicted"] - m["nps_answers"]) <= 12
 
@@ -123,7 +128,7 @@ def test_every_subscriber_in_the_base_is_scored_once(nps):
     assert len(ids) == len(set(ids))
     truth = pq.read_table(nps.data / "truth" / "subscriber_daily", columns=["subscriber_id", "date"])
     truth = truth.filter(pc.equal(truth["date"], nps.result.as_of - DAY))  # active on the last day before as_of
-    p = Pseudonymiser(load_key(nps.ws / ".secrets" / "pseudonym.key"))
+    p = Pseudonymiser(load_key(Workspace(nps.ws).pseudonym_key))
     assert set(ids) == {p.one(r) for r in truth["subscriber_id"].to_pylist()}
     assert set(s["as_of"].to_pylist()) == {nps.result.as_of}
 
@@ -169,7 +174,7 @@ def test_detractor_probability_follows_true_satisfaction(nps):
     day = nps.result.as_of - DAY
     truth = pq.read_table(nps.data / "truth" / "subscriber_daily", columns=["subscriber_id", "date", "satisfaction"])
     truth = truth.filter(pc.equal(truth["date"], day))
-    p = Pseudonymiser(load_key(nps.ws / ".secrets" / "pseudonym.key"))
+    p = Pseudonymiser(load_key(Workspace(nps.ws).pseudonym_key))
     sat = dict(zip((p.one(r) for r in truth["subscriber_id"].to_pylist()), truth["satisfaction"].to_pylist()))
     s = nps.result.scores
     pairs = [(pd, sat[i]) for i, pd in zip(s["subscriber_id"].to_pylist(), s["p_detractor"].to_pylist()) if i in sat]
@@ -194,7 +199,7 @@ def test_rescoring_the_same_day_stores_identical_tables(nps, tmp_path):
     after = partition(ws, "potential_detractors", day)
     assert after.num_rows == before["potential_detractors"].num_rows > 0
     assert compare_tables(before["potential_detractors"], after, ["rank"]) == []
-    assert sorted(p.name for p in (ws / "nps" / "scores").iterdir()) == [f"as_of={day}"]  # no temp folders left
+    assert sorted(p.name for p in (Workspace(ws).nps / "scores").iterdir()) == [f"as_of={day}"]  # no temp folders left
 
 
 def test_later_scoring_flags_who_fell_to_detractor(nps, tmp_path):
@@ -229,7 +234,7 @@ def test_potential_detractors_are_ranked_and_explained(nps):
     assert any(r["network_cause"] for r in rows)
     for r in rows:
         assert r["cause"] in CAUSES
-        assert r["network_cause"] == (r["cause"] != "non-network")
+        assert r["network_cause"] == (r["cause"] != NON_NETWORK)
         if r["network_cause"]:
             assert r["evidence_cell"], r
             assert f"cell {r['evidence_cell']}" in r["reason"], r
@@ -281,11 +286,12 @@ def test_cli_trains_and_scores(nps, tmp_path):
     out = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
     assert "detractor AUC" in out or "accuracy on later answers" in out
-    assert (model_dir(ws) / "state.json").is_file() and (model_dir(ws) / "model_card.json").is_file()
+    model = Workspace(ws).model("nps")
+    assert (model / "state.json").is_file() and (model / "model_card.json").is_file()
     res = runner.invoke(app, ["score", "--workspace", str(ws), "--top", "3"])
     assert res.exit_code == 0, res.output
     assert "base network NPS" in " ".join(res.output.split())
-    assert (ws / "nps" / "scores" / f"as_of={nps.result.as_of}" / "part.parquet").is_file()
+    assert (Workspace(ws).nps / "scores" / f"as_of={nps.result.as_of}" / "part.parquet").is_file()
 
 
 def test_cli_score_without_a_model_says_to_train(nps, tmp_path):
@@ -294,7 +300,7 @@ def test_cli_score_without_a_model_says_to_train(nps, tmp_path):
     assert res.exit_code == 2
     out = " ".join(res.output.split())  # rich wraps long lines at the console width
     assert out.startswith("error:") and out.count("error:") == 1 and out.endswith("run `opencem train nps` first")
-    assert "Traceback" not in res.output and not (ws / "nps").exists()
+    assert "Traceback" not in res.output and not Workspace(ws).nps.exists()
 
 
 def test_cli_rejects_a_bad_anchor(tmp_path):
@@ -307,13 +313,13 @@ def test_cli_rejects_a_bad_anchor(tmp_path):
 # -- 9. bad input -----------------------------------------------------------------------------------------------
 def test_too_few_surveys_is_a_clear_error(nps, tmp_path):
     ws = clone(nps.ws, tmp_path / "ws", skip=("nps", "models"))
-    for f in sorted((ws / "lake" / "surveys").rglob("*.parquet")):  # keep one answer in ten
+    for f in sorted((Workspace(ws).lake / "surveys").rglob("*.parquet")):  # keep one answer in ten
         t = pq.read_table(f)
         f.unlink()  # a hard link: unlink before writing, so the fixture's lake stays whole
         pq.write_table(t.take(np.arange(0, t.num_rows, 10)), f)
-    (left,) = duckdb.connect().sql(f"SELECT count(*) FROM '{ws}/lake/surveys/**/*.parquet'").fetchall()[0]
+    left = one(ws, "SELECT count(*) FROM surveys")
     assert 30 < left < 300
     with pytest.raises(ValueError, match="surveys") as e:
         train_nps(ws)
-    assert str(e.value).startswith(f"{ws / 'lake' / 'surveys'}: ") and "at least 300" in str(e.value)
-    assert not model_dir(ws).exists()
+    assert str(e.value).startswith(f"{Workspace(ws).lake / 'surveys'}: ") and "at least 300" in str(e.value)
+    assert not Workspace(ws).model("nps").exists()

@@ -13,11 +13,12 @@ or the customer's profile (:data:`PROFILE`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
+from ..engine import Engine
+from ..engine.base import quote_ident, quote_literal
+from ..engine.pipeline import sql_file
 from ..indicators.tree import Tree
 
 NETWORK, NON_NETWORK, PROFILE = "network", "non-network", "profile"
@@ -62,7 +63,7 @@ def feature_list(tree: Tree) -> list[Feature]:
         add(f"{s}_slow", s, NETWORK, f"{s} CEI, memory with half-life 5.4 days", _ema(f"cei_{s}", SLOW), "sd")
         add(f"{s}_min_28", s, NETWORK, f"worst daily {s} CEI in 28 days", f"min(cei_{s})", "sd")
         for k in node.kqis:
-            col = f"CASE WHEN service = '{s}' THEN score_{k.name} END"
+            col = f"CASE WHEN service = {quote_literal(s)} THEN score_{k.name} END"
             add(f"{s}_{k.name}_slow", f"{s}.{k.name}", NETWORK, f"{s} {k.name} score, memory with half-life 5.4 days",
                 _ema(col, SLOW), "svc")
             add(f"{s}_{k.name}_min_28", f"{s}.{k.name}", NETWORK, f"worst daily {s} {k.name} score in 28 days",
@@ -81,7 +82,7 @@ def feature_list(tree: Tree) -> list[Feature]:
     for c in CARE_NETWORK + CARE_OTHER:
         kind = NETWORK if c in CARE_NETWORK else NON_NETWORK
         add(f"care_{c}_28", f"care.{c}", kind, f"care contacts about {c} in 28 days",
-            f"sum(CASE WHEN category = '{c}' THEN 1 ELSE 0 END)", "care")
+            f"sum(CASE WHEN category = {quote_literal(c)} THEN 1 ELSE 0 END)", "care")
     add("care_complaints_28", "care.complaints", NON_NETWORK, "complaints in 28 days",
         "sum(CASE WHEN is_complaint THEN 1 ELSE 0 END)", "care")
     add("care_unresolved_28", "care.unresolved", NON_NETWORK, "contacts not resolved at first contact in 28 days",
@@ -106,109 +107,48 @@ def _ema(col: str, decay: float) -> str:
 
 
 def features_sql(features: list[Feature]) -> str:
-    """SQL over the views ``requests(subscriber_id, as_of)``, the measure tables and the lake tables."""
+    """SQL over the table ``requests(subscriber_id, as_of)``, the measure tables, the lake tables and the
+    views of :func:`feature_views`; parameter ``$window_days``."""
     by_source: dict[str, list[str]] = {}
     for f in features:
         if f.source != "bss":
-            by_source.setdefault(f.source, []).append(f'{f.sql} AS "{f.name}"')
-
-    def agg(src: str) -> str:
-        return ", ".join(by_source[src])
-
-    def windowed(name: str, src: str, table: str) -> str:
-        return f"""{name} AS (
-  SELECT subscriber_id, as_of, {agg(src)} FROM (
-    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN {table} t
-      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - INTERVAL {WINDOW_DAYS} DAY)
-  GROUP BY subscriber_id, as_of)"""
-
-    ctes = ",\n".join([
-        windowed("sd", "sd", "cei_subscriber_day"),
-        windowed("svc", "svc", "cei_service_day"),
-        windowed("mr", "mr", "radio_day"),
-        windowed("care", "care", "care_day"),
-    ])
-    return f"""
-WITH {ctes},
-plan AS (
-  SELECT a.as_of, s.plan, 1000E0 * count(c.subscriber_id) / any_value(n.n) AS plan_price_contacts
-  FROM (SELECT DISTINCT as_of FROM requests) a
-  CROSS JOIN subscribers s
-  JOIN (SELECT plan, count(*) AS n FROM subscribers GROUP BY plan) n ON n.plan = s.plan
-  LEFT JOIN care_contacts c ON c.subscriber_id = s.subscriber_id AND c.category = 'price'
-    AND CAST(c.contact_time AS DATE) < a.as_of AND CAST(c.contact_time AS DATE) >= a.as_of - INTERVAL 14 DAY
-  GROUP BY a.as_of, s.plan
-)
-SELECT r.subscriber_id, r.as_of, {_select(features)}
-FROM requests r
-JOIN subscribers b ON b.subscriber_id = r.subscriber_id
-LEFT JOIN sd ON sd.subscriber_id = r.subscriber_id AND sd.as_of = r.as_of
-LEFT JOIN svc ON svc.subscriber_id = r.subscriber_id AND svc.as_of = r.as_of
-LEFT JOIN mr ON mr.subscriber_id = r.subscriber_id AND mr.as_of = r.as_of
-LEFT JOIN care ON care.subscriber_id = r.subscriber_id AND care.as_of = r.as_of
-LEFT JOIN plan ON plan.plan = b.plan AND plan.as_of = r.as_of
-ORDER BY r.subscriber_id, r.as_of
-"""
+            by_source.setdefault(f.source, []).append(f"{f.sql} AS {quote_ident(f.name)}")
+    aggregates = {src: ", ".join(by_source[src]) for src in ("sd", "svc", "mr", "care")}
+    return sql_file("opencem.nps", "features").format(**aggregates, select=_select(features))
 
 
 def _select(features: list[Feature]) -> str:
     out = []
     for f in features:
         alias = {"bss": "b"}.get(f.source, f.source)
-        expr = f'{alias}."{f.name}"'
+        expr = f"{alias}.{quote_ident(f.name)}"
         if f.source == "care":  # no contact is a real zero, not missing
             expr = f"COALESCE({expr}, {99 if f.name == 'care_days_since' else 0})"
         if f.name in ("active_days_28", "sessions_28"):
             expr = f"COALESCE({expr}, 0)"
         if f.name not in CATEGORICAL:  # rounded: parallel sums differ in the last bit, and a tree split must not
             expr = f"round(CAST({expr} AS DOUBLE), 6)"
-        out.append(f'{expr} AS "{f.name}"')
+        out.append(f"{expr} AS {quote_ident(f.name)}")
     return ", ".join(out)
 
 
-def connect(workspace: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with views over a workspace's lake and measure tables."""
-    ws = Path(workspace)
-    con = duckdb.connect()
-    con.sql("SET enable_progress_bar = false")
-    for name in ("cei_subscriber_day", "cei_service_day", "kqi_pspu_day", "kpi_cell_15min"):
-        _view(con, name, ws / "measure" / name)
-    for name in ("subscribers", "care_contacts", "surveys", "radio_samples", "xdr", "cells"):
-        _view(con, name, ws / "lake" / name)
-    if any((ws / "lake" / "portouts").rglob("*.parquet")):
-        _view(con, "portouts", ws / "lake" / "portouts")
-    else:  # nobody left
-        con.sql("CREATE VIEW portouts AS SELECT CAST(NULL AS VARCHAR) AS subscriber_id, CAST(NULL AS DATE) AS portout_date WHERE false")
-    con.sql("""CREATE VIEW radio_day AS SELECT subscriber_id, CAST(sample_time AS DATE) AS day,
-                   rsrp_dbm, sinr_db FROM radio_samples""")
-    con.sql("CREATE VIEW care_day AS SELECT *, CAST(contact_time AS DATE) AS day FROM care_contacts")
-    return con
+def feature_views(engine: Engine) -> None:
+    """The by-day views of radio reports and care contacts the windowed features read (idempotent)."""
+    for name in ("radio_day", "care_day"):
+        engine.create_view(name, sql_file("opencem.nps", name))
 
 
-def _view(con: duckdb.DuckDBPyConnection, name: str, folder: Path) -> None:
-    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
-        raise FileNotFoundError(f"{folder}: no table '{name}' here; run `opencem measure` on this workspace first")
-    glob = str(folder / "**" / "*.parquet")
-    con.sql(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
+def build_features(engine: Engine, requests: pa.Table, features: list[Feature]) -> pa.Table:
+    """Features for each (subscriber_id, as_of) row of ``requests``, on a workspace session."""
+    feature_views(engine)
+    engine.register_arrow("requests_in", requests)
+    engine.create_table("requests", sql_file("opencem.nps", "requests"))
+    engine.drop("requests_in")
+    return engine.query_arrow(features_sql(features), {"window_days": WINDOW_DAYS}, step="features")
 
 
-def build_features(con: duckdb.DuckDBPyConnection, requests: pa.Table, features: list[Feature]) -> pa.Table:
-    """Features for each (subscriber_id, as_of) row of ``requests``."""
-    con.register("requests_in", requests)
-    con.sql("CREATE OR REPLACE TEMP TABLE requests AS SELECT DISTINCT subscriber_id, CAST(as_of AS DATE) AS as_of FROM requests_in")
-    con.unregister("requests_in")
-    return con.sql(features_sql(features)).to_arrow_table()
-
-
-def one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
-    """The single row of a query (fetched to the end, so the connection is free again)."""
-    return con.execute(sql).fetchall()[0]
-
-
-def base_requests(con: duckdb.DuckDBPyConnection, as_of, every: int = 1) -> pa.Table:
+def base_requests(engine: Engine, as_of, every: int = 1) -> pa.Table:
     """(subscriber_id, as_of) for every customer still in the base on ``as_of`` (port-outs leave it);
     ``every`` > 1 keeps a deterministic 1-in-``every`` sample."""
-    return con.sql(f"""SELECT subscriber_id, DATE '{as_of}' AS as_of FROM (
-        SELECT subscriber_id, row_number() OVER (ORDER BY subscriber_id) AS i FROM subscribers
-        WHERE subscriber_id NOT IN (SELECT subscriber_id FROM portouts WHERE portout_date < DATE '{as_of}'))
-        WHERE i % {every} = 0 ORDER BY subscriber_id""").to_arrow_table()
+    return engine.query_arrow(sql_file("opencem.nps", "base_requests"), {"as_of": as_of, "every": every},
+                              step="base_requests")

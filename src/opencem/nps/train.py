@@ -16,15 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import __version__
+from ..engine import Engine
+from ..engine.pipeline import sql_file
 from ..indicators.tree import load_tree
-from .features import (
-    WINDOW_DAYS,
-    base_requests,
-    build_features,
-    connect,
-    feature_list,
-    one,
-)
+from ..workspace import Workspace
+from .features import WINDOW_DAYS, base_requests, build_features, feature_list
 from .model import Encoder, NpsModel, anchor_tilt, answer_class, fingerprint, fit_boosters, fit_calibration, metrics
 
 MIN_HISTORY_DAYS = 7
@@ -32,17 +28,13 @@ SPLIT = (0.6, 0.8)
 MIN_ANSWERS = 300
 
 
-def survey_features(con, feats, min_day: dt.date) -> pa.Table:
+def survey_features(engine: Engine, feats, min_day: dt.date) -> pa.Table:
     """Each usable survey answer with the features of its subscriber as of the answer day."""
-    con.sql(f"""CREATE OR REPLACE TEMP TABLE answers AS
-        SELECT survey_id, subscriber_id, survey_time, CAST(survey_time AS DATE) AS as_of, score
-        FROM surveys WHERE CAST(survey_time AS DATE) >= DATE '{min_day}'""")
-    x = build_features(con, con.sql("SELECT subscriber_id, as_of FROM answers").to_arrow_table(), feats)
-    con.register("answer_features", x)
-    out = con.sql("""SELECT a.survey_id, a.survey_time, a.score, f.* FROM answers a
-                     JOIN answer_features f ON f.subscriber_id = a.subscriber_id AND f.as_of = a.as_of
-                     ORDER BY a.survey_time, a.survey_id""").to_arrow_table()
-    con.unregister("answer_features")
+    engine.create_table("answers", sql_file("opencem.nps", "answers"), {"min_day": min_day})
+    x = build_features(engine, engine.table_arrow("answers").select(["subscriber_id", "as_of"]), feats)
+    engine.register_arrow("answer_features", x)
+    out = engine.query_arrow(sql_file("opencem.nps", "survey_features"), step="survey_features")
+    engine.drop("answer_features")
     return out
 
 
@@ -51,18 +43,18 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     """Fit, calibrate and judge the model; ``anchor`` = [(day, base NPS of a representative study that day)];
     ``until``: only answers before that day (a model that has not seen what came after)."""
     say = progress or (lambda _msg: None)
-    ws = Path(workspace)
+    ws = Workspace(workspace)
     tree = load_tree(tree_path)
     feats = feature_list(tree)
     names = [f.name for f in feats]
-    con = connect(ws)
-    first, last = one(con, "SELECT min(day), max(day) FROM cei_subscriber_day")
-    say("features of every survey answer")
-    data = survey_features(con, feats, first + dt.timedelta(days=MIN_HISTORY_DAYS))
+    with ws.session() as engine:
+        first, last = engine.query_row(sql_file("opencem.nps", "measured_days"), step="measured_days")
+        say("features of every survey answer")
+        data = survey_features(engine, feats, first + dt.timedelta(days=MIN_HISTORY_DAYS))
     if until is not None:
         data = data.filter(pc.less(data["as_of"], pa.scalar(until, pa.date32())))
     if data.num_rows < MIN_ANSWERS:
-        raise ValueError(f"{ws / 'lake' / 'surveys'}: {data.num_rows} usable survey answers after day "
+        raise ValueError(f"{ws.lake / 'surveys'}: {data.num_rows} usable survey answers after day "
                          f"{MIN_HISTORY_DAYS}; the model needs at least {MIN_ANSWERS}")
     days = np.array(data["as_of"].to_pylist())
     dnum = days.astype("datetime64[D]").astype(int)
@@ -70,7 +62,7 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     part = np.where(dnum <= cut1, 0, np.where(dnum <= cut2, 1, 2))
     if not all((part == k).sum() >= 50 for k in range(3)):
         counts = "/".join(str(int((part == k).sum())) for k in range(3))
-        raise ValueError(f"{ws / 'lake' / 'surveys'}: the time split gives {counts} answers for fit / validation / test; "
+        raise ValueError(f"{ws.lake / 'surveys'}: the time split gives {counts} answers for fit / validation / test; "
                          "each needs at least 50 (more answers or more answer days)")
     enc = Encoder.fit(data, names)
     x = enc.matrix(data)
@@ -85,20 +77,20 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
 
     if anchor:
         say(f"anchoring to {len(anchor)} representative studies")
-        set_anchor(model, con, feats, anchor)
+        with ws.session() as engine:
+            set_anchor(model, engine, feats, anchor)
 
     say("scoring the later answers")
     res = {}
     for label, mask in (("validation", val), ("test", test)):
         pr = NpsModel(enc, clf, reg, calib).proba(x[mask])  # respondents' level, as the answers are
         res[label] = metrics(pr, y[mask], reg.predict(x[mask]), score[mask])
-    con.close()
 
     fi = clf.feature_importance("gain")
     top = sorted(zip(names, fi), key=lambda t: -t[1])[:15]
     model.card = {
         "model": "opencem network NPS", "opencem_version": __version__, "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "data": {"workspace": ws.name, "days": [str(first), str(last)], "fingerprint": fingerprint(
+        "data": {"workspace": ws.root.name, "days": [str(first), str(last)], "fingerprint": fingerprint(
             data.select(["survey_id", "subscriber_id", "as_of", "score"]))},
         "training_window": {"fit": _span(days[fit]), "validation": _span(days[val]), "test": _span(days[test]),
                             "answers": {"fit": int(fit.sum()), "validation": int(val.sum()), "test": int(test.sum())},
@@ -118,13 +110,13 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
 ANCHOR_SAMPLE = 50_000
 
 
-def set_anchor(model: NpsModel, con, feats, waves: list[tuple[dt.date, float]]) -> None:
+def set_anchor(model: NpsModel, engine: Engine, feats, waves: list[tuple[dt.date, float]]) -> None:
     """Shift the model so that the base (sampled down to about :data:`ANCHOR_SAMPLE`) scores the studies' NPS."""
-    n = one(con, "SELECT count(*) FROM subscribers")[0]
+    (n,) = engine.query_row("SELECT count(*) FROM subscribers", step="subscribers")
     model.tilt = 0.0
     probs = []
     for day, nps in waves:
-        x = build_features(con, base_requests(con, day, max(1, n // ANCHOR_SAMPLE)), feats)
+        x = build_features(engine, base_requests(engine, day, max(1, n // ANCHOR_SAMPLE)), feats)
         if x.num_rows == 0:
             raise ValueError(f"--anchor {day}: no subscribers with data on that day")
         probs.append((model.proba(model.encoder.matrix(x)), nps))

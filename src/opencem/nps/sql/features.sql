@@ -1,0 +1,41 @@
+-- Features of each (subscriber_id, as_of) of `requests`, from the $window_days days before as_of.
+-- The placeholders are generated from the feature list (features.py): the aggregates over each source's
+-- window (age = days before as_of) and the output columns.
+WITH sd AS (
+  SELECT subscriber_id, as_of, {sd} FROM (
+    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN cei_subscriber_day t
+      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
+  GROUP BY subscriber_id, as_of),
+svc AS (
+  SELECT subscriber_id, as_of, {svc} FROM (
+    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN cei_service_day t
+      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
+  GROUP BY subscriber_id, as_of),
+mr AS (
+  SELECT subscriber_id, as_of, {mr} FROM (
+    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN radio_day t
+      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
+  GROUP BY subscriber_id, as_of),
+care AS (
+  SELECT subscriber_id, as_of, {care} FROM (
+    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN care_day t
+      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
+  GROUP BY subscriber_id, as_of),
+plan AS (  -- price contacts per 1,000 subscribers of each plan in the 14 days before as_of
+  SELECT a.as_of, s.plan, 1000E0 * count(c.subscriber_id) / any_value(n.n) AS plan_price_contacts
+  FROM (SELECT DISTINCT as_of FROM requests) a
+  CROSS JOIN subscribers s
+  JOIN (SELECT plan, count(*) AS n FROM subscribers GROUP BY plan) n ON n.plan = s.plan
+  LEFT JOIN care_contacts c ON c.subscriber_id = s.subscriber_id AND c.category = 'price'
+    AND CAST(c.contact_time AS DATE) < a.as_of AND CAST(c.contact_time AS DATE) >= a.as_of - INTERVAL 14 DAY
+  GROUP BY a.as_of, s.plan
+)
+SELECT r.subscriber_id, r.as_of, {select}
+FROM requests r
+JOIN subscribers b ON b.subscriber_id = r.subscriber_id
+LEFT JOIN sd ON sd.subscriber_id = r.subscriber_id AND sd.as_of = r.as_of
+LEFT JOIN svc ON svc.subscriber_id = r.subscriber_id AND svc.as_of = r.as_of
+LEFT JOIN mr ON mr.subscriber_id = r.subscriber_id AND mr.as_of = r.as_of
+LEFT JOIN care ON care.subscriber_id = r.subscriber_id AND care.as_of = r.as_of
+LEFT JOIN plan ON plan.plan = b.plan AND plan.as_of = r.as_of
+ORDER BY r.subscriber_id, r.as_of

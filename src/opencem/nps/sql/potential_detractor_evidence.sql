@@ -1,0 +1,45 @@
+-- The network evidence of each candidate (`cand`: likely detractors) over the 7 days before $as_of: the
+-- cell with most of their poor sessions, when those happened, that cell's load and interference then,
+-- the candidate's radio then, round trips against the cell's median, failed web sessions, and the
+-- device model's poor-session rate against the rest. The poor-session condition comes from the indicator tree.
+WITH s AS (
+  SELECT x.subscriber_id, x.cell_id, x.service, x.start_time, x.rtt_ms, x.success, x.day,
+         ({poor_session}) AS poor
+  FROM xdr x JOIN cand USING (subscriber_id) WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY),
+top AS (
+  SELECT subscriber_id, first(cell_id ORDER BY n_poor DESC, cell_id) AS cell_id, max(n_poor) AS poor_sessions FROM (
+    SELECT subscriber_id, cell_id, sum(CASE WHEN poor THEN 1 ELSE 0 END) AS n_poor FROM s GROUP BY ALL)
+  GROUP BY ALL HAVING max(n_poor) > 0),
+ps AS (SELECT s.* FROM s JOIN top USING (subscriber_id, cell_id) WHERE s.poor),
+kpi AS (
+  SELECT ps.subscriber_id, avg(k.prb_util_dl) AS prb_util, avg(k.ul_interference_dbm) AS ul_interf
+  FROM ps JOIN kpi_cell_15min k ON k.cell_id = ps.cell_id
+    AND k.period_start = time_bucket(INTERVAL 15 MINUTE, ps.start_time) GROUP BY ALL),
+radio AS (
+  SELECT ps.subscriber_id, avg(r.rsrp_dbm) AS rsrp, avg(r.sinr_db) AS sinr
+  FROM (SELECT DISTINCT subscriber_id, cell_id, date_trunc('hour', start_time) AS h FROM ps) ps
+  JOIN radio_samples r ON r.subscriber_id = ps.subscriber_id AND r.cell_id = ps.cell_id
+    AND date_trunc('hour', r.sample_time) = ps.h GROUP BY ALL),
+rtt AS (
+  SELECT ps.subscriber_id, avg(ps.rtt_ms) / NULLIF(any_value(b.rtt_p50), 0) AS rtt_ratio,
+         avg(CASE WHEN ps.service IN ('web', 'social') AND NOT ps.success THEN 1E0 ELSE 0E0 END) AS web_fail_share,
+         avg(CASE WHEN ps.service = 'voice' THEN 1E0 ELSE 0E0 END) AS voice_share,
+         min(ps.day) AS first_day, max(ps.day) AS last_day
+  FROM ps LEFT JOIN (SELECT cell_id, median(rtt_ms) AS rtt_p50 FROM xdr x
+                     WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY GROUP BY ALL) b
+    ON b.cell_id = ps.cell_id GROUP BY ALL),
+hours AS (
+  SELECT subscriber_id, first(band ORDER BY n DESC, band) AS when_ FROM (
+    SELECT subscriber_id, CASE WHEN hour(start_time) < 6 THEN 'night' WHEN hour(start_time) < 12 THEN 'mornings'
+           WHEN hour(start_time) < 17 THEN 'afternoons' ELSE 'evenings' END AS band, count(*) AS n
+    FROM ps GROUP BY ALL) GROUP BY ALL),
+dev AS (  -- poor-session rate of each device model against the rest over the same week
+  SELECT b.device_model, avg(CASE WHEN ({poor_session}) THEN 1E0 ELSE 0E0 END) AS poor_rate
+  FROM xdr x JOIN subscribers b USING (subscriber_id)
+  WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY GROUP BY ALL)
+SELECT top.subscriber_id, top.cell_id AS evidence_cell, top.poor_sessions, rtt.first_day, rtt.last_day,
+       hours.when_ AS hours, kpi.prb_util, kpi.ul_interf, radio.rsrp, radio.sinr, rtt.rtt_ratio,
+       rtt.web_fail_share, rtt.voice_share, dev.poor_rate / (SELECT avg(poor_rate) FROM dev) AS device_ratio
+FROM top LEFT JOIN kpi USING (subscriber_id) LEFT JOIN radio USING (subscriber_id)
+LEFT JOIN rtt USING (subscriber_id) LEFT JOIN hours USING (subscriber_id) JOIN subscribers b USING (subscriber_id)
+LEFT JOIN dev ON dev.device_model = b.device_model
