@@ -16,10 +16,11 @@ import json
 import time
 from pathlib import Path
 
-from opencem.nps.features import connect
+from opencem.engine.pipeline import sql_file
 from opencem.twin.accuracy import confusion_matrix, evaluate, load_faults
-from opencem.twin.cause import CAUSES
 from opencem.twin.run import diagnose, load_episodes
+from opencem.vocabulary import CAUSES
+from opencem.workspace import Workspace
 
 
 def main() -> None:
@@ -33,9 +34,9 @@ def main() -> None:
     if not a.skip_diagnose:
         diagnose(a.workspace, progress=print)
     secs = time.perf_counter() - t0
-    con = connect(a.workspace)
-    first, last = con.execute("SELECT min(CAST(start_time AS DATE)), max(CAST(start_time AS DATE)) FROM xdr").fetchall()[0]
-    faults = load_faults(a.data / "truth", con.sql("SELECT cell_id, lat, lon FROM cells").to_arrow_table())
+    with Workspace(a.workspace).session(tables=("xdr", "cells")) as engine:
+        first, last = engine.query_row(sql_file("opencem.twin", "xdr_days"))
+        faults = load_faults(a.data / "truth", engine.table_arrow("cells"))
     res = evaluate(load_episodes(a.workspace), faults, first, last + dt.timedelta(days=1))
     res.update(data=str(a.data.name), diagnose_s=round(secs, 1) if not a.skip_diagnose else None)
     if a.whatif:

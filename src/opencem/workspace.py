@@ -72,6 +72,11 @@ class Workspace:
         return self.root / "loop"
 
     @property
+    def calibrated_tree(self) -> Path:
+        """The indicator tree `opencem calibrate` fitted to this operator's surveys."""
+        return self.root / "tree.calibrated.yaml"
+
+    @property
     def pseudonym_key(self) -> Path:
         return self.root / ".secrets" / "pseudonym.key"
 
@@ -79,8 +84,13 @@ class Workspace:
         return self.root / "models" / name
 
     def lake_files(self, table: str) -> list[str]:
-        folder = self.lake / table
-        return sorted(str(p) for p in folder.rglob("*.parquet")) if folder.is_dir() else []
+        return _parquet_files(self.lake / table)
+
+    def measure_files(self, table: str) -> list[str]:
+        return _parquet_files(self.measure / table)
+
+    def twin_files(self, table: str) -> list[str]:
+        return _parquet_files(self.twin / table)
 
     # -- engine ------------------------------------------------------------------------------------
     def session(self, engine: str = "duckdb", tables: tuple[str, ...] = LAKE_TABLES + MEASURE_TABLES,
@@ -94,7 +104,7 @@ class Workspace:
         try:
             for name in tables:
                 folder = (self.measure if name in MEASURE_TABLES else self.lake) / name
-                files = sorted(str(p) for p in folder.rglob("*.parquet")) if folder.is_dir() else []
+                files = _parquet_files(folder)
                 if files:
                     eng.register_parquet(name, files)
                 elif name in OPTIONAL_LAKE:
@@ -105,3 +115,7 @@ class Workspace:
             eng.close()
             raise
         return eng
+
+
+def _parquet_files(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*.parquet")) if folder.is_dir() else []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import duckdb
 import h3
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,17 +13,17 @@ import pytest
 from typer.testing import CliRunner
 
 from opencem.cli import app
+from opencem.geo import grid_of
 from opencem.ingest.pseudonym import KEY_ENV
 from opencem.measure.run import measure
-from opencem.nps.score import model_dir
 from opencem.nps.train import train_nps
 from opencem.synth.generator import SynthConfig, generate
 from opencem.twin.accuracy import evaluate, load_faults
-from opencem.twin.cause import CAUSES
 from opencem.twin.episodes import cluster
-from opencem.geo import grid_of
 from opencem.twin.run import diagnose, episodes_geojson, load_episodes, state_geojson
 from opencem.twin.whatif import whatif
+from opencem.vocabulary import CAUSES
+from opencem.workspace import Workspace
 
 # 20 days: two short faults of each area cause, a crowd event, two DNS failures, the device firmware
 CONFIG = SynthConfig(subscribers=4000, days=20, seed=4, survey_rate=1.0, workers=2)
@@ -39,8 +38,8 @@ def twin(tmp_path_factory):
     generate(data, CONFIG)
     measure(data, ws)
     diag = diagnose(ws)
-    con = duckdb.connect()
-    faults = load_faults(data / "truth", con.sql(f"SELECT cell_id, lat, lon FROM '{ws}/lake/cells/**/*.parquet'").to_arrow_table())
+    with Workspace(ws).session(tables=("cells",)) as engine:
+        faults = load_faults(data / "truth", engine.table_arrow("cells"))
     yield type("Twin", (), {"data": data, "ws": ws, "diag": diag, "faults": faults})
     mp.undo()
 
@@ -60,17 +59,16 @@ def test_cluster_merges_neighbours_and_close_hours_only():
 
 
 def test_state_places_every_session_of_the_window(twin):
-    con = duckdb.connect()
-    n_state = con.sql(f"SELECT sum(sessions) FROM '{twin.ws}/twin/state_grid_hour/**/*.parquet'").fetchall()[0][0]
-    n_xdr = con.sql(f"SELECT count(*) FROM '{twin.ws}/lake/xdr/**/*.parquet'").fetchall()[0][0]
-    assert n_state == n_xdr
-    row = con.sql(f"""SELECT count(*), count(cei), count(rsrp_dbm_p50), count(prb_util_dl), min(poor_share), max(poor_share)
-                      FROM '{twin.ws}/twin/state_grid_hour/**/*.parquet'""").fetchall()[0]
-    assert row[1] > 0.9 * row[0] and row[2] > 0.3 * row[0] and row[3] > 0.9 * row[0] and 0 <= row[4] <= row[5] <= 1
-    # queryable by time range and area: one hour of one grid comes back alone
-    g, h = con.sql(f"SELECT grid, hour FROM '{twin.ws}/twin/state_grid_hour/**/*.parquet' ORDER BY sessions DESC LIMIT 1").fetchall()[0]
-    assert con.execute(f"SELECT count(*) FROM '{twin.ws}/twin/state_grid_hour/**/*.parquet' WHERE grid = ? AND hour = ?",
-                       [g, h]).fetchall()[0][0] == 1
+    with Workspace(twin.ws).session(tables=("xdr",)) as engine:
+        engine.register_parquet("state", [str(p) for p in (Workspace(twin.ws).twin / "state_grid_hour").rglob("*.parquet")])
+        n_state = engine.query_row("SELECT sum(sessions) FROM state")[0]
+        assert n_state == engine.row_count("xdr")
+        row = engine.query_row("""SELECT count(*), count(cei), count(rsrp_dbm_p50), count(prb_util_dl), min(poor_share), max(poor_share)
+                                  FROM state""")
+        assert row[1] > 0.9 * row[0] and row[2] > 0.3 * row[0] and row[3] > 0.9 * row[0] and 0 <= row[4] <= row[5] <= 1
+        # queryable by time range and area: one hour of one grid comes back alone
+        g, h = engine.query_row("SELECT grid, hour FROM state ORDER BY sessions DESC LIMIT 1")
+        assert engine.query_row("SELECT count(*) FROM state WHERE grid = $grid AND hour = $hour", {"grid": g, "hour": h})[0] == 1
 
 
 def test_every_episode_has_a_cause_confidence_and_footprint(twin):
@@ -80,7 +78,7 @@ def test_every_episode_has_a_cause_confidence_and_footprint(twin):
         assert e["cause"] in CAUSES and 0 <= e["confidence"] <= 1 and e["evidence"]
         assert e["end_time"] > e["start_time"] and e["affected_subscribers"] <= e["subscribers"]
         assert e["kind"] == "device" or (e["grid_list"] and e["center_lat"] is not None and e["area_km2"] > 0)
-    units = pq.read_table(twin.ws / "twin" / "episode_units.parquet")
+    units = pq.read_table(Workspace(twin.ws).twin / "episode_units.parquet")
     assert set(units["episode_id"].to_pylist()) == {e["episode_id"] for e in ep if e["kind"] == "area"}
 
 
@@ -125,7 +123,7 @@ def test_cli_diagnose_prints_the_summary_and_writes_geojson(twin, tmp_path):
 
 
 def test_whatif_transport_fix_brings_rtt_down_and_nps_not_down(twin):
-    train_nps(twin.ws).save(model_dir(twin.ws))
+    train_nps(twin.ws).save(Workspace(twin.ws).model("nps"))
     tr = next(f for f in twin.faults if f["cause"] == "transport")
     cells = tr["cells"].split(";")
     start = tr["start_time"].date()

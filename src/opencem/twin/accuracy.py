@@ -17,7 +17,7 @@ import h3
 import numpy as np
 import pyarrow.parquet as pq
 
-from .cause import CAUSES
+from ..vocabulary import CAUSES
 
 SLACK_H = np.timedelta64(1, "h")
 EARTH_M = 6_371_000.0

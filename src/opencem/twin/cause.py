@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-CAUSES = ("coverage", "interference", "congestion", "transport", "core_dns", "device", "non_network")
+from ..engine import Engine
+from ..engine.pipeline import sql_file
+from ..vocabulary import CAUSES, NON_NETWORK
 
 # evidence level that scores 1 for each cause (chosen: the size of change a radio engineer would act on)
 COVERAGE_SILENT_SHARE = 0.25  # share of the baseline's sessions whose serving cells went silent
@@ -27,72 +29,10 @@ CORE_FAIL = 0.04  # rise of the failed-session share
 CORE_MIN_SITES = 8  # sites the failures must span to score fully
 
 
-def evidence(con) -> pa.Table:
-    """Per episode the condition changes; needs temp tables ``sess``, ``mr`` and ``ep_units``
+def evidence(engine: Engine) -> pa.Table:
+    """Per episode the condition changes; reads tables ``sess``, ``mr``, ``cells`` and ``ep_units``
     (episode_id, grid, hour)."""
-    return con.sql("""
-      WITH eg AS (SELECT DISTINCT episode_id, grid FROM ep_units),
-      net AS (SELECT hour(hour) AS hod, avg(ln(greatest(rtt_ms, 1))) AS log_rtt FROM sess GROUP BY ALL),
-      eh AS (SELECT DISTINCT episode_id, hour(hour) AS hod FROM ep_units),
-      s AS (  -- sessions in the episode's grids at its hours of day, inside the episode or not
-        SELECT eg.episode_id, x.*, (u.grid IS NOT NULL) AS inside, ln(greatest(x.rtt_ms, 1)) - net.log_rtt AS log_rtt_vs_net
-        FROM eg JOIN sess x ON x.grid = eg.grid JOIN net ON net.hod = hour(x.hour)
-        JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(x.hour)
-        LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = x.grid AND u.hour = x.hour),
-      m AS (
-        SELECT eg.episode_id, r.rsrp_dbm, r.sinr_db, (u.grid IS NOT NULL) AS inside
-        FROM eg JOIN mr r ON r.grid = eg.grid
-        JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(r.hour)
-        LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = r.grid AND u.hour = r.hour),
-      sx AS (
-        SELECT episode_id,
-          avg(CASE WHEN inside THEN prb_util_dl END) - avg(CASE WHEN NOT inside THEN prb_util_dl END) AS d_prb,
-          avg(CASE WHEN inside THEN prb_util_dl END) AS prb_in,
-          avg(CASE WHEN inside THEN ul_interference_dbm END) - avg(CASE WHEN NOT inside THEN ul_interference_dbm END) AS d_ul_interf,
-          avg(CASE WHEN inside THEN ln(greatest(rtt_ms, 1)) END) - avg(CASE WHEN NOT inside THEN ln(greatest(rtt_ms, 1)) END) AS d_log_rtt,
-          avg(CASE WHEN inside THEN ln(greatest(throughput_dl_kbps, 1)) END)
-            - avg(CASE WHEN NOT inside THEN ln(greatest(throughput_dl_kbps, 1)) END) AS d_log_thp,
-          avg(CASE WHEN inside THEN CASE WHEN success THEN 0E0 ELSE 1E0 END END)
-            - avg(CASE WHEN NOT inside THEN CASE WHEN success THEN 0E0 ELSE 1E0 END END) AS d_fail,
-          avg(CASE WHEN inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END)
-            - avg(CASE WHEN NOT inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END) AS d_poor,
-          avg(CASE WHEN inside THEN CASE WHEN prb_util_dl >= 0.85 THEN 1E0 ELSE 0E0 END END) AS hot_share_in,
-          count(DISTINCT CASE WHEN inside THEN split_part(cell_id, '-', 1) END) AS sites_in,
-          count(*) FILTER (WHERE inside) AS sessions
-        FROM s GROUP BY episode_id),
-      mx AS (
-        SELECT episode_id, avg(rsrp_dbm) FILTER (WHERE inside) - avg(rsrp_dbm) FILTER (WHERE NOT inside) AS d_rsrp,
-               avg(sinr_db) FILTER (WHERE inside) - avg(sinr_db) FILTER (WHERE NOT inside) AS d_sinr
-        FROM m GROUP BY episode_id),
-      cell_share AS (  -- each serving cell's share of sessions outside and inside the episode
-        SELECT episode_id, cell_id,
-          count(*) FILTER (WHERE NOT inside) * 1E0 / sum(count(*) FILTER (WHERE NOT inside)) OVER (PARTITION BY episode_id) AS share_out,
-          count(*) FILTER (WHERE inside) AS n_in,
-          avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE inside) - avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE NOT inside) AS d_log_rtt,
-          avg(log_rtt_vs_net) FILTER (WHERE inside) AS log_rtt_vs_net,
-          avg(prb_util_dl) FILTER (WHERE inside) AS prb_in,
-          avg(ul_interference_dbm) FILTER (WHERE inside) - avg(ul_interference_dbm) FILTER (WHERE NOT inside) AS d_ul
-        FROM s GROUP BY episode_id, cell_id),
-      silent AS (
-        SELECT episode_id, sum(share_out) AS silent_share, list(cell_id ORDER BY share_out DESC, cell_id) AS silent_cells
-        FROM cell_share WHERE n_in = 0 AND share_out >= 0.02 GROUP BY episode_id),
-      link AS (  -- the transport link whose cells' RTT rose most
-        SELECT episode_id, first(transport_link_id ORDER BY greatest(d, d_net) DESC, transport_link_id) AS link, max(d) AS link_d_log_rtt,
-               max(d_net) AS link_log_rtt_vs_net, first(cells ORDER BY greatest(d, d_net) DESC, transport_link_id) AS link_cells
-        FROM (SELECT cs.episode_id, c.transport_link_id, avg(cs.d_log_rtt) AS d, avg(cs.log_rtt_vs_net) AS d_net,
-                     list(cs.cell_id ORDER BY cs.cell_id) AS cells
-              FROM cell_share cs JOIN cells c USING (cell_id) WHERE cs.n_in >= 5 GROUP BY ALL)
-        GROUP BY episode_id),
-      hot AS (
-        SELECT episode_id, list(cell_id ORDER BY prb_in DESC, cell_id) FILTER (WHERE prb_in >= 0.8) AS hot_cells,
-               list(cell_id ORDER BY d_ul DESC, cell_id) FILTER (WHERE d_ul >= 3) AS interfered_cells,
-               list(cell_id ORDER BY n_in DESC, cell_id) AS serving_cells
-        FROM cell_share WHERE n_in > 0 GROUP BY episode_id)
-      SELECT sx.*, mx.d_rsrp, mx.d_sinr, coalesce(silent.silent_share, 0) AS silent_share, silent.silent_cells,
-             link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells
-      FROM sx LEFT JOIN mx USING (episode_id) LEFT JOIN silent USING (episode_id)
-      LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id)
-      ORDER BY episode_id""").to_arrow_table()
+    return engine.query_arrow(sql_file("opencem.twin", "episode_evidence"), step="episode_evidence")
 
 
 def _col(t: pa.Table, name: str) -> np.ndarray:
@@ -128,11 +68,11 @@ def attribute(ev: pa.Table) -> tuple[list[str], np.ndarray, list[list[str]], lis
     rows = ev.to_pylist()
     causes, cells, words = [], [], []
     for r, b, t in zip(rows, best, top):
-        cause = CAUSES[b] if t >= 1 else "non_network"
+        cause = CAUSES[b] if t >= 1 else NON_NETWORK
         causes.append(cause)
         cells.append(_cells(r, cause))
         words.append(_words(r, cause))
-    return causes, np.round(np.where(np.array(causes) == "non_network", 1 - np.clip(top, 0, 1) * 0.5, conf), 3), cells, words
+    return causes, np.round(np.where(np.array(causes) == NON_NETWORK, 1 - np.clip(top, 0, 1) * 0.5, conf), 3), cells, words
 
 
 def _cells(r: dict, cause: str) -> list[str]:
@@ -157,5 +97,5 @@ def _words(r: dict, cause: str) -> str:
         "transport": f"RTT x{_f(np.exp(max(r['link_d_log_rtt'] or 0, r['link_log_rtt_vs_net'] or 0)), '.2f')} on the cells of "
                      f"transport link {r['link']} (against usual / the network), radio unchanged (SINR {_f(r['d_sinr'], '+.1f')} dB)",
         "core_dns": f"failed sessions {_f(r['d_fail'], '+.1%')} across the area with RTT x{_f(np.exp(r['d_log_rtt'] or 0), '.2f')}",
-        "non_network": f"no network condition moved enough (poor sessions {_f(r['d_poor'], '+.1%')})",
+        NON_NETWORK: f"no network condition moved enough (poor sessions {_f(r['d_poor'], '+.1%')})",
     }[cause]

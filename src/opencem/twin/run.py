@@ -13,12 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..engine import Engine
 from ..engine.files import atomic_dir, atomic_write_text
+from ..engine.pipeline import sql_file
+from ..geo import DEFAULT_RESOLUTION
 from ..indicators.tree import load_tree
-from ..nps.features import connect, one
+from ..workspace import Workspace
 from .cause import attribute, evidence
 from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust_z, score_grid_hours
-from ..geo import DEFAULT_RESOLUTION
 from .state import build_state
 
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
@@ -33,13 +35,12 @@ class Diagnosis:
     end: dt.date
 
 
-def twin_dir(workspace: Path) -> Path:
-    return Path(workspace) / "twin"
+def _sql(name: str) -> str:
+    return sql_file("opencem.twin", name)
 
 
-def tree_of(workspace: Path):
-    calibrated = Path(workspace) / "tree.calibrated.yaml"
-    return load_tree(calibrated if calibrated.exists() else None)
+def tree_of(ws: Workspace):
+    return load_tree(ws.calibrated_tree if ws.calibrated_tree.exists() else None)
 
 
 def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None = None,
@@ -47,75 +48,49 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
              progress: Callable[[str], None] | None = None) -> Diagnosis:
     """Twin state, episodes and causes for days ``start`` <= day < ``end`` (default: all the data)."""
     say = progress or (lambda _m: None)
-    ws = Path(workspace)
+    ws = Workspace(workspace)
     if not 0 <= resolution <= 15:
         raise ValueError(f"--resolution {resolution}: H3 resolutions run from 0 to 15 (9 is about 0.1 km2)")
-    con = connect(ws)
-    first, last = one(con, "SELECT min(CAST(start_time AS DATE)), max(CAST(start_time AS DATE)) FROM xdr")
-    start, end = start or first, end or last + dt.timedelta(days=1)
-    if start >= end:
-        raise ValueError(f"empty window: --start {start} is not before --end {end}")
-    say(f"twin state {start} .. {end - dt.timedelta(days=1)}, H3 resolution {resolution}")
-    build_state(con, tree_of(ws), start, end, resolution)
-    say("testing every grid-hour against its own baseline")
-    scored = score_grid_hours(con, cfg)
-    z = robust_z(scored)
-    flagged = z.max(1) > cfg.threshold
-    units = scored.filter(pa.array(flagged)).append_column("z", pa.array(z.max(1)[flagged]))
-    units = units.append_column("signal", pa.array([_signal(i) for i in z.argmax(1)[flagged]], pa.string()))
-    labels = cluster(np.array(units["grid"].to_pylist(), dtype=object), units["hour"].to_numpy(), cfg.max_gap_hours)
-    keep = np.isin(labels, [k for k, n in zip(*np.unique(labels, return_counts=True)) if n >= cfg.min_grid_hours])
-    units, labels = units.filter(pa.array(keep)), labels[keep]
-    con.register("units_in", units.select(["grid", "hour", "z", "signal"]).append_column("label", pa.array(labels)))
-    # episodes numbered by start, then place, so a re-run names them the same
-    con.sql("""CREATE OR REPLACE TEMP TABLE ep_units AS
-      SELECT 'E' || lpad(CAST(dense_rank() OVER (ORDER BY first_hour, first_grid, label) AS VARCHAR), 4, '0') AS episode_id,
-             grid, hour, z, signal
-      FROM (SELECT *, min(hour) OVER (PARTITION BY label) AS first_hour, min(grid) OVER (PARTITION BY label) AS first_grid FROM units_in)""")
-    con.unregister("units_in")
-    say("naming causes")
-    ev = evidence(con)
-    causes, confidence, cells, words = attribute(ev)
-    con.register("cause_in", pa.table({"episode_id": ev["episode_id"], "cause": causes, "confidence": confidence,
-                                       "cells": pa.array(cells, pa.list_(pa.string())), "evidence": words}))
-    area_episodes = con.sql(_episode_sql()).to_arrow_table()
-    con.unregister("cause_in")
-    episodes = _with_device_episodes(con, area_episodes, cfg)
-    folder = _write(con, ws, episodes)
-    return Diagnosis(folder, episodes, one(con, "SELECT count(*) FROM state_grid_hour")[0], start, end)
+    with ws.session() as engine:
+        first, last = engine.query_row(_sql("xdr_days"), step="xdr_days")
+        start, end = start or first, end or last + dt.timedelta(days=1)
+        if start >= end:
+            raise ValueError(f"empty window: --start {start} is not before --end {end}")
+        say(f"twin state {start} .. {end - dt.timedelta(days=1)}, H3 resolution {resolution}")
+        build_state(engine, tree_of(ws), start, end, resolution)
+        say("testing every grid-hour against its own baseline")
+        scored = score_grid_hours(engine, cfg)
+        z = robust_z(scored)
+        flagged = z.max(1) > cfg.threshold
+        units = scored.filter(pa.array(flagged)).append_column("z", pa.array(z.max(1)[flagged]))
+        units = units.append_column("signal", pa.array([_signal(i) for i in z.argmax(1)[flagged]], pa.string()))
+        labels = cluster(np.array(units["grid"].to_pylist(), dtype=object), units["hour"].to_numpy(), cfg.max_gap_hours)
+        keep = np.isin(labels, [k for k, n in zip(*np.unique(labels, return_counts=True)) if n >= cfg.min_grid_hours])
+        units, labels = units.filter(pa.array(keep)), labels[keep]
+        engine.register_arrow("units_in", units.select(["grid", "hour", "z", "signal"]).append_column("label", pa.array(labels)))
+        engine.create_table("ep_units", _sql("ep_units"))
+        engine.drop("units_in")
+        say("naming causes")
+        ev = evidence(engine)
+        causes, confidence, cells, words = attribute(ev)
+        engine.register_arrow("cause_in", pa.table({"episode_id": ev["episode_id"], "cause": causes, "confidence": confidence,
+                                                    "cells": pa.array(cells, pa.list_(pa.string())), "evidence": words}))
+        area_episodes = engine.query_arrow(_sql("area_episodes"), step="area_episodes")
+        engine.drop("cause_in")
+        episodes = _with_device_episodes(engine, area_episodes, cfg)
+        folder = _write(engine, ws, episodes)
+        return Diagnosis(folder, episodes, engine.row_count("state_grid_hour"), start, end)
 
 
 def _signal(i: int) -> str:
     return f"{STATS[i // len(WINDOWS)]}_{WINDOWS[i % len(WINDOWS)]}h"
 
 
-def _episode_sql() -> str:
-    return """
-      WITH u AS (SELECT episode_id, count(*) AS grid_hours, count(DISTINCT grid) AS grids, min(hour) AS start_time,
-                        max(hour) + INTERVAL 1 HOUR AS end_time, round(max(z), 3) AS max_z, arg_max(signal, z) AS main_signal,
-                        list(DISTINCT grid ORDER BY grid) AS grid_list FROM ep_units GROUP BY episode_id),
-      s AS (SELECT u.episode_id, x.subscriber_id, x.arpu_monthly, x.poor, x.grid FROM ep_units u
-            JOIN sess x ON x.grid = u.grid AND x.hour = u.hour),
-      a AS (SELECT episode_id, count(*) AS sessions, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS BIGINT) AS poor_sessions,
-                   count(DISTINCT subscriber_id) AS subscribers,
-                   count(DISTINCT CASE WHEN poor THEN subscriber_id END) AS affected_subscribers FROM s GROUP BY episode_id),
-      v AS (SELECT episode_id, round(sum(arpu_monthly), 2) AS affected_arpu FROM (
-              SELECT DISTINCT episode_id, subscriber_id, arpu_monthly FROM s WHERE poor) GROUP BY episode_id),
-      w AS (  -- where the poor sessions are: centre of the footprint weighted by them
-            SELECT episode_id, grid, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS DOUBLE) + 0.1 AS weight FROM s GROUP BY ALL)
-      SELECT u.episode_id, 'area' AS kind, u.start_time, u.end_time, u.grid_hours, u.grids, u.max_z, u.main_signal,
-             a.sessions, a.poor_sessions, a.subscribers, a.affected_subscribers, coalesce(v.affected_arpu, 0) AS affected_arpu,
-             c.cause, c.confidence, c.cells, c.evidence, CAST(NULL AS VARCHAR) AS device_model,
-             u.grid_list, (SELECT list(struct_pack(grid := w.grid, weight := w.weight)) FROM w WHERE w.episode_id = u.episode_id) AS weights
-      FROM u JOIN a USING (episode_id) LEFT JOIN v USING (episode_id) JOIN cause_in c USING (episode_id)
-      ORDER BY u.episode_id"""
-
-
-def _with_device_episodes(con, area: pa.Table, cfg: DetectConfig) -> pa.Table:
+def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> pa.Table:
     """Area episodes plus one episode per run of consecutive anomalous days of a device model; adds
     the footprint centre (poor-session weighted) and area."""
     rows = area.to_pylist()
-    days = device_days(con, cfg.threshold).to_pylist()
+    days = device_days(engine, cfg.threshold).to_pylist()
     runs: list[list[dict]] = []
     for d in days:
         if runs and runs[-1][-1]["device_model"] == d["device_model"] and (d["day"] - runs[-1][-1]["day"]).days <= 1:
@@ -125,15 +100,12 @@ def _with_device_episodes(con, area: pa.Table, cfg: DetectConfig) -> pa.Table:
     for i, run in enumerate(r for r in runs if len(r) >= 2):
         model, a, b = run[0]["device_model"], run[0]["day"], run[-1]["day"] + dt.timedelta(days=1)
         n, o, e = (sum(d[k] for d in run) for k in ("n", "o", "e"))
-        stats = con.execute("""SELECT count(DISTINCT subscriber_id), count(DISTINCT CASE WHEN poor THEN subscriber_id END),
-              list(DISTINCT grid ORDER BY grid) FILTER (WHERE poor) FROM sess
-            WHERE device_model = ? AND day >= ? AND day < ?""", [model, a, b]).fetchall()[0]
-        arpu = con.execute("""SELECT round(coalesce(sum(arpu_monthly), 0), 2) FROM (SELECT DISTINCT subscriber_id, arpu_monthly FROM sess
-            WHERE device_model = ? AND day >= ? AND day < ? AND poor)""", [model, a, b]).fetchall()[0][0]
+        subs, affected, poor_grids, arpu = engine.query_row(
+            _sql("device_episode"), {"device_model": model, "start": a, "end": b}, step="device_episode")
         rows.append({"episode_id": f"D{i + 1:03d}", "kind": "device", "start_time": dt.datetime.combine(a, dt.time()),
-                     "end_time": dt.datetime.combine(b, dt.time()), "grid_hours": 0, "grids": len(stats[2] or []),
+                     "end_time": dt.datetime.combine(b, dt.time()), "grid_hours": 0, "grids": len(poor_grids or []),
                      "max_z": round(max(d["z"] for d in run), 3), "main_signal": "poor_device_day", "sessions": int(n), "poor_sessions": int(o),
-                     "subscribers": stats[0], "affected_subscribers": stats[1], "affected_arpu": arpu, "cause": "device",
+                     "subscribers": subs, "affected_subscribers": affected, "affected_arpu": arpu, "cause": "device",
                      "confidence": round(max(0.0, 1 - e * run[0]["ratio0"] / max(o, 1)), 3), "cells": [],  # share of its poor sessions in excess
                      "evidence": f"{model}: {o} poor sessions where devices of other models in the same grid-hours would have had "
                                  f"{e * run[0]['ratio0']:.0f} ({(o / e) / run[0]['ratio0']:.1f}x its own quiet days), {len(run)} days",
@@ -151,28 +123,18 @@ def _with_device_episodes(con, area: pa.Table, cfg: DetectConfig) -> pa.Table:
     return pa.Table.from_pylist(rows) if rows else pa.table({"episode_id": pa.array([], pa.string())})
 
 
-def _write(con, ws: Path, episodes: pa.Table) -> Path:
-    folder = twin_dir(ws)
-    con.register("episodes_out", episodes)
-    con.sql("""CREATE OR REPLACE TEMP TABLE episode_subscribers AS
-      SELECT u.episode_id, x.subscriber_id, any_value(x.arpu_monthly) AS arpu_monthly, count(*) AS sessions,
-             sum(CASE WHEN x.poor THEN 1 ELSE 0 END) AS poor_sessions
-      FROM ep_units u JOIN sess x ON x.grid = u.grid AND x.hour = u.hour GROUP BY ALL
-      UNION ALL
-      SELECT e.episode_id, x.subscriber_id, any_value(x.arpu_monthly), count(*), sum(CASE WHEN x.poor THEN 1 ELSE 0 END)
-      FROM episodes_out e JOIN sess x ON e.kind = 'device' AND x.device_model = e.device_model
-        AND x.start_time >= e.start_time AND x.start_time < e.end_time GROUP BY ALL
-      ORDER BY 1, 2""")
-    con.unregister("episodes_out")
-    with atomic_dir(folder) as tmp:
+def _write(engine: Engine, ws: Workspace, episodes: pa.Table) -> Path:
+    engine.register_arrow("episodes_out", episodes)
+    subscribers = engine.query_arrow(_sql("episode_subscribers"), step="episode_subscribers")
+    engine.drop("episodes_out")
+    with atomic_dir(ws.twin) as tmp:
         tmp.mkdir()
         for name in ("state_grid_hour", "state_grid_cell_hour"):
-            con.sql(f"COPY (SELECT * FROM {name}) TO '{tmp / name}' (FORMAT parquet, PARTITION_BY (day))")
+            engine.write_parquet(name, tmp / name, ["day"])
         pq.write_table(episodes, tmp / "episodes.parquet")
-        pq.write_table(con.sql("SELECT * EXCLUDE (z) FROM ep_units ORDER BY episode_id, grid, hour").to_arrow_table(),
-                       tmp / "episode_units.parquet")
-        pq.write_table(con.sql("SELECT * FROM episode_subscribers").to_arrow_table(), tmp / "episode_subscribers.parquet")
-    return folder
+        pq.write_table(engine.query_arrow(_sql("episode_units"), step="episode_units"), tmp / "episode_units.parquet")
+        pq.write_table(subscribers, tmp / "episode_subscribers.parquet")
+    return ws.twin
 
 
 # -- GeoJSON ---------------------------------------------------------------------------------------------
@@ -196,17 +158,12 @@ def episodes_geojson(episodes: pa.Table) -> dict:
 def state_geojson(workspace: Path, start: dt.datetime, end: dt.datetime) -> dict:
     """Twin state summed over ``start`` <= hour < ``end``: one hexagon per grid with its sessions,
     poor share, CEI, RSRP and load."""
-    con = connect(workspace)
-    glob = twin_dir(workspace) / "state_grid_hour" / "**" / "*.parquet"
-    rows = con.execute(f"""
-      SELECT grid, sum(sessions) AS sessions, max(subscribers) AS subscribers_max_hour, sum(poor_sessions) AS poor_sessions,
-             round(sum(poor_sessions) / sum(sessions), 4) AS poor_share, round(sum(cei * sessions) / sum(sessions), 2) AS cei,
-             round(avg(rsrp_dbm_p50), 1) AS rsrp_dbm_p50, round(avg(prb_util_dl), 3) AS prb_util_dl
-      FROM read_parquet('{glob}', hive_partitioning = true)
-      WHERE hour >= ? AND hour < ? GROUP BY grid ORDER BY grid""", [start, end]).fetchall()
-    cols = ["grid", "sessions", "subscribers_max_hour", "poor_sessions", "poor_share", "cei", "rsrp_dbm_p50", "prb_util_dl"]
-    feats = [{"type": "Feature", "id": r[0], "properties": dict(zip(cols, r)),
-              "geometry": {"type": "Polygon", "coordinates": [_hex_polygon(r[0])]}} for r in rows]
+    files = Workspace(workspace).twin_files("state_grid_hour")
+    with Workspace(workspace).session(tables=()) as engine:
+        engine.register_parquet("state_grid_hour", files)
+        rows = engine.query_arrow(_sql("state_hexagons"), {"start": start, "end": end}, step="state_hexagons").to_pylist()
+    feats = [{"type": "Feature", "id": r["grid"], "properties": r,
+              "geometry": {"type": "Polygon", "coordinates": [_hex_polygon(r["grid"])]}} for r in rows]
     return {"type": "FeatureCollection", "features": feats}
 
 
@@ -215,7 +172,7 @@ def write_geojson(path: Path, collection: dict) -> None:
 
 
 def load_episodes(workspace: Path) -> pa.Table:
-    f = twin_dir(workspace) / "episodes.parquet"
+    f = Workspace(workspace).twin / "episodes.parquet"
     if not f.exists():
         raise FileNotFoundError(f"{f}: no episodes yet; run `opencem diagnose --workspace {workspace}` first")
     return pq.read_table(f)

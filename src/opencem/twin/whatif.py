@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import lightgbm as lgb
@@ -29,16 +30,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..contracts.xdr import SERVICES
-from ..indicators.tree import load_tree
-from ..nps.features import build_features, connect, feature_list
+from ..engine import Engine
+from ..engine.pipeline import sql_file
+from ..indicators.tree import load_tree, poor_session_sql
+from ..nps.features import build_features, feature_list
 from ..nps.model import NpsModel
-from ..nps.score import POOR_SESSION, model_dir
+from ..vocabulary import FIX_ACTIONS, SERVICES
+from ..workspace import Workspace
 
-ACTIONS = ("add_capacity", "fix_transport", "clear_interference", "fix_core", "fix_device", "restore_coverage")
 NUMERIC = ("hod", "prb_util_dl", "ul_interference_dbm", "rsrp_dbm", "sinr_db", "ctx_log_rtt", "ctx_fail", "ctx_device_poor")
 CATEGORICAL = ("service", "rat")
 SAMPLE_EVERY = 20  # one session in 20 trains the relation
+SAMPLE = "hash(session_id) % $sample_every = 0"  # the scope of the sessions the relation learns from
 PARAMS = {"objective": "binary", "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 100, "verbose": -1,
           "deterministic": True, "num_threads": 2, "seed": 1}
 ROUNDS = 150
@@ -61,32 +64,23 @@ class WhatIf:
         return self.nps_after - self.nps_before
 
 
-def _sessions_sql(where: str) -> str:
-    """Sessions with their conditions (the learned relation's inputs) and outcomes."""
-    return f"""
-      WITH x AS (SELECT * FROM xdr WHERE {where}),
-      ctx AS (SELECT cell_id, date_trunc('hour', start_time) AS h, median(ln(greatest(rtt_ms, 1))) AS ctx_log_rtt,
-                     avg(CASE WHEN success THEN 0E0 ELSE 1E0 END) AS ctx_fail
-              FROM xdr WHERE cell_id IN (SELECT DISTINCT cell_id FROM x)
-                AND CAST(start_time AS DATE) BETWEEN (SELECT min(CAST(start_time AS DATE)) FROM x) AND (SELECT max(CAST(start_time AS DATE)) FROM x)
-              GROUP BY ALL),
-      dev AS (SELECT s.device_model, CAST(x.start_time AS DATE) AS day, avg(CASE WHEN {POOR_SESSION} THEN 1E0 ELSE 0E0 END) AS ctx_device_poor
-              FROM xdr x JOIN subscribers s USING (subscriber_id)
-              WHERE CAST(x.start_time AS DATE) BETWEEN (SELECT min(CAST(start_time AS DATE)) FROM x) AND (SELECT max(CAST(start_time AS DATE)) FROM x)
-              GROUP BY ALL),
-      radio AS (SELECT subscriber_id, cell_id, date_trunc('hour', sample_time) AS h, median(rsrp_dbm) AS rsrp_dbm, median(sinr_db) AS sinr_db
-                FROM radio_samples WHERE cell_id IN (SELECT DISTINCT cell_id FROM x) GROUP BY ALL)
-      SELECT x.session_id, x.subscriber_id, x.cell_id, CAST(x.start_time AS DATE) AS day, x.service, x.rat, sub.device_model,
-             hour(x.start_time) AS hod, k.prb_util_dl, k.ul_interference_dbm, r.rsrp_dbm, r.sinr_db,
-             ctx.ctx_log_rtt, ctx.ctx_fail, dev.ctx_device_poor,
-             CASE WHEN {POOR_SESSION} THEN 1 ELSE 0 END AS poor,
-             ln(greatest(x.rtt_ms, 1)) AS log_rtt, ln(greatest(x.throughput_dl_kbps, 1)) AS log_thp
-      FROM x JOIN subscribers sub USING (subscriber_id)
-      LEFT JOIN kpi_cell_15min k ON k.cell_id = x.cell_id AND k.period_start = time_bucket(INTERVAL 15 MINUTE, x.start_time)
-      LEFT JOIN ctx ON ctx.cell_id = x.cell_id AND ctx.h = date_trunc('hour', x.start_time)
-      LEFT JOIN dev ON dev.device_model = sub.device_model AND dev.day = CAST(x.start_time AS DATE)
-      LEFT JOIN radio r ON r.subscriber_id = x.subscriber_id AND r.cell_id = x.cell_id AND r.h = date_trunc('hour', x.start_time)
-      ORDER BY x.session_id"""
+def _sql(name: str, **fragments: str) -> str:
+    """The template ``twin/sql/<name>.sql`` with its generated fragments filled in."""
+    sql = sql_file("opencem.twin", name)
+    return sql.format(**fragments) if fragments else sql
+
+
+@cache
+def _poor_session() -> str:
+    """What makes a session poor: the default tree's conditions."""
+    return poor_session_sql(load_tree())
+
+
+def _sessions(engine: Engine, window: dict, scope: str, params: dict) -> pa.Table:
+    """Sessions of ``window`` in ``scope`` (a condition on xdr with ``params``) with their conditions
+    (the learned relation's inputs) and outcomes."""
+    sql = _sql("whatif_sessions", scope=scope, poor_session=_poor_session())
+    return engine.query_arrow(sql, {**window, **params}, step="whatif_sessions")
 
 
 def _floats(t: pa.Table, name: str) -> np.ndarray:
@@ -123,22 +117,22 @@ def _set(t: pa.Table, name: str, values: np.ndarray) -> pa.Table:
     return t.set_column(t.schema.get_field_index(name), name, pa.array(values, pa.float64()))
 
 
-def _counterfactual(con, t: pa.Table, action: str, factor: float) -> pa.Table:
+def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> pa.Table:
     col = {c: _floats(t, c) for c in NUMERIC}
     if action == "add_capacity":
         return _set(t, "prb_util_dl", col["prb_util_dl"] * factor)
     if action == "fix_transport":
         net = np.full(24, np.nan)
-        for h, v in con.execute("SELECT hour(start_time), median(ln(greatest(rtt_ms, 1))) FROM xdr GROUP BY 1").fetchall():
+        by_hour = engine.query_arrow(_sql("network_log_rtt"), step="network_log_rtt")
+        for h, v in zip(by_hour["hod"].to_pylist(), by_hour["log_rtt"].to_pylist()):
             net[h] = v
         return _set(t, "ctx_log_rtt", np.minimum(col["ctx_log_rtt"], net[col["hod"].astype(int)]))
     if action == "fix_core":
-        quiet = con.execute("SELECT quantile_cont(f, 0.3) FROM (SELECT avg(CASE WHEN success THEN 0E0 ELSE 1E0 END) AS f "
-                            "FROM xdr GROUP BY cell_id, date_trunc('hour', start_time))").fetchall()[0][0]
+        (quiet,) = engine.query_row(_sql("quiet_fail_share"), step="quiet_fail_share")
         return _set(t, "ctx_fail", np.minimum(col["ctx_fail"], quiet))
     if action == "clear_interference":
-        ul_q, sinr_q = con.execute("SELECT quantile_cont(ul_interference_dbm, 0.3) FROM kpi_cell_15min").fetchall()[0][0], \
-            np.nanquantile(col["sinr_db"], 0.7) if np.isfinite(col["sinr_db"]).any() else np.nan
+        (ul_q,) = engine.query_row(_sql("quiet_ul_interference"), step="quiet_ul_interference")
+        sinr_q = np.nanquantile(col["sinr_db"], 0.7) if np.isfinite(col["sinr_db"]).any() else np.nan
         t = _set(t, "ul_interference_dbm", np.minimum(col["ul_interference_dbm"], ul_q))
         return _set(t, "sinr_db", np.maximum(col["sinr_db"], sinr_q))
     if action == "restore_coverage":
@@ -148,52 +142,56 @@ def _counterfactual(con, t: pa.Table, action: str, factor: float) -> pa.Table:
         return t
     if action == "fix_device":
         # every device's poor share that day, joined to the sessions in the engine rather than row by row
-        con.register("cf_days", t.select(["session_id", "day"]))
-        network = _floats(con.sql(f"""SELECT d.session_id, n.share FROM cf_days d LEFT JOIN (
-              SELECT CAST(start_time AS DATE) AS day, avg(CASE WHEN {POOR_SESSION} THEN 1E0 ELSE 0E0 END) AS share FROM xdr GROUP BY 1) n
-            USING (day) ORDER BY d.session_id""").to_arrow_table(), "share")
-        con.unregister("cf_days")
+        engine.register_arrow("cf_days", t.select(["session_id", "day"]))
+        network = _floats(engine.query_arrow(_sql("network_poor_share", poor_session=_poor_session()), step="network_poor_share"), "share")
+        engine.drop("cf_days")
         return _set(t, "ctx_device_poor", np.minimum(col["ctx_device_poor"], network))
-    raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(ACTIONS)}")
+    raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
 
 
-def _cei_slope(con, days_where: str) -> float:
+def _cei_slope(engine: Engine, window: dict) -> float:
     """CEI points per unit of poor-session share, fitted on subscriber-days (least squares)."""
-    b = con.execute(f"""SELECT regr_slope(c.cei, p.share) FROM cei_subscriber_day c JOIN (
-          SELECT subscriber_id, CAST(start_time AS DATE) AS day, avg(CASE WHEN {POOR_SESSION} THEN 1E0 ELSE 0E0 END) AS share
-          FROM xdr WHERE {days_where} GROUP BY ALL) p USING (subscriber_id, day)""").fetchall()[0][0]
-    return float(b)
+    return float(engine.query_row(_sql("cei_slope", poor_session=_poor_session()), window, step="cei_slope")[0])
 
 
 def _check(action: str, cells: list[str] | None, device_model: str | None) -> None:
-    if action not in ACTIONS:
-        raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(ACTIONS)}")
+    if action not in FIX_ACTIONS:
+        raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
     if (action == "fix_device") != bool(device_model) or (action != "fix_device" and not cells):
         raise ValueError("fix_device needs --device-model; the other actions need --cells")
 
 
-def scope_sql(cells: list[str] | None, device_model: str | None) -> str:
-    """The xDR sessions a change touches: those on ``cells``, or of the subscribers with ``device_model``."""
+def scope_sql(cells: list[str] | None, device_model: str | None) -> tuple[str, dict]:
+    """The xDR sessions a change touches, as a condition on ``xdr`` and its parameters: those on ``cells``
+    (``$scope_cells``), or of the subscribers with ``device_model`` (``$scope_device_model``)."""
     if device_model:
-        return f"subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = '{device_model.replace(chr(39), '')}')"
-    return f"cell_id IN ({', '.join(repr(c) for c in cells)})"
+        return ("subscriber_id IN (SELECT subscriber_id FROM subscribers WHERE device_model = $scope_device_model)",
+                {"scope_device_model": device_model})
+    return "cell_id IN (SELECT unnest($scope_cells))", {"scope_cells": list(cells)}
 
 
 class WhatIfEngine:
     """What-ifs over one window of a workspace: the session relation is learned once and every
-    scenario reuses it (prioritising scores many candidate fixes)."""
+    scenario reuses it (prioritising scores many candidate fixes).
+
+    ``engine`` is the workspace session the scenarios run on; ``window`` its parameters ``$start`` and
+    ``$end`` (days, ``start`` <= day < ``end``)."""
 
     def __init__(self, workspace: Path, start: dt.date, end: dt.date, model: NpsModel | None = None):
-        self.ws, self.start, self.end = Path(workspace), start, end
-        self.con = connect(self.ws)
-        self.win = f"start_time >= TIMESTAMP '{start}' AND start_time < TIMESTAMP '{end}'"
-        self.sm = SessionModel().fit(self.con.sql(_sessions_sql(f"{self.win} AND hash(session_id) % {SAMPLE_EVERY} = 0")).to_arrow_table())
-        self.slope = _cei_slope(self.con, self.win)
-        self.model = model or NpsModel.load(model_dir(self.ws))
+        ws = Workspace(workspace)
+        self.ws, self.start, self.end = ws.root, start, end
+        self.window = {"start": start, "end": end}
+        self.engine = ws.session()
+        # the observed CEI days under a second name: a scenario swaps cei_subscriber_day for its own
+        self._observed = ws.measure_files("cei_subscriber_day")
+        self.engine.register_parquet("cei_subscriber_day_observed", self._observed)
+        self.sm = SessionModel().fit(_sessions(self.engine, self.window, SAMPLE, {"sample_every": SAMPLE_EVERY}))
+        self.slope = _cei_slope(self.engine, self.window)
+        self.model = model or NpsModel.load(ws.model("nps"))
         self.feats = feature_list(load_tree())
 
     def close(self) -> None:
-        self.con.close()
+        self.engine.close()
 
     def __enter__(self) -> WhatIfEngine:
         return self
@@ -206,16 +204,15 @@ class WhatIfEngine:
         """Predict what ``action`` on ``cells`` (or ``device_model``) over the window would have changed;
         NPS is scored as of the window's end for the subscribers touched (or ``subscribers``)."""
         _check(action, cells, device_model)
-        con, win = self.con, self.win
+        engine = self.engine
         if action == "fix_device":
             scope = f"device model {device_model}"
         else:
             scope = ", ".join(cells[:4]) + (f" (+{len(cells) - 4})" if len(cells) > 4 else "")
-        where = f"{win} AND {scope_sql(cells, device_model)}"
-        before_t = con.sql(_sessions_sql(where)).to_arrow_table()
+        before_t = _sessions(engine, self.window, *scope_sql(cells, device_model))
         if before_t.num_rows == 0:
             raise ValueError(f"no sessions on {scope} between {self.start} and {self.end}")
-        after_t = _counterfactual(con, before_t, action, factor)
+        after_t = _counterfactual(engine, before_t, action, factor)
         pb, pa_ = self.sm.predict(before_t), self.sm.predict(after_t)
 
         def kqi(p):
@@ -223,25 +220,19 @@ class WhatIfEngine:
                     "throughput_kbps": float(np.mean(np.exp(p["log_thp"])))}
 
         # per subscriber-day: change in the poor-session share over all their sessions that day
-        con.register("delta_in", pa.table({"subscriber_id": before_t["subscriber_id"], "day": before_t["day"], "d_poor": pa_["poor"] - pb["poor"]}))
-        con.sql(f"""CREATE OR REPLACE TEMP TABLE cei_delta AS
-          SELECT d.subscriber_id, d.day, {self.slope} * sum(d.d_poor) / n.n AS d_cei
-          FROM delta_in d JOIN (SELECT subscriber_id, CAST(start_time AS DATE) AS day, count(*) AS n FROM xdr WHERE {win} GROUP BY ALL) n
-            USING (subscriber_id, day) GROUP BY d.subscriber_id, d.day, n.n""")
-        con.unregister("delta_in")
+        engine.register_arrow("delta_in", pa.table({"subscriber_id": before_t["subscriber_id"], "day": before_t["day"],
+                                                    "d_poor": pa_["poor"] - pb["poor"]}))
+        engine.create_table("cei_delta", _sql("cei_delta"), {**self.window, "slope": self.slope})
+        engine.drop("delta_in")
         who = subscribers or sorted(set(before_t["subscriber_id"].to_pylist()))
         req = pa.table({"subscriber_id": who, "as_of": [self.end] * len(who)})
-        p_before = self.model.proba(self.model.encoder.matrix(build_features(con, req, self.feats)))
-        con.sql("ALTER VIEW cei_subscriber_day RENAME TO cei_subscriber_day_observed")
-        con.sql("""CREATE VIEW cei_subscriber_day AS SELECT c.* REPLACE (
-                     CASE WHEN c.cei IS NULL THEN NULL ELSE least(100, greatest(0, c.cei + coalesce(d.d_cei, 0))) END AS cei)
-                   FROM cei_subscriber_day_observed c LEFT JOIN cei_delta d USING (subscriber_id, day)""")
+        p_before = self.model.proba(self.model.encoder.matrix(build_features(engine, req, self.feats)))
+        engine.create_view("cei_subscriber_day", _sql("cei_subscriber_day_whatif"))
         try:
-            p_after = self.model.proba(self.model.encoder.matrix(build_features(con, req, self.feats)))
-        finally:  # back to the observed view for the next scenario
-            con.sql("DROP VIEW cei_subscriber_day")
-            con.sql("ALTER VIEW cei_subscriber_day_observed RENAME TO cei_subscriber_day")
-        d_cei = con.execute("SELECT avg(d_cei) FROM cei_delta").fetchall()[0][0] or 0.0
+            p_after = self.model.proba(self.model.encoder.matrix(build_features(engine, req, self.feats)))
+        finally:  # back to the observed days for the next scenario
+            engine.register_parquet("cei_subscriber_day", self._observed)
+        d_cei = engine.query_row(_sql("mean_cei_change"), step="mean_cei_change")[0] or 0.0
 
         def nps(p):
             return float(100 * (p[:, 2].mean() - p[:, 0].mean()))
@@ -265,20 +256,19 @@ def fix_scenarios(workspace: Path, truth: Path) -> list[dict]:
 
     from ..ingest.pseudonym import Pseudonymiser, load_key
 
-    ws = Path(workspace)
-    pseudo = Pseudonymiser(load_key(ws / ".secrets" / "pseudonym.key"))
+    ws = Workspace(workspace)
+    pseudo = Pseudonymiser(load_key(ws.pseudonym_key))
     fixes = pq.read_table(Path(truth) / "fixes.parquet").to_pylist()
     affected = pq.read_table(Path(truth) / "fix_affected.parquet")
-    con = connect(ws)
-    first = con.execute("SELECT min(CAST(start_time AS DATE)) FROM xdr").fetchall()[0][0]
-    con.close()
+    with ws.session(tables=("xdr",)) as engine:
+        first = engine.query_row(_sql("xdr_days"), step="xdr_days")[0]
     out = []
     for fx in fixes:
         action = {"add_carrier": "add_capacity", "repair_backhaul": "fix_transport"}[fx["action"]]
         cells = [fx["target"]] if action == "add_capacity" else fx["cells"].split(";")
         raw = affected.filter(pa.compute.equal(affected["fix_id"], fx["fix_id"]))["subscriber_id"]
         who = sorted(set(pseudo.column(raw).to_pylist()))
-        w = whatif(ws, action, first, dt.date.fromisoformat(fx["fix_date"]), cells=cells, subscribers=who)
+        w = whatif(ws.root, action, first, dt.date.fromisoformat(fx["fix_date"]), cells=cells, subscribers=who)
         realised_nps = fx["nps_with"] - fx["nps_without"]
         out.append({
             "fix": fx["fix_id"], "action": action, "cells": len(cells), "subscribers": len(who),

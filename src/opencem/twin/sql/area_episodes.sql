@@ -1,0 +1,20 @@
+-- One row per area episode (its grid-hours in ep_units): span, footprint, sessions and subscribers touched,
+-- the revenue of those with a poor session, its cause (cause_in) and the poor-session weight of each grid.
+WITH u AS (SELECT episode_id, count(*) AS grid_hours, count(DISTINCT grid) AS grids, min(hour) AS start_time,
+                  max(hour) + INTERVAL 1 HOUR AS end_time, round(max(z), 3) AS max_z, arg_max(signal, z) AS main_signal,
+                  list(DISTINCT grid ORDER BY grid) AS grid_list FROM ep_units GROUP BY episode_id),
+s AS (SELECT u.episode_id, x.subscriber_id, x.arpu_monthly, x.poor, x.grid FROM ep_units u
+      JOIN sess x ON x.grid = u.grid AND x.hour = u.hour),
+a AS (SELECT episode_id, count(*) AS sessions, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS BIGINT) AS poor_sessions,
+             count(DISTINCT subscriber_id) AS subscribers,
+             count(DISTINCT CASE WHEN poor THEN subscriber_id END) AS affected_subscribers FROM s GROUP BY episode_id),
+v AS (SELECT episode_id, round(sum(arpu_monthly), 2) AS affected_arpu FROM (
+        SELECT DISTINCT episode_id, subscriber_id, arpu_monthly FROM s WHERE poor) GROUP BY episode_id),
+w AS (  -- where the poor sessions are: centre of the footprint weighted by them
+      SELECT episode_id, grid, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS DOUBLE) + 0.1 AS weight FROM s GROUP BY ALL)
+SELECT u.episode_id, 'area' AS kind, u.start_time, u.end_time, u.grid_hours, u.grids, u.max_z, u.main_signal,
+       a.sessions, a.poor_sessions, a.subscribers, a.affected_subscribers, coalesce(v.affected_arpu, 0) AS affected_arpu,
+       c.cause, c.confidence, c.cells, c.evidence, CAST(NULL AS VARCHAR) AS device_model,
+       u.grid_list, (SELECT list(struct_pack(grid := w.grid, weight := w.weight)) FROM w WHERE w.episode_id = u.episode_id) AS weights
+FROM u JOIN a USING (episode_id) LEFT JOIN v USING (episode_id) JOIN cause_in c USING (episode_id)
+ORDER BY u.episode_id
