@@ -224,9 +224,10 @@ def calibrate(
     """Fit the indicator tree's weights to survey answers and report CEI-survey correlations."""
     from opencem.indicators.tree import load_tree
     from opencem.measure.calibrate import calibrate as run_calibrate
+    from opencem.workspace import Workspace
 
     rep = run_calibrate(workspace, load_tree(tree), window_days)
-    out = out or workspace / "tree.calibrated.yaml"
+    out = out or Workspace(workspace).calibrated_tree
     rep.tree.to_yaml(out)
     console.print(f"surveys: {rep.surveys_train} fit, {rep.surveys_valid} to choose the blend, {rep.surveys_test} to test; "
                   f"blend towards the fitted weights: {rep.blend:g}")

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_column_has_type_unit_and_meaning():
-    assert set(contracts.TABLES) == {"subscribers", "surveys", "care_contacts", "portouts", "cells", "pm",
-                                     "radio_samples", "xdr"}
+    assert set(contracts.TABLES) == {"subscribers", "tariffs", "surveys", "survey_invitations", "nps_tracker",
+                                     "care_contacts", "portouts", "cells", "pm", "radio_samples", "xdr"}
     for t in contracts.TABLES.values():
         assert len(t.arrow_schema) == len(t.columns)
         for c in t.columns:

@@ -16,10 +16,8 @@ import sqlglot
 import yaml
 
 from opencem.indicators import qoe
-from opencem.indicators import tree as T
 from opencem.indicators.tree import (
     KQI_COLUMNS,
-    SERVICES,
     Tree,
     TreeError,
     cei_service_sql,
@@ -29,6 +27,7 @@ from opencem.indicators.tree import (
     parse_tree,
     score_kqis_numpy,
 )
+from opencem.vocabulary import SERVICES
 
 RTOL = 1e-9
 ATOL = 1e-9
@@ -155,7 +154,7 @@ def test_default_tree_loads(tree: Tree):
 
 
 def test_default_tree_file_and_path_agree(tree: Tree):
-    path = Path(T.__file__).with_name("default_tree.yaml")
+    path = Path(qoe.__file__).with_name("default_tree.yaml")
     assert load_tree(path) == tree
     assert load_tree(str(path)) == tree
 

@@ -1,4 +1,4 @@
-"""Tests for the 3GPP PM XML reader (opencem.ingest.pm_xml)."""
+"""Tests for the 3GPP PM XML reader (opencem.ingest.pm_xml) and the helpers in pm_xml_helpers."""
 
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ingest.pm_xml_helpers import ingest_pm_xml, pivot_counters, pm_warnings
 from opencem.ingest.pm_xml import (
     META_UNPARSEABLE,
     SCHEMA,
     PmFileRejected,
-    ingest_pm_xml,
     parse_datetime_ms,
     parse_duration_s,
-    pivot_counters,
-    pm_warnings,
     read_pm_xml,
 )
 

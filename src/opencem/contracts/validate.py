@@ -9,13 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ..engine import make_engine, quote_ident, quote_literal, sql_file
 from . import get
 from .base import DUCKDB_TYPES, Table
+
+_SQL = "opencem.contracts"  # the SQL templates of validation: contracts/sql/*.sql
 
 QUARANTINE_SCHEMA = pa.schema([
     ("table", pa.string()), ("source_file", pa.string()), ("row", pa.int64()),
@@ -56,67 +58,62 @@ def read_raw(path: Path, contract: Table) -> pa.Table:
         raise ContractError(f"{path.name}: cannot read as {contract.name} ({str(e).splitlines()[0]})") from None
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> ValidationResult:
     contract = get(contract) if isinstance(contract, str) else contract
     missing = [c.name for c in contract.columns if c.name not in raw.column_names]
     if missing:
         raise ContractError(f"{source_file}: missing column(s) {', '.join(map(repr, missing))} required by {contract.name}")
-    con = duckdb.connect()
     src = raw.select(contract.column_names).append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64()))
-    con.register("src", src)
 
     # Every rule as (column, SQL condition that flags a bad row, reason). Conditions see the raw
-    # value as "r:<column>" and the typed one as "<column>".
+    # value as "r:<column>" and the typed one as "<column>"; bounds are parameters.
     checks: list[tuple[str, str, str]] = []
+    bounds: dict[str, float] = {}
+
+    def bound(value: float) -> str:
+        bounds[f"bound_{len(bounds)}"] = value
+        return f"$bound_{len(bounds) - 1}"
+
     for c in contract.columns:
-        col, raw_col = _q(c.name), _q("r:" + c.name)
+        col, raw_col = quote_ident(c.name), quote_ident("r:" + c.name)
         checks.append((c.name, f"{raw_col} IS NOT NULL AND {col} IS NULL", f"not a valid {c.dtype}"))
         if not c.nullable:
             checks.append((c.name, f"{raw_col} IS NULL", "missing value in a required column"))
         if c.min is not None:
-            checks.append((c.name, f"{col} < {c.min}", f"below the minimum {c.min:g} {c.unit}"))
+            checks.append((c.name, f"{col} < {bound(c.min)}", f"below the minimum {c.min:g} {c.unit}"))
         if c.max is not None:
-            checks.append((c.name, f"{col} > {c.max}", f"above the maximum {c.max:g} {c.unit}"))
+            checks.append((c.name, f"{col} > {bound(c.max)}", f"above the maximum {c.max:g} {c.unit}"))
         if c.allowed:
-            allowed = ", ".join("'" + a + "'" for a in c.allowed)
+            allowed = ", ".join(map(quote_literal, c.allowed))
             checks.append((c.name, f"{col} NOT IN ({allowed})", f"not one of {', '.join(c.allowed)}"))
     for chk in contract.checks:
         checks.append((chk.columns[0], f"NOT ({chk.sql})", chk.reason))
+    duplicate_rule = len(checks)
+    if contract.key:
+        checks.append((contract.key[0], "", f"duplicate key ({', '.join(contract.key)})"))
+    rules = pa.table({"k": list(range(len(checks))), "column": [col for col, _, _ in checks],
+                      "reason": [reason for _, _, reason in checks]})
 
     # One pass over the file: typed columns plus the indexes of the rules each row breaks.
-    cast = ", ".join(f"{_q(c.name)} AS {_q('r:' + c.name)}, TRY_CAST({_q(c.name)} AS {DUCKDB_TYPES[c.dtype]}) AS {_q(c.name)}"
+    cast = ", ".join(f"{quote_ident(c.name)} AS {quote_ident('r:' + c.name)}, "
+                     f"TRY_CAST({quote_ident(c.name)} AS {DUCKDB_TYPES[c.dtype]}) AS {quote_ident(c.name)}"
                      for c in contract.columns)
-    flags = ", ".join(f"CASE WHEN {cond} THEN {i} END" for i, (_, cond, _) in enumerate(checks))
-    con.execute(f"CREATE TEMP TABLE t AS WITH c AS (SELECT __row, {cast} FROM src) "
-                f"SELECT *, list_filter([{flags}], lambda x: x IS NOT NULL) AS __fails FROM c")
-    dup = len(checks)
-    if contract.key:
-        keys = ", ".join(map(_q, contract.key))
-        checks.append((contract.key[0], "", f"duplicate key ({', '.join(contract.key)})"))
-        con.execute(f"CREATE TEMP TABLE dup AS SELECT __row FROM (SELECT __row, row_number() OVER "
-                    f"(PARTITION BY {keys} ORDER BY __row) AS n FROM t) WHERE n > 1")
-    else:
-        con.execute("CREATE TEMP TABLE dup (__row BIGINT)")
-    con.execute("CREATE TEMP TABLE rules (k INTEGER, \"column\" VARCHAR, reason VARCHAR)")
-    con.executemany("INSERT INTO rules VALUES (?, ?, ?)", [(i, col, reason) for i, (col, _, reason) in enumerate(checks)])
+    flags = ", ".join(f"CASE WHEN {cond} THEN {i} END" for i, (_, cond, _) in enumerate(checks[:duplicate_rule]))
     value = "CASE r.\"column\" " + " ".join(
-        f"WHEN '{c.name}' THEN CAST(t.{_q('r:' + c.name)} AS VARCHAR)" for c in contract.columns) + " END"
-    lit = source_file.replace("'", "''")
-    quarantine = con.sql(f"""
-        WITH bad AS (SELECT __row, unnest(__fails) AS k FROM t WHERE len(__fails) > 0
-                     UNION ALL SELECT __row, {dup} FROM dup)
-        SELECT '{contract.name}' AS "table", '{lit}' AS source_file, bad.__row AS row, r."column",
-               {value} AS value, min(r.reason) AS reason
-        FROM bad JOIN rules r USING (k) JOIN t USING (__row)
-        GROUP BY ALL ORDER BY row, r."column"
-        """).to_arrow_table()
-    valid = con.sql(
-        f"SELECT {', '.join(map(_q, contract.column_names))} FROM t "
-        "WHERE len(__fails) = 0 AND __row NOT IN (SELECT __row FROM dup) ORDER BY __row").to_arrow_table()
+        f"WHEN {quote_literal(c.name)} THEN CAST(validated.{quote_ident('r:' + c.name)} AS VARCHAR)"
+        for c in contract.columns) + " END"
+    with make_engine("duckdb") as eng:
+        eng.register_arrow("src", src)
+        eng.register_arrow("rules", rules)
+        eng.create_table("validated", sql_file(_SQL, "validated").format(cast=cast, flags=flags), bounds)
+        if contract.key:
+            eng.create_table("duplicates", sql_file(_SQL, "duplicates").format(key=", ".join(map(quote_ident, contract.key))))
+        else:
+            eng.create_table("duplicates", "SELECT CAST(NULL AS BIGINT) AS __row WHERE false")  # no key, no duplicates
+        quarantine = eng.query_arrow(sql_file(_SQL, "quarantine").format(value=value), {
+            "duplicate_rule": duplicate_rule, "table": contract.name, "source_file": source_file}, step="quarantine")
+        valid = eng.query_arrow(sql_file(_SQL, "valid").format(columns=", ".join(map(quote_ident, contract.column_names))),
+                                step="valid")
     valid = pa.Table.from_arrays([valid.column(f.name).cast(f.type) for f in contract.arrow_schema],
                                  schema=contract.arrow_schema)
     return ValidationResult(contract.name, source_file, valid, quarantine.cast(QUARANTINE_SCHEMA))

@@ -229,6 +229,11 @@ class Engine(ABC):
         """A view ``name`` over an Arrow table."""
 
     @abstractmethod
+    def register_csv(self, name: str, paths: str | list[str]) -> None:
+        """A view ``name`` over CSV files or globs with a header row, column types detected from the data
+        (inputs that come as CSV: synthetic operators written as CSV, public reference measurements)."""
+
+    @abstractmethod
     def create_table(self, name: str, sql: str, params: Params = None) -> None:
         """Materialise the result of a SELECT (DuckDB dialect) as ``name``, replacing an existing one.
 

@@ -95,6 +95,12 @@ class DuckDBEngine(Engine):
         self._drop(name)
         self.con.execute(f"CREATE VIEW {_q(name)} AS SELECT {select} FROM {src}")
 
+    def register_csv(self, name: str, paths: str | list[str]) -> None:
+        check_name(name)
+        files = ", ".join(_lit(p) for p in as_path_list(paths))
+        self._drop(name)
+        self.con.execute(f"CREATE VIEW {_q(name)} AS SELECT * FROM read_csv([{files}], header = true)")
+
     def register_arrow(self, name: str, table: pa.Table) -> None:
         check_name(name)
         self._drop(name)
@@ -137,7 +143,8 @@ class DuckDBEngine(Engine):
         return self.query_arrow(f"SELECT * FROM {_q(check_name(name))}")
 
     def row_count(self, name: str) -> int:
-        return int(self.con.execute(f"SELECT COUNT(*) FROM {_q(check_name(name))}").fetchone()[0])
+        # fetchall: a result left unfinished (fetchone) blocks the connection's next query on duckdb 2.x
+        return int(self.con.execute(f"SELECT COUNT(*) FROM {_q(check_name(name))}").fetchall()[0][0])
 
     def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None) -> None:
         check_name(name)

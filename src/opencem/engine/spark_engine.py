@@ -197,6 +197,10 @@ class SparkEngine(Engine):
             raise StepError(name, f"-- register_parquet {files}", e, self.name) from e
         self._replace(name, df, cached=False)
 
+    def register_csv(self, name: str, paths: str | list[str]) -> None:
+        raise NotImplementedError("CSV inputs are read on DuckDB only (their detected types would differ on "
+                                  "Spark): convert them to Parquet, or use the duckdb engine")
+
     def register_arrow(self, name: str, table: pa.Table) -> None:
         check_name(name)
         df = self.spark.createDataFrame(table)

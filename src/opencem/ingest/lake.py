@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ..contracts import TABLES
 from ..contracts.validate import ContractError, find_table_files, validate_file
+from ..workspace import Workspace
 from .pm_xml import PmFileRejected, read_pm_xml
 from .pseudonym import Pseudonymiser
 
@@ -33,7 +34,7 @@ class IngestReport:
 
 
 def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
-    inputs, workspace = Path(inputs), Path(workspace)
+    inputs, ws = Path(inputs), Workspace(workspace)
     if (inputs / "inputs").is_dir():
         inputs = inputs / "inputs"
     if not inputs.is_dir():
@@ -46,9 +47,9 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
         if not any(n == required for n, _ in jobs):
             raise FileNotFoundError(f"{inputs}: required table {required!r} not found")
 
-    lake_new = workspace / ".lake.partial"
+    lake_new = ws.root / ".lake.partial"
     shutil.rmtree(lake_new, ignore_errors=True)
-    rejected_dir = workspace / "rejected"
+    rejected_dir = ws.root / "rejected"
     shutil.rmtree(rejected_dir, ignore_errors=True)
     pseudo = Pseudonymiser(key)
     report = IngestReport()
@@ -98,18 +99,17 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
         pq.write_table(t, lake_new / "pm_xml" / "part-00000.parquet")
         report.rows["pm_xml"] = t.num_rows
 
-    qdir = workspace / "quarantine"
+    qdir = ws.root / "quarantine"
     shutil.rmtree(qdir, ignore_errors=True)
     if quarantine:
         qdir.mkdir(parents=True)
         for name, parts in quarantine.items():
             pq.write_table(pa.concat_tables(parts), qdir / f"{name}.parquet")
-    lake = workspace / "lake"
-    old = workspace / ".lake.old"
+    old = ws.root / ".lake.old"
     shutil.rmtree(old, ignore_errors=True)
-    if lake.exists():
-        lake.rename(old)
-    lake_new.rename(lake)
+    if ws.lake.exists():
+        ws.lake.rename(old)
+    lake_new.rename(ws.lake)
     shutil.rmtree(old, ignore_errors=True)
     if progress:
         progress("ingest", total, total)

@@ -20,7 +20,7 @@ XML, is not a PM file, carries no measurement value, or breaks a structural rule
 values impossible to attribute (see ``docs/pm-xml.md``). A single value that cannot be read as a
 number is not a rejection: it becomes null and is counted in the table's schema metadata under
 :data:`META_UNPARSEABLE` (``b"opencem.pm_xml.unparseable_values"``); the first warnings are kept
-as a JSON list under :data:`META_WARNINGS`; :func:`pm_warnings` reads both.
+as a JSON list under :data:`META_WARNINGS`.
 """
 
 from __future__ import annotations
@@ -29,15 +29,11 @@ import gzip
 import json
 import os
 import re
-import shutil
 import zlib
-from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from lxml import etree
 
 __all__ = [
@@ -45,11 +41,8 @@ __all__ = [
     "META_WARNINGS",
     "SCHEMA",
     "PmFileRejected",
-    "ingest_pm_xml",
     "parse_duration_s",
     "parse_datetime_ms",
-    "pivot_counters",
-    "pm_warnings",
     "read_pm_xml",
 ]
 
@@ -397,7 +390,7 @@ def read_pm_xml(path: str | os.PathLike) -> pa.Table:
 
     Raises :class:`PmFileRejected` for a file that must be rejected whole; ``OSError`` if the
     file cannot be opened. Unparseable single values become null and are counted in
-    ``table.schema.metadata[META_UNPARSEABLE]`` (see :func:`pm_warnings`).
+    ``table.schema.metadata[META_UNPARSEABLE]``, the first warnings under ``META_WARNINGS``.
     """
     path = Path(path)
     name = path.name
@@ -438,151 +431,3 @@ def read_pm_xml(path: str | os.PathLike) -> pa.Table:
         META_WARNINGS: json.dumps(out.warnings, ensure_ascii=False).encode(),
     }
     return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata(meta))
-
-
-def pm_warnings(table: pa.Table) -> tuple[int, list[str]]:
-    """``(number of unparseable values, first warnings)`` recorded by :func:`read_pm_xml`."""
-    meta = table.schema.metadata or {}
-    count = int(meta.get(META_UNPARSEABLE, b"0"))
-    warnings = json.loads(meta.get(META_WARNINGS, b"[]"))
-    return count, warnings
-
-
-# ---------------------------------------------------------------------------------------------
-# Batch ingestion
-
-
-def _atomic_write_bytes(target: Path, write) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def ingest_pm_xml(
-    paths: Iterable[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    rejected_dir: str | os.PathLike,
-) -> dict:
-    """Read each PM file; accepted ones go to ``out_dir/<file name>.parquet``, rejected ones are
-    copied to ``rejected_dir/<file name>`` with ``rejected_dir/<file name>.reason.txt``.
-
-    Every output file is written under a temporary name and renamed into place, so a reader never
-    sees a half-written file. Re-running on the same inputs rewrites byte-identical Parquet.
-    When a file is accepted, a stale rejected copy and reason of the same name are removed; a
-    rejection never deletes an earlier accepted Parquet file.
-
-    Returns ``{"files_ok": int, "files_rejected": int, "rows": int}`` (rows written this run).
-    Raises ``ValueError`` (before writing anything) if two inputs share a file name, and lets
-    ``OSError`` from unreadable inputs propagate.
-    """
-    paths = [Path(p) for p in paths]
-    names = [p.name for p in paths]
-    dupes = sorted(n for n, k in Counter(names).items() if k > 1)
-    if dupes:
-        raise ValueError(f"input file names must be unique (output is named after them): {dupes}")
-    out_dir, rejected_dir = Path(out_dir), Path(rejected_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rejected_dir.mkdir(parents=True, exist_ok=True)
-
-    files_ok = files_rejected = rows = 0
-    for path in paths:
-        try:
-            table = read_pm_xml(path)
-        except PmFileRejected as e:
-            files_rejected += 1
-            reason = str(e) + "\n"
-            _atomic_write_bytes(rejected_dir / path.name, lambda tmp: shutil.copyfile(path, tmp))
-            _atomic_write_bytes(
-                rejected_dir / f"{path.name}.reason.txt",
-                lambda tmp: tmp.write_text(reason, encoding="utf-8"),
-            )
-            continue
-        _atomic_write_bytes(out_dir / f"{path.name}.parquet", lambda tmp: pq.write_table(table, tmp))
-        (rejected_dir / path.name).unlink(missing_ok=True)
-        (rejected_dir / f"{path.name}.reason.txt").unlink(missing_ok=True)
-        files_ok += 1
-        rows += table.num_rows
-    return {"files_ok": files_ok, "files_rejected": files_rejected, "rows": rows}
-
-
-# ---------------------------------------------------------------------------------------------
-# Wide form for the `pm` table
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-_PIVOT_KEYS = ("meas_obj_ldn", "period_start", "granularity_s")
-
-
-def pivot_counters(long_table: pa.Table, counters: list[str]) -> pa.Table:
-    """Wide form of a long PM table: one row per (meas_obj_ldn, period_start, granularity_s)
-    with one float64 column per requested counter, named exactly like the counter
-    (e.g. ``"RRC.ConnEstabAtt"``), plus ``suspect`` (true if any contributing value is suspect).
-
-    * Array counters are summed over their elements; if any element is null the sum is null.
-    * A counter missing for an object/period is null. Objects/periods that carry none of the
-      requested counters are left out.
-    * ``granularity_s`` is part of the key so two jobs with different periods never add up;
-      with one granularity per file this is one row per (meas_obj_ldn, period_start).
-    * The same (key, counter, array_index) present twice (e.g. one file ingested twice, or two
-      managed elements with the same relative measObjLdn) raises ``ValueError``.
-    Rows are sorted by meas_obj_ldn, period_start, granularity_s.
-    """
-    import duckdb
-
-    counters = list(counters)
-    if not counters:
-        raise ValueError("counters must not be empty")
-    if len(set(counters)) != len(counters):
-        raise ValueError(f"counters listed twice: {counters}")
-    clash = set(counters) & {*_PIVOT_KEYS, "suspect"}
-    if clash:
-        raise ValueError(f"counter names clash with output columns: {sorted(clash)}")
-    missing = {*_PIVOT_KEYS, "counter", "array_index", "value", "suspect"} - set(long_table.column_names)
-    if missing:
-        raise ValueError(f"long_table lacks columns {sorted(missing)}")
-
-    keys = ", ".join(_PIVOT_KEYS)
-    in_list = ", ".join(_literal(c) for c in counters)
-    con = duckdb.connect()
-    try:
-        con.register("long_pm", long_table.select([*_PIVOT_KEYS, "counter", "array_index", "value", "suspect"]))
-        con.execute(f"CREATE TEMP VIEW f AS SELECT * FROM long_pm WHERE counter IN ({in_list})")
-        dup = con.execute(
-            f"SELECT meas_obj_ldn, CAST(period_start AS VARCHAR), counter, array_index, count(*) AS n "
-            f"FROM f GROUP BY {keys}, counter, array_index HAVING count(*) > 1 "
-            f"ORDER BY 1, 2, 3, 4 LIMIT 5"
-        ).fetchall()
-        if dup:
-            raise ValueError(f"duplicate counter values for the same object and period, e.g. {dup}")
-        pivots = ", ".join(
-            f"max(v) FILTER (WHERE counter = {_literal(c)}) AS {_ident(c)}" for c in counters
-        )
-        rel = con.sql(
-            f"WITH per AS ("
-            f"  SELECT {keys}, counter,"
-            f"    CASE WHEN count(value) = count(*) THEN sum(value) END AS v,"
-            f"    bool_or(suspect) AS s"
-            f"  FROM f GROUP BY {keys}, counter)"
-            f" SELECT {keys}, {pivots}, bool_or(s) AS suspect FROM per"
-            f" GROUP BY {keys} ORDER BY {keys}"
-        )
-        # relation.to_arrow_table() (duckdb 2.x); .arrow() returned a Table in 1.x
-        result = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-    finally:
-        con.close()
-
-    fields = [long_table.schema.field(k) for k in _PIVOT_KEYS]
-    fields += [pa.field(c, pa.float64()) for c in counters]
-    fields.append(pa.field("suspect", pa.bool_()))
-    return result.cast(pa.schema(fields))

@@ -13,12 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
+import pyarrow as pa
 from scipy.optimize import nnls
 from scipy.stats import pearsonr, spearmanr
 
+from ..engine import Engine, sql_file
 from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql
+from ..workspace import Workspace
+
+_SQL = "opencem.measure"  # measure/sql/calibration_*.sql
 
 SEGMENTS = {
     "plan": "s.plan",
@@ -42,26 +46,17 @@ class CalibrationReport:
     tree: Tree | None = None
 
 
-def _connect(workspace: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    for name, folder in (("kqi_pspu_day", "measure/kqi_pspu_day"), ("surveys", "lake/surveys"),
-                         ("subscribers", "lake/subscribers")):
-        files = sorted(str(p) for p in (workspace / folder).rglob("*.parquet"))
-        if not files:
-            raise FileNotFoundError(f"{workspace / folder}: no Parquet files; run `opencem measure` first")
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files!r}, hive_partitioning = true)")
-    return con
+def _floats(t: pa.Table) -> np.ndarray:
+    """A query result as a float matrix (rows x columns), NULL as NaN."""
+    return np.column_stack([np.asarray(c.to_pylist(), dtype=float) for c in t.columns])
 
 
-def _respondent_cei(con, tree: Tree, window: int) -> np.ndarray:
+def _respondent_cei(eng: Engine, tree: Tree, window: int) -> np.ndarray:
     """Usage-weighted mean overall CEI over each survey's window, in survey order."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _svc AS {cei_service_sql(tree, 'kqi_pspu_day')}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _sub AS {cei_subscriber_sql(tree, '_svc')}")
-    return np.array([r[0] if r[0] is not None else np.nan for r in con.execute(f"""
-        SELECT sum(c.cei * c.sessions_total) / sum(CASE WHEN c.cei IS NOT NULL THEN c.sessions_total END)
-        FROM _surveys v LEFT JOIN _sub c ON c.subscriber_id = v.subscriber_id
-          AND c.day BETWEEN v.sday - INTERVAL {window - 1} DAY AND v.sday
-        GROUP BY v.survey_id ORDER BY v.survey_id""").fetchall()], dtype=float)
+    eng.create_table("calibration_cei_service", cei_service_sql(tree, "kqi_pspu_day"))
+    eng.create_table("calibration_cei_subscriber", cei_subscriber_sql(tree, "calibration_cei_service"))
+    t = eng.query_arrow(sql_file(_SQL, "calibration_respondent_cei"), {"window": window}, step="calibration_respondent_cei")
+    return np.asarray(t["cei"].to_pylist(), dtype=float)
 
 
 def _blend(tree: Tree, fitted: dict, lam: float, n_train: int) -> Tree:
@@ -74,21 +69,23 @@ def _blend(tree: Tree, fitted: dict, lam: float, n_train: int) -> Tree:
 
 
 def calibrate(workspace: Path, tree: Tree, window_days: int = 14) -> CalibrationReport:
-    con = _connect(Path(workspace))
-    con.execute("""CREATE TEMP TABLE _surveys AS SELECT survey_id, subscriber_id, CAST(survey_time AS DATE) AS sday,
-                   score, survey_time FROM surveys ORDER BY survey_id""")
-    n = con.execute("SELECT count(*) FROM _surveys").fetchone()[0]
+    with Workspace(workspace).session(tables=("kqi_pspu_day", "surveys", "subscribers")) as eng:
+        return _calibrate(eng, tree, window_days)
+
+
+def _calibrate(eng: Engine, tree: Tree, window_days: int) -> CalibrationReport:
+    eng.create_table("calibration_surveys", sql_file(_SQL, "calibration_surveys"))
+    n = eng.row_count("calibration_surveys")
     if n < 40:
         raise ValueError(f"only {n} survey answers in the workspace; calibration needs at least 40")
-    q50, q75 = con.execute("SELECT quantile_disc(survey_time, 0.5), quantile_disc(survey_time, 0.75) FROM _surveys").fetchone()
-    y = np.array([r[0] for r in con.execute("SELECT score FROM _surveys ORDER BY survey_id").fetchall()], float)
-    when = con.execute(f"""SELECT CASE WHEN survey_time <= TIMESTAMP '{q50}' THEN 0
-                              WHEN survey_time <= TIMESTAMP '{q75}' THEN 1 ELSE 2 END FROM _surveys ORDER BY survey_id""").fetchall()
-    part = np.array([r[0] for r in when])
+    split = eng.query_arrow(sql_file(_SQL, "calibration_split"), step="calibration_split")
+    ids = np.asarray(split["survey_id"].to_pylist())
+    y = np.asarray(split["score"].to_pylist(), dtype=float)
+    part = np.asarray(split["part"].to_pylist())
     train, valid, test = part == 0, part == 1, part == 2
 
     # features: per service x KQI, usage share x usage-weighted mean score over the window
-    con.execute(f"CREATE TEMP TABLE _svc0 AS {cei_service_sql(tree, 'kqi_pspu_day')}")
+    eng.create_table("calibration_kqi_scores", cei_service_sql(tree, "kqi_pspu_day"))
     cols = [(svc, k.name) for svc, node in tree.services.items() for k in node.kqis]
     sums = ", ".join(
         f"sum(CASE WHEN c.service = '{s}' AND c.score_{k} IS NOT NULL THEN c.sessions * c.score_{k} END)"
@@ -96,11 +93,8 @@ def calibrate(workspace: Path, tree: Tree, window_days: int = 14) -> Calibration
         for s, k in cols)
     shares = ", ".join(f"sum(CASE WHEN c.service = '{s}' THEN c.sessions ELSE 0 END) * 1.0 / nullif(sum(c.sessions), 0)"
                        for s in tree.services)
-    rows = con.execute(f"""
-        SELECT {sums}, {shares} FROM _surveys v LEFT JOIN _svc0 c ON c.subscriber_id = v.subscriber_id
-          AND c.day BETWEEN v.sday - INTERVAL {window_days - 1} DAY AND v.sday
-        GROUP BY v.survey_id ORDER BY v.survey_id""").fetchall()
-    raw = np.array([[np.nan if x is None else x for x in r] for r in rows], dtype=float)
+    raw = _floats(eng.query_arrow(sql_file(_SQL, "calibration_features").format(sums=sums, shares=shares),
+                                  {"window": window_days}, step="calibration_features"))
     scores, share = raw[:, : len(cols)], np.nan_to_num(raw[:, len(cols):])
     svc_index = {s: i for i, s in enumerate(tree.services)}
     col_mean = np.nanmean(np.where(np.isnan(scores), np.nan, scores), axis=0)
@@ -126,11 +120,11 @@ def calibrate(workspace: Path, tree: Tree, window_days: int = 14) -> Calibration
         ok = mask & ~np.isnan(cei)
         return float(pearsonr(cei[ok], y[ok])[0]) if ok.sum() > 2 else float("nan")
 
-    cei_default = _respondent_cei(con, tree, window_days)
+    cei_default = _respondent_cei(eng, tree, window_days)
     best = (r_on(valid, cei_default), 0.0, tree, cei_default)
     for lam in (0.25, 0.5, 0.75, 1.0):
         t = _blend(tree, fitted, lam, int(train.sum()))
-        c = _respondent_cei(con, t, window_days)
+        c = _respondent_cei(eng, t, window_days)
         if r_on(valid, c) > best[0]:
             best = (r_on(valid, c), lam, t, c)
     _, lam, calibrated, cei_cal = best
@@ -142,15 +136,10 @@ def calibrate(workspace: Path, tree: Tree, window_days: int = 14) -> Calibration
         respondent_spearman_calibrated=float(spearmanr(cei_cal[test], y[test])[0]),
         tree=calibrated,
     )
-    ids = [r[0] for r in con.execute("SELECT survey_id FROM _surveys ORDER BY survey_id").fetchall()]
-    con.execute("CREATE TEMP TABLE _eval (survey_id BIGINT, y DOUBLE, c0 DOUBLE, c1 DOUBLE)")
-    con.executemany("INSERT INTO _eval VALUES (?, ?, ?, ?)",
-                    [(i, float(a), float(b), float(c)) for i, a, b, c, t in zip(ids, y, cei_default, cei_cal, test) if t])
+    eng.register_arrow("calibration_test", pa.table({"survey_id": ids[test], "y": y[test], "c0": cei_default[test],
+                                                     "c1": cei_cal[test]}))
     for seg, expr in SEGMENTS.items():
-        g = con.execute(f"""
-            SELECT avg(e.y), avg(e.c0), avg(e.c1) FROM _eval e JOIN _surveys v USING (survey_id)
-            JOIN subscribers s USING (subscriber_id) GROUP BY {expr} HAVING count(*) >= 5""").fetchall()
+        g = _floats(eng.query_arrow(sql_file(_SQL, "calibration_segment").format(segment=expr), step=f"calibration_segment {seg}"))
         if len(g) >= 3:
-            a = np.array(g, dtype=float)
-            report.segment_r[seg] = (len(g), float(pearsonr(a[:, 1], a[:, 0])[0]), float(pearsonr(a[:, 2], a[:, 0])[0]))
+            report.segment_r[seg] = (len(g), float(pearsonr(g[:, 1], g[:, 0])[0]), float(pearsonr(g[:, 2], g[:, 0])[0]))
     return report

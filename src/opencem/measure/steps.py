@@ -5,15 +5,9 @@ SQL is written once in DuckDB's dialect (a portable subset) and transpiled for S
 
 from __future__ import annotations
 
-from importlib import resources
-
-from ..engine.pipeline import Step
+from ..engine.pipeline import Step, sql_file
 from ..indicators import qoe
 from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql, journey_sql
-
-
-def _sql(name: str) -> str:
-    return resources.files("opencem.measure").joinpath("sql").joinpath(f"{name}.sql").read_text()
 
 
 def kqi_sql(keys: str = "subscriber_id", period: str = "CAST(start_time AS DATE)", source: str = "xdr") -> str:
@@ -27,7 +21,7 @@ def kqi_sql(keys: str = "subscriber_id", period: str = "CAST(start_time AS DATE)
         cols = ", ".join(f"{expr} AS {alias}" for alias, expr in layer)
         ctes.append(f"e{i} AS (SELECT *, {cols} FROM {prev})")
         prev = f"e{i}"
-    return _sql("kqi_pspu_day").format(
+    return sql_file("opencem.measure", "kqi_pspu_day").format(
         video_mos=f"CASE WHEN service = 'video' AND success THEN {video} END",
         emodel_ctes=",\n".join(ctes), emodel_last=prev, voice_mos=qoe.r_to_mos_sql("voice_r"),
         keys=keys, period=period, source=source,
@@ -36,7 +30,7 @@ def kqi_sql(keys: str = "subscriber_id", period: str = "CAST(start_time AS DATE)
 
 def measure_steps(tree: Tree) -> list[Step]:
     return [
-        Step("kpi_cell_15min", _sql("kpi_cell_15min"), partition_by=["day"]),
+        Step("kpi_cell_15min", sql_file("opencem.measure", "kpi_cell_15min"), partition_by=["day"]),
         Step("kqi_pspu_day", kqi_sql(), partition_by=["day"]),
         Step("cei_service_day", cei_service_sql(tree, "kqi_pspu_day"), partition_by=["day"]),
         Step("cei_subscriber_day", cei_subscriber_sql(tree, "cei_service_day"), partition_by=["day"]),

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
+from ..engine import Engine, make_engine
 
 QUANTILES: tuple[tuple[str, float], ...] = (("p10", 0.10), ("p25", 0.25), ("p50", 0.50), ("p75", 0.75), ("p90", 0.90))
 CLOSE_FACTOR = 1.5
@@ -59,8 +59,8 @@ class Metric:
 @dataclass(frozen=True)
 class Reference:
     """One 5Gophers source for one metric. `sql` selects a single column `v` (in the metric's unit)
-    for the RAT bound to the parameter `$rat` ('4G' / '5G'); `{path}` is the file or glob relative to
-    the dataset folder, passed to DuckDB as the parameter `$path`."""
+    from the view `ref` for the RAT bound to the parameter `$rat` ('4G' / '5G'); `ref` is the CSV
+    file or glob `path`, relative to the dataset folder."""
 
     metric: str
     name: str
@@ -82,7 +82,7 @@ REFERENCES: tuple[Reference, ...] = (
         name="walking",
         path="All-Carriers/03-User-Mobility/walking-trace.csv",
         sql=(
-            "SELECT throughput_mbps AS v FROM read_csv($path, header = true) "
+            "SELECT throughput_mbps AS v FROM ref "
             "WHERE radio_type = $rat AND throughput_mbps IS NOT NULL"
         ),
         source="walking-trace.csv, per-second throughput_mbps by radio_type (Verizon, 8 TCP conns, walking)",
@@ -96,7 +96,7 @@ REFERENCES: tuple[Reference, ...] = (
         name="LoS stationary",
         path="mmWave-only/03-UE-Panel_LoS_Tests/data.csv",
         sql=(
-            "SELECT throughput_mbps AS v FROM read_csv($path, header = true) "
+            "SELECT throughput_mbps AS v FROM ref "
             "WHERE protocol = 'TCP' AND num_tcp_conn = 8 AND radio_type = $rat AND throughput_mbps IS NOT NULL"
         ),
         source="UE-Panel LoS data.csv, protocol TCP, num_tcp_conn 8, per-second throughput_mbps by radio_type",
@@ -107,7 +107,7 @@ REFERENCES: tuple[Reference, ...] = (
         name="ping first hop",
         path="mmWave-only/04-Ping-Traces_Latency_Tests/*.log",
         sql=(
-            "SELECT rtt_in_ms AS v FROM read_csv($path, header = true) "
+            "SELECT rtt_in_ms AS v FROM ref "
             "WHERE protocol = 'ICMP' AND target_server = 'First-Hop' AND network_type = $rat AND rtt_in_ms IS NOT NULL"
         ),
         source="ping-trace-*.log, ICMP to target_server First-Hop, by network_type",
@@ -118,7 +118,7 @@ REFERENCES: tuple[Reference, ...] = (
         name="ping US-East",
         path="mmWave-only/04-Ping-Traces_Latency_Tests/*.log",
         sql=(
-            "SELECT rtt_in_ms AS v FROM read_csv($path, header = true) "
+            "SELECT rtt_in_ms AS v FROM ref "
             "WHERE protocol = 'ICMP' AND target_server = 'US-East' AND network_type = $rat AND rtt_in_ms IS NOT NULL"
         ),
         source="ping-trace-*.log, ICMP to target_server US-East, by network_type",
@@ -132,7 +132,7 @@ REFERENCES: tuple[Reference, ...] = (
         name="landing pages",
         path="mmWave-only/08-Web-Page-Load-Tests/real-tests_landing_pages.csv",
         sql=(
-            "SELECT page_load_time_in_sec / 1000.0 AS v FROM read_csv($path, header = true) "
+            "SELECT page_load_time_in_sec / 1000.0 AS v FROM ref "
             "WHERE radio_type = $rat AND page_load_time_in_sec IS NOT NULL"
         ),
         source=(
@@ -145,75 +145,73 @@ REFERENCES: tuple[Reference, ...] = (
 
 
 def _quantile_sql(value_sql: str) -> str:
-    probs = ", ".join(str(p) for _, p in QUANTILES)
-    return f"SELECT count(v) AS n, quantile_cont(v, [{probs}]) AS q FROM ({value_sql}) WHERE v IS NOT NULL"
+    return f"SELECT count(v) AS n, quantile_cont(v, $probs) AS q FROM ({value_sql}) WHERE v IS NOT NULL"
 
 
-def _unpack(n: int, q: list[float] | None) -> dict:
+def _quantiles(eng: Engine, value_sql: str, params: dict, step: str) -> dict:
+    """n and p10..p90 of the column `v` of `value_sql` (None when it has no value)."""
+    n, q = eng.query_row(_quantile_sql(value_sql), {**params, "probs": [p for _, p in QUANTILES]}, step=step)
     out: dict = {"n": int(n or 0)}
     for i, (name, _) in enumerate(QUANTILES):
         out[name] = float(q[i]) if q is not None and out["n"] > 0 else None
     return out
 
 
-def gophers_quantiles(gophers_dir: str | Path | None = None, con: duckdb.DuckDBPyConnection | None = None) -> list[dict]:
+def gophers_quantiles(gophers_dir: str | Path | None = None) -> list[dict]:
     """Quantiles of every 5Gophers reference, one dict per (reference, RAT):
     metric, unit, reference, rat ('LTE'/'NR'), real_rat ('4G'/'5G'), source, path, n, p10..p90."""
     root = Path(gophers_dir) if gophers_dir is not None else default_gophers_dir()
     if not root.is_dir():
         raise FileNotFoundError(f"5Gophers dataset folder not found: {root} (pass gophers_dir)")
-    con = con or duckdb.connect()
     rows = []
-    for ref in REFERENCES:
-        path = str(root / ref.path)
-        for rat, real_rat in RATS:
-            n, q = con.execute(_quantile_sql(ref.sql), {"path": path, "rat": real_rat}).fetchone()
-            rows.append(
-                {
-                    "metric": ref.metric,
-                    "unit": METRICS[ref.metric].unit,
-                    "reference": ref.name,
-                    "rat": rat,
-                    "real_rat": real_rat,
-                    "source": ref.source,
-                    "path": ref.path,
-                    **_unpack(n, q),
-                }
-            )
+    with make_engine("duckdb") as eng:
+        for ref in REFERENCES:
+            eng.register_csv("ref", str(root / ref.path))
+            for rat, real_rat in RATS:
+                rows.append(
+                    {
+                        "metric": ref.metric,
+                        "unit": METRICS[ref.metric].unit,
+                        "reference": ref.name,
+                        "rat": rat,
+                        "real_rat": real_rat,
+                        "source": ref.source,
+                        "path": ref.path,
+                        **_quantiles(eng, ref.sql, {"rat": real_rat}, f"5gophers {ref.name}"),
+                    }
+                )
     return rows
 
 
-def _xdr_glob(synth_dir: Path) -> str:
+def _xdr_files(synth_dir: Path) -> list[str]:
     xdr = synth_dir / "xdr"
-    if not any(xdr.glob("**/*.parquet")):
+    files = sorted(str(p) for p in xdr.glob("**/*.parquet"))
+    if not files:
         raise FileNotFoundError(f"no xDR parquet under {xdr} (expected xdr/day=YYYY-MM-DD/*.parquet)")
-    return str(xdr / "**" / "*.parquet")
+    return files
 
 
 def synth_quantiles(
     synth_dir: str | Path,
     successful_only: bool = False,
-    con: duckdb.DuckDBPyConnection | None = None,
 ) -> dict[tuple[str, str], dict]:
     """Quantiles of the synthetic xDR per (metric, rat), values converted to the metric's unit.
     Only sessions of the metric's services with a non-null value are used; `successful_only`
     additionally keeps `success = true` sessions."""
-    glob = _xdr_glob(Path(synth_dir))
-    con = con or duckdb.connect()
+    files = _xdr_files(Path(synth_dir))
     out: dict[tuple[str, str], dict] = {}
-    for metric in METRICS.values():
-        # Service names are module constants: inlined (DuckDB cannot mix named and positional parameters).
-        services = ", ".join(f"'{s}'" for s in metric.services)
-        value_sql = (
-            f"SELECT {metric.synth_column} * {metric.synth_scale!r} AS v "
-            "FROM read_parquet($glob, hive_partitioning = true) "
-            f"WHERE service IN ({services}) AND rat = $rat"
-        )
-        if successful_only:
-            value_sql += " AND success"
-        for rat, _ in RATS:
-            n, q = con.execute(_quantile_sql(value_sql), {"glob": glob, "rat": rat}).fetchone()
-            out[(metric.key, rat)] = _unpack(n, q)
+    with make_engine("duckdb") as eng:
+        eng.register_parquet("xdr", files)
+        for metric in METRICS.values():
+            value_sql = (
+                f"SELECT {metric.synth_column} * $scale AS v FROM xdr "
+                "WHERE list_contains($services, service) AND rat = $rat"
+            )
+            if successful_only:
+                value_sql += " AND success"
+            for rat, _ in RATS:
+                params = {"scale": metric.synth_scale, "services": list(metric.services), "rat": rat}
+                out[(metric.key, rat)] = _quantiles(eng, value_sql, params, f"synthetic {metric.key}")
     return out
 
 
@@ -238,11 +236,10 @@ def compare_with_5gophers(
     (synthetic services used), note, synth_n, synth_p10..synth_p90, real_n, real_p10..real_p90,
     ratio_p50 (synth_p50 / real_p50, None if undefined), verdict ('close' / 'higher' / 'lower' / 'n/a').
     """
-    con = duckdb.connect()
-    synth = synth_quantiles(synth_dir, successful_only=successful_only, con=con)
+    synth = synth_quantiles(synth_dir, successful_only=successful_only)
     notes = {(r.metric, r.name): r.note for r in REFERENCES}
     rows = []
-    for real in gophers_quantiles(gophers_dir, con=con):
+    for real in gophers_quantiles(gophers_dir):
         metric = METRICS[real["metric"]]
         s = synth[(metric.key, real["rat"])]
         ratio, verdict = ratio_and_verdict(s["p50"], real["p50"])
