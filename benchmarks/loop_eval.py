@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from opencem.loop.run import LoopConfig, run_loop
+from opencem.demo import LoopConfig, run_loop
 
 
 def main() -> None:

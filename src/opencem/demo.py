@@ -22,21 +22,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..indicators.tree import load_tree
-from ..measure.run import measure
-from ..nps.features import base_requests, build_features, connect, feature_list
-from ..nps.model import NpsModel
-from ..nps.score import model_dir, score
-from ..nps.train import train_nps
-from ..report import render_report
-from ..synth.faults import FixRequest
-from ..synth.generator import SynthConfig, generate
-from ..twin.run import diagnose, load_episodes
-from . import tmf
-from .care import outreach
-from .prioritise import prioritise
-from .ticketing import send_tickets
-from .verify import verify
+from .engine.pipeline import sql_file
+from .indicators.tree import load_tree
+from .loop import tmf
+from .loop.care import outreach
+from .loop.prioritise import prioritise
+from .loop.ticketing import send_tickets
+from .loop.verify import verify
+from .measure.run import measure
+from .nps.features import base_requests, build_features, feature_list
+from .nps.model import NpsModel
+from .nps.score import score
+from .nps.train import train_nps
+from .report import render_report
+from .synth.faults import FixRequest
+from .synth.generator import SynthConfig, generate
+from .twin.run import diagnose, load_episodes
+from .workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     ws = before / "workspace"
     say("3/8 NPS model on the answers before the fix day; score")
     model = train_nps(ws, until=fix_date)
-    model.save(model_dir(ws))
+    model.save(Workspace(ws).model("nps"))
     score(ws, fix_date - dt.timedelta(days=7), model)
     scored = score(ws, fix_date, model)
     test = model.card["metrics_on_respondents"]["test"]
@@ -101,7 +103,7 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     generate(after / "operator", replace(synth, apply=_fix_requests(requests)), progress=progress("synth"), overwrite=True)
     measure(after / "operator", after / "workspace", cfg.engine, progress=_step_bar(progress("measure")))
     ws_after = after / "workspace"
-    shutil.copytree(model_dir(ws), model_dir(ws_after), dirs_exist_ok=True)
+    shutil.copytree(Workspace(ws).model("nps"), Workspace(ws_after).model("nps"), dirs_exist_ok=True)
     severity_ids = pri.comparison["severity"]["fixes"]
     say("   and, for the comparison only, the fixes severity ranking would have bought")
     generate(out / "severity" / "operator", replace(synth, apply=_fix_requests(r for r in pri.candidates.to_pylist() if r["fix_id"] in severity_ids)),
@@ -164,21 +166,18 @@ def _true_base_gain(effects: dict[str, dict], base_n: int) -> float:
 
 
 def _active(ws: Path, day: dt.date) -> int:
-    con = connect(ws)
-    n = base_requests(con, day).num_rows
-    con.close()
-    return n
+    with Workspace(ws).session() as engine:
+        return base_requests(engine, day).num_rows
 
 
 def base_nps_trend(ws: Path, model: NpsModel, days: list[dt.date]) -> list[float]:
     """The estimated NPS of the whole base on each day (mean P(promoter) - mean P(detractor))."""
-    con = connect(ws)
     feats = feature_list(load_tree())
     out = []
-    for d in days:
-        p = model.proba(model.encoder.matrix(build_features(con, base_requests(con, d), feats)))
-        out.append(round(float(100 * (p[:, 2].mean() - p[:, 0].mean())), 2))
-    con.close()
+    with Workspace(ws).session() as engine:
+        for d in days:
+            p = model.proba(model.encoder.matrix(build_features(engine, base_requests(engine, d), feats)))
+            out.append(round(float(100 * (p[:, 2].mean() - p[:, 0].mean())), 2))
     return out
 
 
@@ -237,11 +236,8 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
 
 def grid_state(ws: Path, start: dt.date, end: dt.date, min_sessions: int = 50) -> list[dict]:
     """Each grid's experience over the twin's grid-hours in [start, end): mean CEI, poor share, subscribers."""
-    con = connect(ws)
-    rows = con.sql(f"""SELECT grid, round(avg(cei), 2) AS cei, round(sum(poor_sessions) / sum(sessions), 4) AS poor_share,
-                              CAST(max(subscribers) AS BIGINT) AS subscribers
-        FROM read_parquet('{Path(ws) / "twin" / "state_grid_hour"}/**/*.parquet', hive_partitioning = true)
-        WHERE hour >= TIMESTAMP '{start}' AND hour < TIMESTAMP '{end}' AND cei IS NOT NULL
-        GROUP BY grid HAVING sum(sessions) >= {min_sessions} ORDER BY grid""").to_arrow_table().to_pylist()
-    con.close()
-    return rows
+    files = sorted(str(p) for p in (Workspace(ws).twin / "state_grid_hour").rglob("*.parquet"))
+    with Workspace(ws).session(tables=()) as engine:
+        engine.register_parquet("state_grid_hour", files)
+        return engine.query_arrow(sql_file("opencem.loop", "grid_state"), {"start": start, "end": end, "min_sessions": min_sessions},
+                                  step="grid_state").to_pylist()

@@ -6,12 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from loop.tmf_server import TicketServer
 from report.browser import check_report_in_browser
 
+from opencem.demo import LoopConfig, run_loop
 from opencem.loop import tmf
 from opencem.loop.prioritise import _spend, merge_episodes
-from opencem.loop.run import LoopConfig, run_loop
-from opencem.loop.ticketing import TicketServer, send_tickets
+from opencem.loop.ticketing import send_tickets
 
 CFG = LoopConfig(subscribers=5_000, days=21, seed=7, fix_day=14, budget=8, survey_rate=1.0, workers=2, trend_every=3)
 

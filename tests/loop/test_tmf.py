@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from loop.tmf_server import TicketServer
 
 from opencem.loop import tmf
-from opencem.loop.ticketing import TicketError, TicketServer, idempotency_key, send_tickets
+from opencem.loop.ticketing import TicketError, idempotency_key, send_tickets
 
 TT = ("TMF621", "TroubleTicket_FVO")
 SP = ("TMF656", "ServiceProblem_FVO")

@@ -10,38 +10,33 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from ..engine.files import atomic_dir
-from ..nps.features import connect
+from ..engine.pipeline import sql_file
 from ..nps.score import ScoreResult
-from ..twin.run import twin_dir
+from ..vocabulary import NON_NETWORK
+from ..workspace import Workspace
+
+# the twin's tables the care list reads; a workspace not diagnosed yet has none: nobody was caught in an episode
+NO_EPISODES = {
+    "episodes": pa.schema([("episode_id", pa.string()), ("cause", pa.string()), ("start_time", pa.timestamp("us")),
+                           ("evidence", pa.string())]),
+    "episode_subscribers": pa.schema([("episode_id", pa.string()), ("subscriber_id", pa.string()), ("poor_sessions", pa.int64())]),
+}
 
 
 def outreach(workspace: Path, scored: ScoreResult, out: Path) -> pa.Table:
     """Potential detractors with a network cause who fell to detractor since the previous scoring,
     most valuable first, with the twin's episode (if they were in one) added to the reason."""
-    ws = Path(workspace)
-    con = connect(ws)
-    con.register("det", scored.detractors)
-    con.register("sc", scored.scores.select(["subscriber_id", "risk_flag", "plan", "value_tier", "predicted_class"]))
-    ep = twin_dir(ws) / "episodes.parquet"
-    episodes = f"""SELECT es.subscriber_id, e.episode_id, e.cause AS episode_cause, e.start_time, e.evidence
-                   FROM read_parquet('{twin_dir(ws) / 'episode_subscribers.parquet'}') es JOIN read_parquet('{ep}') e USING (episode_id)
-                   WHERE e.cause <> 'non_network' AND es.poor_sessions > 0""" if ep.exists() else \
-        "SELECT NULL::VARCHAR AS subscriber_id, NULL AS episode_id, NULL AS episode_cause, NULL::TIMESTAMP AS start_time, NULL AS evidence WHERE false"
-    t = con.sql(f"""
-      WITH last_ep AS (SELECT subscriber_id, arg_max(episode_id, start_time) AS episode_id, arg_max(episode_cause, start_time) AS episode_cause,
-                              arg_max(start_time, start_time) AS episode_start, arg_max(evidence, start_time) AS evidence
-                       FROM ({episodes}) GROUP BY subscriber_id)
-      SELECT d.subscriber_id, sc.plan, sc.value_tier, round(d.arpu_monthly, 2) AS arpu_monthly, round(d.p_detractor, 3) AS p_detractor,
-             -- the twin's episode names the cause where the subscriber's own evidence could not
-             CASE WHEN d.cause = 'network (unclear)' AND e.episode_cause IS NOT NULL THEN e.episode_cause ELSE d.cause END AS cause,
-             e.episode_id,
-             d.reason || CASE WHEN e.episode_id IS NULL THEN ''
-                              ELSE '; caught in ' || replace(e.episode_cause, '_', ' ') || ' episode ' || e.episode_id || ' from '
-                                   || strftime(e.episode_start, '%d %b %H:%M') END AS reason
-      FROM det d JOIN sc USING (subscriber_id) LEFT JOIN last_ep e USING (subscriber_id)
-      WHERE d.network_cause AND sc.risk_flag
-      ORDER BY d.arpu_monthly DESC, d.p_detractor DESC, d.subscriber_id""").to_arrow_table()
-    con.close()
+    ws = Workspace(workspace)
+    diagnosed = (ws.twin / "episodes.parquet").exists()
+    with ws.session(tables=()) as engine:
+        engine.register_arrow("det", scored.detractors)
+        engine.register_arrow("sc", scored.scores.select(["subscriber_id", "risk_flag", "plan", "value_tier", "predicted_class"]))
+        for name, schema in NO_EPISODES.items():
+            if diagnosed:
+                engine.register_parquet(name, str(ws.twin / f"{name}.parquet"), hive_partitioning=False)
+            else:
+                engine.register_arrow(name, schema.empty_table())
+        t = engine.query_arrow(sql_file("opencem.loop", "outreach"), {"non_network": NON_NETWORK}, step="outreach")
     with atomic_dir(out) as tmp:
         tmp.mkdir()
         pq.write_table(t, tmp / "outreach.parquet")

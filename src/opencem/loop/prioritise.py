@@ -29,26 +29,33 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..engine import Engine
 from ..engine.files import atomic_dir
-from ..nps.features import connect, one
-from ..nps.score import POOR_SESSION
+from ..engine.pipeline import sql_file
 from ..geo import grid_of
+from ..indicators.tree import load_tree, poor_session_sql
 from ..twin.run import load_episodes
 from ..twin.whatif import WhatIfEngine, scope_sql
+from ..vocabulary import ACTION_FOR_CAUSE, FIX_ACTIONS
+from ..workspace import Workspace
 
-ACTION_FOR_CAUSE = {"congestion": "add_capacity", "transport": "fix_transport", "interference": "clear_interference",
-                    "core_dns": "fix_core", "device": "fix_device", "coverage": "restore_coverage"}
-ACTION_DETAIL = {
-    "add_capacity": "add a carrier or rebalance load (tilt / power optimisation towards neighbours)",
-    "fix_transport": "upgrade or repair the backhaul link (latency and loss)",
-    "clear_interference": "hunt and clear the external interferer; adjust the affected carriers",
-    "fix_core": "restore the core / DNS pool and re-route its sites",
-    "fix_device": "device campaign: push the firmware fix and notify the model's users",
-    "restore_coverage": "bring the site back on air; check power, RRU and alarms",
-}
+ACTION_DETAIL = dict(zip(FIX_ACTIONS, (
+    "add a carrier or rebalance load (tilt / power optimisation towards neighbours)",  # add_capacity
+    "upgrade or repair the backhaul link (latency and loss)",  # fix_transport
+    "hunt and clear the external interferer; adjust the affected carriers",  # clear_interference
+    "restore the core / DNS pool and re-route its sites",  # fix_core
+    "device campaign: push the firmware fix and notify the model's users",  # fix_device
+    "bring the site back on air; check power, RRU and alarms",  # restore_coverage
+), strict=True))
 # cost class and units (1 unit ~ a day of a field team); the budget is counted in units
-COST = {"add_capacity": ("high", 4), "fix_transport": ("medium", 2), "clear_interference": ("low", 1),
-        "fix_core": ("medium", 2), "fix_device": ("low", 1), "restore_coverage": ("medium", 2)}
+COST = dict(zip(FIX_ACTIONS, (
+    ("high", 4),  # add_capacity
+    ("medium", 2),  # fix_transport
+    ("low", 1),  # clear_interference
+    ("medium", 2),  # fix_core
+    ("low", 1),  # fix_device
+    ("medium", 2),  # restore_coverage
+), strict=True))
 RECENT_DAYS = 7
 DEFAULT_BUDGET = 8
 CHRONIC_Z = 3.0  # a cell-day this far above the day's cells (robust z of the poor-session share) is bad
@@ -63,10 +70,6 @@ class Priorities:
     candidates: pa.Table  # one row per candidate fix, by rank
     plans: list[dict]
     comparison: dict  # the same budget spent by our rank and by severity
-
-
-def loop_dir(workspace: Path) -> Path:
-    return Path(workspace) / "loop"
 
 
 def merge_episodes(episodes: list[dict]) -> list[dict]:
@@ -101,29 +104,13 @@ def _days_seen(episodes: list[dict], start: dt.date, end: dt.date) -> int:
     return len(days)
 
 
-def chronic_cells(con, start: dt.date, end: dt.date) -> list[dict]:
+def chronic_cells(engine: Engine, start: dt.date, end: dt.date) -> list[dict]:
     """Cells bad on most days against the other cells of the day, as pseudo-episodes with a cause from
     their evidence; cells of one site or transport link with the same cause come as one."""
-    win = f"start_time >= TIMESTAMP '{start}' AND start_time < TIMESTAMP '{end}'"
-    rows = con.sql(f"""
-      WITH cd AS (SELECT cell_id, CAST(start_time AS DATE) AS day, count(*) AS n,
-                         avg(CASE WHEN {POOR_SESSION} THEN 1E0 ELSE 0E0 END) AS poor, median(ln(greatest(rtt_ms, 1))) AS lrtt
-                  FROM xdr WHERE {win} GROUP BY ALL HAVING count(*) >= {MIN_CELL_SESSIONS}),
-           d AS (SELECT day, median(poor) AS med, median(lrtt) AS net_lrtt FROM cd GROUP BY day),
-           mad AS (SELECT cd.day, 1.4826 * median(abs(cd.poor - d.med)) AS mad FROM cd JOIN d USING (day) GROUP BY cd.day),
-           z AS (SELECT cd.*, (cd.poor - d.med) / greatest(m.mad, 0.005) AS z, cd.lrtt - d.net_lrtt AS d_lrtt
-                 FROM cd JOIN d USING (day) JOIN mad m USING (day)),
-           c AS (SELECT cell_id, count(*) AS days, count(*) FILTER (WHERE z >= {CHRONIC_Z}) AS bad_days,
-                        count(DISTINCT day) FILTER (WHERE z >= {CHRONIC_Z} AND day >= DATE '{end}' - INTERVAL {RECENT_DAYS} DAY) AS recent_bad,
-                        median(z) AS z, sum(n) AS sessions, CAST(sum(n * poor) AS BIGINT) AS poor_sessions, median(d_lrtt) AS d_lrtt
-                 FROM z GROUP BY cell_id),
-           k AS (SELECT cell_id, quantile_cont(prb_util_dl, 0.95) AS prb_p95, median(ul_interference_dbm) AS ul FROM kpi_cell_15min
-                 WHERE period_start >= TIMESTAMP '{start}' AND period_start < TIMESTAMP '{end}' GROUP BY 1),
-           r AS (SELECT cell_id, median(rsrp_dbm) AS rsrp FROM radio_samples
-                 WHERE sample_time >= TIMESTAMP '{start}' AND sample_time < TIMESTAMP '{end}' GROUP BY 1)
-      SELECT c.*, k.prb_p95, k.ul - (SELECT median(ul) FROM k) AS d_ul, r.rsrp, cells.site_id, cells.transport_link_id, cells.lat, cells.lon
-      FROM c JOIN cells USING (cell_id) LEFT JOIN k USING (cell_id) LEFT JOIN r USING (cell_id)
-      WHERE c.bad_days >= {CHRONIC_SHARE} * c.days ORDER BY c.cell_id""").to_arrow_table().to_pylist()
+    sql = sql_file("opencem.loop", "chronic_cells").format(poor_session=poor_session_sql(load_tree()))
+    rows = engine.query_arrow(sql, {"start": start, "end": end, "recent": end - dt.timedelta(days=RECENT_DAYS),
+                                    "min_sessions": MIN_CELL_SESSIONS, "chronic_z": CHRONIC_Z, "chronic_share": CHRONIC_SHARE},
+                              step="chronic_cells").to_pylist()
     out: dict[tuple, dict] = {}
     for r in rows:
         scores = {"congestion": (r["prb_p95"] or 0) / 0.9, "transport": float(np.exp(r["d_lrtt"] or 0)) / 1.8,
@@ -156,30 +143,28 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
     """Candidate fixes as of ``as_of`` (default: the day after the data) from the twin's episodes and the
     chronic cells of the ``lookback_days`` before it; writes WS/loop/prioritise/{candidates.parquet,
     plans.json, fix_requests.json, comparison.json}."""
-    ws = Path(workspace)
-    episodes = load_episodes(ws)
+    ws = Workspace(workspace)
+    episodes = load_episodes(ws.root)
     tick = progress or (lambda _m, _d, _t: None)
-    con = connect(ws)
-    last = one(con, "SELECT max(CAST(start_time AS DATE)) FROM xdr")[0]
-    as_of = as_of or last + dt.timedelta(days=1)
-    start = as_of - dt.timedelta(days=lookback_days)
-    recent = as_of - dt.timedelta(days=RECENT_DAYS)
-    rows = [e for e in episodes.to_pylist() if e["end_time"].date() >= start and e["start_time"].date() < as_of]
-    tick("chronic cells", 0, 1)
-    groups = merge_episodes(chronic_cells(con, start, as_of) + rows)
-    base_n, base_arpu = one(con, f"""SELECT count(*), avg(arpu_monthly) FROM subscribers WHERE subscriber_id IN
-        (SELECT DISTINCT subscriber_id FROM xdr WHERE start_time >= TIMESTAMP '{start}' AND start_time < TIMESTAMP '{as_of}')""")
-    con.close()
+    with ws.session() as engine:
+        last = engine.query_row(sql_file("opencem.loop", "session_days"), step="session_days")[1]
+        as_of = as_of or last + dt.timedelta(days=1)
+        start = as_of - dt.timedelta(days=lookback_days)
+        recent = as_of - dt.timedelta(days=RECENT_DAYS)
+        rows = [e for e in episodes.to_pylist() if e["end_time"].date() >= start and e["start_time"].date() < as_of]
+        tick("chronic cells", 0, 1)
+        groups = merge_episodes(chronic_cells(engine, start, as_of) + rows)
+        base_n, base_arpu = engine.query_row(sql_file("opencem.loop", "base_value"), {"start": start, "end": as_of}, step="base_value")
     out = []
-    with WhatIfEngine(ws, start, as_of) as engine:
+    with WhatIfEngine(ws.root, start, as_of) as whatif:
         for i, g in enumerate(groups):
             tick(f"what-if {g['action']} ({i + 1}/{len(groups)})", i, len(groups))
             cells = sorted(g["cells"])
             try:
-                w = engine.run(g["action"], cells=cells or None, device_model=g["device_model"])
+                w = whatif.run(g["action"], cells=cells or None, device_model=g["device_model"])
             except ValueError:  # no sessions on the scope in the look-back: nothing a fix would gain
                 continue
-            arpu = _touched_arpu(engine.con, engine.win, cells, g["device_model"])
+            arpu = _touched_revenue(whatif.engine, whatif.window, cells, g["device_model"])
             chronic = max((e["recent_days"] for e in g["episodes"] if "recent_days" in e), default=0)
             episodic = _days_seen([e for e in g["episodes"] if "recent_days" not in e], recent, as_of)
             persistence = max(chronic, episodic) / RECENT_DAYS
@@ -213,7 +198,7 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
     plans = build_plans(table, as_of)
     requests = [{"fix_id": r["fix_id"], "action": r["action"], "cells": r["cells"], "device_model": r["device_model"]}
                 for r in table.take(picks["ours"]).to_pylist()]
-    folder = loop_dir(ws) / "prioritise"
+    folder = ws.loop / "prioritise"
     with atomic_dir(folder) as tmp:
         tmp.mkdir()
         pq.write_table(table, tmp / "candidates.parquet")
@@ -223,9 +208,11 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
     return Priorities(folder, as_of, table, plans, comparison)
 
 
-def _touched_arpu(con, win: str, cells: list[str], device_model: str | None) -> float:
-    return float(one(con, f"""SELECT coalesce(sum(arpu_monthly), 0) FROM subscribers
-        WHERE subscriber_id IN (SELECT DISTINCT subscriber_id FROM xdr WHERE {win} AND {scope_sql(cells, device_model)})""")[0])
+def _touched_revenue(engine: Engine, window: dict, cells: list[str], device_model: str | None) -> float:
+    """The monthly revenue of the subscribers with sessions in the fix's scope in the what-if's window."""
+    scope, scope_params = scope_sql(cells, device_model)
+    sql = sql_file("opencem.loop", "touched_revenue").format(scope=scope)
+    return float(engine.query_row(sql, {**window, **scope_params}, step="touched_revenue")[0])
 
 
 def _ranked(rows: list[dict]) -> pa.Table:

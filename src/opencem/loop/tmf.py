@@ -5,23 +5,10 @@ A plan from the prioritise stage becomes two create bodies (the ``*_FVO`` schema
 * a TMF621 Trouble Ticket v5 ``TroubleTicket`` (:func:`trouble_ticket`), and
 * a TMF656 Service Problem Management v5 ``ServiceProblem`` (:func:`service_problem`).
 
-:func:`validate` checks a document against a component schema of the official OpenAPI 3.0 files. The
-files are not shipped with the package: they are looked up in ``$OPENCEM_TMF_SPECS`` or, by default, in
-``<project root>/../shared/specs/tmf`` (see :func:`spec_dir`).
-
-How the OpenAPI 3.0 schemas are turned into JSON Schema 2020-12 (see :func:`_compile`):
-
-* ``nullable: true`` adds ``null`` to ``type`` (and to ``enum``); siblings of ``$ref`` are dropped, as
-  OpenAPI 3.0 ignores them; ``example``/``discriminator``/``xml``/``externalDocs`` are removed;
-* ``discriminator`` is OpenAPI-only, so it is compiled into plain JSON Schema: every component schema
-  ``S`` gets a *base* form (its own definition, where ``allOf`` parents point at their base forms too)
-  and a *public* form used by every other ``$ref``: ``allOf: [base S]`` plus, for each mapping entry
-  ``value -> T`` (``T`` not ``S``), ``if @type == value then $ref T``. A ``FloatCharacteristic`` inside a
-  ``Characteristic_FVO`` array is therefore checked against ``FloatCharacteristic_FVO`` (its ``value``
-  must be a number). For ``oneOf`` + ``discriminator`` (``PartyRefOrPartyRoleRef_FVO``,
-  ``PlaceRefOrValue_FVO``, ...) the ``oneOf`` is replaced by the same dispatch and ``@type`` must be one
-  of the mapping values (open TMF schemas would otherwise match several branches and always fail);
-* ``format: date-time`` / ``date`` are checked (RFC 3339); other formats (``float``, ``uri``) are not.
+:func:`validate` checks a document against a component schema of the official OpenAPI 3.0 files (with
+the general validator of :mod:`opencem.contracts.openapi`). The files are not shipped with the package:
+they are looked up in ``$OPENCEM_TMF_SPECS`` or, by default, in ``<project root>/../shared/specs/tmf``
+(see :func:`spec_dir`).
 
 TMF schemas are open (no ``additionalProperties: false``); :func:`undeclared_fields` lists the fields of a
 document that the spec does not declare, to keep our exports to fields the spec defines.
@@ -31,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import functools
 import json
 import logging
 import math
@@ -40,12 +26,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
+from ..contracts.openapi import OpenAPISpec, OpenAPIValidationError
 from ..engine.files import atomic_write_text
+from ..vocabulary import NETWORK_CAUSES
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +41,6 @@ KINDS = {"troubleTicket": ("TMF621", "TroubleTicket_FVO"), "serviceProblem": ("T
 
 OWNER = "OpenCEM"  # externalIdentifier.owner, originatingSystem, note author, originator party id
 TICKET_TYPE = "networkOptimisation"
-PROBLEMS = ("coverage", "interference", "congestion", "transport", "core_dns", "device")
 RADIO_PROBLEMS = ("coverage", "interference", "congestion")  # the cells themselves are the root cause
 PRIORITIES = ("critical", "high", "medium", "low")
 SEVERITIES = ("critical", "major", "minor")
@@ -66,10 +48,7 @@ SP_PRIORITY = {"critical": 1, "high": 3, "medium": 5, "low": 7}  # TMF656: 1 (hi
 RESOLUTION_DAYS = {"critical": 2, "high": 7, "medium": 14, "low": 30}  # requestedResolutionDate = created + days
 IMPACT_BASE = {"critical": 60, "major": 40, "minor": 20}  # impactImportanceFactor = base + up to 40 by subscribers
 
-_REF = "#/components/schemas/"
-_BASE = "#/components/x-opencem-base/"
 _PLAN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 # ----------------------------------------------------------------------------------------------- plans
@@ -126,7 +105,7 @@ def _plan(plan: dict) -> dict:
         "grid": str(plan.get("grid") or "") if plan.get("device_model") else str(_need(plan, "grid")),
         "lat": None if lat is None else round(float(lat), 6),
         "lon": None if lon is None else round(float(lon), 6),
-        "problem": _one_of(plan, "problem", PROBLEMS),
+        "problem": _one_of(plan, "problem", NETWORK_CAUSES),
         "title": str(_need(plan, "title")),
         "description": str(_need(plan, "description")).strip(),
         "evidence": str(plan.get("evidence") or "").strip(),
@@ -319,226 +298,24 @@ def spec_available(api: str) -> bool:
     return True
 
 
-_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
-_SCHEMA_ONE = ("items", "not", "additionalProperties")
-_DROP = {"discriminator", "nullable", "example", "xml", "externalDocs"}
-
-
-def _convert(node: Any) -> Any:
-    """One OpenAPI 3.0 schema object as JSON Schema 2020-12 (recursing only into schema positions)."""
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        return {"$ref": node["$ref"]}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in _DROP:
-            continue
-        if key in ("properties", "patternProperties") and isinstance(value, dict):
-            out[key] = {name: _convert(sub) for name, sub in value.items()}
-        elif key in _SCHEMA_LISTS and isinstance(value, list):
-            out[key] = [_convert(sub) for sub in value]
-        elif key in _SCHEMA_ONE:
-            out[key] = _convert(value)
-        else:
-            out[key] = value
-    if node.get("nullable") is True:
-        if isinstance(out.get("type"), str):
-            out["type"] = [out["type"], "null"]
-        if isinstance(out.get("enum"), list) and None not in out["enum"]:
-            out["enum"] = [*out["enum"], None]
-    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
-        if out.get(exclusive) is True and bound in out:
-            out[exclusive] = out.pop(bound)
-        elif out.get(exclusive) is False:
-            del out[exclusive]
-    return out
-
-
-def _compile(oas: dict) -> dict:
-    """The OAS document's component schemas as base + public JSON Schema forms (see the module docstring)."""
-    schemas = oas.get("components", {}).get("schemas", {})
-    base: dict[str, Any] = {}
-    public: dict[str, Any] = {}
-    for name, raw in schemas.items():
-        conv = _convert(raw)
-        disc = raw.get("discriminator") if isinstance(raw, dict) else None
-        choice = disc is not None and any(k in raw for k in ("oneOf", "anyOf"))
-        if isinstance(conv, dict):
-            if choice:
-                conv.pop("oneOf", None)
-                conv.pop("anyOf", None)
-            if isinstance(conv.get("allOf"), list):  # allOf is TMF's inheritance: parents are used without dispatch
-                conv["allOf"] = [{"$ref": _BASE + s["$ref"][len(_REF):]} if isinstance(s, dict) and s.get("$ref", "").startswith(_REF) else s
-                                 for s in conv["allOf"]]
-        base[name] = conv
-        parts: list[dict] = [{"$ref": _BASE + name}]
-        if disc:
-            prop = disc["propertyName"]
-            mapping = dict(disc.get("mapping") or {})
-            if not mapping and choice:  # implicit mapping: the schema names
-                mapping = {s["$ref"].rsplit("/", 1)[-1]: s["$ref"] for s in raw.get("oneOf", raw.get("anyOf", [])) if "$ref" in s}
-            for value, target in sorted(mapping.items()):
-                if target != _REF + name:
-                    parts.append({"if": {"properties": {prop: {"const": value}}, "required": [prop]}, "then": {"$ref": target}})
-            if choice:
-                parts.append({"required": [prop], "properties": {prop: {"enum": sorted(mapping)}}})
-        public[name] = {"allOf": parts}
-    return {"components": {"schemas": public, "x-opencem-base": base}}
-
-
-def _load_yaml(path: Path) -> dict:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with path.open("rb") as fh:
-        return yaml.load(fh, Loader=loader)
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled(path: str, mtime_ns: int) -> dict:
-    return _compile(_load_yaml(Path(path)))
-
-
-def _spec(api: str) -> tuple[str, int, dict]:
-    path = spec_path(api)
-    mtime = path.stat().st_mtime_ns
-    return str(path), mtime, _compiled(str(path), mtime)
-
-
-_FORMATS = FormatChecker(formats=())
-
-
-@_FORMATS.checks("date-time", raises=ValueError)
-def _is_datetime(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not _RFC3339.match(value):
-        return False
-    dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    return True
-
-
-@_FORMATS.checks("date", raises=ValueError)
-def _is_date(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        return False
-    dt.date.fromisoformat(value)
-    return True
-
-
-@functools.lru_cache(maxsize=64)
-def _validator(path: str, mtime_ns: int, api: str, schema: str) -> Draft202012Validator:
-    root = _compiled(path, mtime_ns)
-    if schema not in root["components"]["schemas"]:
-        raise ValueError(f"{api} has no component schema {schema!r}")
-    uri = f"https://opencem.invalid/tmf/{api}.json"
-    registry = Registry().with_resource(uri, Resource(contents=root, specification=DRAFT202012))
-    return Draft202012Validator({"$ref": f"{uri}{_REF}{schema}"}, registry=registry, format_checker=_FORMATS)
-
-
-def _jpath(base: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{base}[{key}]"
-    return f"{base}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{base}[{key!r}]"
-
-
-def _path_key(path: str) -> list:
-    """Sort key for JSON paths: array indexes in numeric order."""
-    return [int(x) if x.isdigit() else x for x in re.split(r"\[(\d+)\]", path)]
-
-
-class TMFValidationError(ValueError):
-    """A document does not match its TMF schema; ``errors`` holds (json path, reason) pairs."""
-
-    def __init__(self, api: str, schema: str, errors: list[tuple[str, str]]):
-        self.api, self.schema, self.errors = api, schema, errors
-        first = f"{errors[0][0]}: {errors[0][1]}"
-        more = f" (and {len(errors) - 1} more: {'; '.join(f'{p}: {r}' for p, r in errors[1:4])})" if len(errors) > 1 else ""
-        super().__init__(f"{api} {schema}: invalid at {first}{more}")
+def _spec(api: str) -> OpenAPISpec:
+    return OpenAPISpec(spec_path(api), api)
 
 
 def check(doc: dict, api: str, schema: str) -> list[tuple[str, str]]:
     """All (json path, reason) violations of ``doc`` against ``api``'s component ``schema``; [] when valid."""
-    path, mtime, _ = _spec(api)
-    found = set()
-    for err in _validator(path, mtime, api, schema).iter_errors(doc):
-        where = err.json_path
-        reason = err.message if len(err.message) <= 200 else err.message[:197] + "..."
-        if err.validator == "required" and isinstance(err.instance, dict):
-            missing = [r for r in err.validator_value if r not in err.instance and err.message == f"{r!r} is a required property"]
-            if missing:
-                where, reason = _jpath(where, missing[0]), "required field is missing"
-        found.add((where, reason))
-    return sorted(found, key=lambda e: (_path_key(e[0]), e[1]))
+    return _spec(api).check(doc, schema)
 
 
 def validate(doc: dict, api: str, schema: str) -> None:
-    """Raise :class:`TMFValidationError` (a ValueError) naming api, schema, field path and reason when ``doc``
-    does not match; FileNotFoundError when the spec file is not available."""
-    errors = check(doc, api, schema)
-    if errors:
-        raise TMFValidationError(api, schema, errors)
-
-
-def _resolve(root: dict, ref: str) -> Any:
-    node: Any = root
-    for part in ref.lstrip("#/").split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def _declared(root: dict, node: Any, instance: dict, props: dict[str, list], depth: int = 0) -> None:
-    if not isinstance(node, dict) or depth > 64:
-        return
-    if "$ref" in node:
-        _declared(root, _resolve(root, node["$ref"]), instance, props, depth + 1)
-    for sub in node.get("allOf", []):
-        _declared(root, sub, instance, props, depth + 1)
-    cond = node.get("if")
-    if cond and "then" in node:
-        if all(instance.get(k) == v.get("const") for k, v in cond["properties"].items()):
-            _declared(root, node["then"], instance, props, depth + 1)
-    for name, sub in node.get("properties", {}).items():
-        props.setdefault(name, []).append(sub)
-
-
-def _items(root: dict, node: Any, out: list, depth: int = 0) -> None:
-    if not isinstance(node, dict) or depth > 64:
-        return
-    if "$ref" in node:
-        _items(root, _resolve(root, node["$ref"]), out, depth + 1)
-    for sub in node.get("allOf", []):
-        _items(root, sub, out, depth + 1)
-    if isinstance(node.get("items"), dict):
-        out.append(node["items"])
-
-
-def _walk(root: dict, node: Any, value: Any, where: str, out: set) -> None:
-    if isinstance(value, dict):
-        props: dict[str, list] = {}
-        _declared(root, node, value, props)
-        for key, sub in value.items():
-            if key not in props:
-                out.add(_jpath(where, key))
-            for schema in props.get(key, []):
-                _walk(root, schema, sub, _jpath(where, key), out)
-    elif isinstance(value, list):
-        schemas: list = []
-        _items(root, node, schemas)
-        for schema in schemas:
-            for i, item in enumerate(value):
-                _walk(root, schema, item, _jpath(where, i), out)
+    """Raise :class:`OpenAPIValidationError` (a ValueError) naming api, schema, field path and reason when
+    ``doc`` does not match; FileNotFoundError when the spec file is not available."""
+    _spec(api).validate(doc, schema)
 
 
 def undeclared_fields(doc: dict, api: str, schema: str) -> list[str]:
     """JSON paths of the fields in ``doc`` that the spec does not declare (TMF schemas accept them)."""
-    _, _, root = _spec(api)
-    if schema not in root["components"]["schemas"]:
-        raise ValueError(f"{api} has no component schema {schema!r}")
-    out: set[str] = set()
-    _walk(root, {"$ref": _REF + schema}, doc, "$", out)
-    return sorted(out, key=_path_key)
+    return _spec(api).undeclared_fields(doc, schema)
 
 
 # ---------------------------------------------------------------------------------------------- export
@@ -575,7 +352,7 @@ def export(plans: list[dict], out_dir: Path, *, require_spec: bool = False) -> l
             continue
         try:
             validate(doc, api, schema)
-        except TMFValidationError as exc:
+        except OpenAPIValidationError as exc:
             raise ValueError(f"plan {pid}: {exc}") from exc
         except FileNotFoundError as exc:
             if require_spec:

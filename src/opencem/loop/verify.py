@@ -19,11 +19,14 @@ import numpy as np
 import pyarrow as pa
 from sklearn.neighbors import NearestNeighbors
 
-from ..indicators.tree import load_tree
-from ..nps.features import build_features, connect, feature_list
+from ..engine import Engine
+from ..engine.base import quote_ident
+from ..engine.pipeline import sql_file
+from ..indicators.tree import load_tree, poor_session_sql
+from ..nps.features import Feature, build_features, feature_list
 from ..nps.model import NpsModel
-from ..nps.score import POOR_SESSION, model_dir
 from ..twin.whatif import scope_sql
+from ..workspace import Workspace
 
 MIN_SESSIONS = 3
 CONTROLS = 5
@@ -33,62 +36,38 @@ Z95 = 1.959964
 MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas are shown
 
 
-def _scope_sql(cells: list[str], device_model: str | None, buffer: bool) -> str:
-    """Sessions the fix touches; with ``buffer`` also those on the same sites or transport links."""
-    if device_model or not buffer:
-        return scope_sql(cells, device_model)
-    listed = ", ".join(repr(c) for c in cells)
-    return f"""cell_id IN (SELECT cell_id FROM cells WHERE site_id IN (SELECT site_id FROM cells WHERE cell_id IN ({listed}))
-                 OR transport_link_id IN (SELECT transport_link_id FROM cells WHERE cell_id IN ({listed})))"""
+# sessions on the other cells of the fix's sites or transport links (``scope``: a condition on cell_id)
+NEAR_CELLS = ("cell_id IN (SELECT cell_id FROM cells WHERE site_id IN (SELECT site_id FROM cells WHERE {scope})\n"
+              "  OR transport_link_id IN (SELECT transport_link_id FROM cells WHERE {scope}))")
 
 
-def _window(con, model: NpsModel, feats, who: pa.Table, start: dt.date, end: dt.date) -> dict[str, np.ndarray]:
+def _window(engine: Engine, model: NpsModel, feats: list[Feature], who: pa.Table, start: dt.date, end: dt.date) -> dict[str, np.ndarray]:
     """Every metric per subscriber of ``who`` over start <= day < end (NaN where they had no sessions)."""
-    days = (end - start).days
-    win = f"start_time >= TIMESTAMP '{start}' AND start_time < TIMESTAMP '{end}'"
-    con.register("who_in", who)
-    t = con.sql(f"""
-      WITH x AS (SELECT subscriber_id, count(*) AS n, avg(CASE WHEN {POOR_SESSION} THEN 1E0 ELSE 0E0 END) AS poor_share,
-                        avg(throughput_dl_kbps) AS throughput_kbps, avg(rtt_ms) AS rtt_ms,
-                        CAST(sum(volume_dl_bytes + volume_ul_bytes) AS DOUBLE) / 1e6 / {days} AS dou_mb
-                 FROM xdr WHERE {win} GROUP BY 1),
-           c AS (SELECT subscriber_id, avg(cei) AS cei FROM cei_subscriber_day WHERE day >= DATE '{start}' AND day < DATE '{end}' GROUP BY 1),
-           k AS (SELECT subscriber_id, count(*) AS complaints FROM care_contacts
-                 WHERE is_complaint AND contact_time >= TIMESTAMP '{start}' AND contact_time < TIMESTAMP '{end}' GROUP BY 1),
-           p AS (SELECT subscriber_id, min(portout_date) AS portout_date FROM portouts GROUP BY 1)
-      SELECT w.subscriber_id, x.n, x.poor_share, x.throughput_kbps, x.rtt_ms, coalesce(x.dou_mb, 0) AS dou_mb, c.cei,
-             CAST(coalesce(k.complaints, 0) AS DOUBLE) AS complaints,
-             CASE WHEN p.portout_date >= DATE '{start}' AND p.portout_date < DATE '{end}' THEN 1E0 ELSE 0E0 END AS churned,
-             CASE WHEN p.portout_date < DATE '{end}' THEN 0E0 ELSE s.arpu_monthly END AS revenue_eur, s.arpu_monthly
-      FROM who_in w JOIN subscribers s USING (subscriber_id) LEFT JOIN x USING (subscriber_id) LEFT JOIN c USING (subscriber_id)
-        LEFT JOIN k USING (subscriber_id) LEFT JOIN p USING (subscriber_id)
-      ORDER BY w.subscriber_id""").to_arrow_table()
-    con.unregister("who_in")
+    engine.register_arrow("who_in", who)
+    sql = sql_file("opencem.loop", "subscriber_window").format(poor_session=poor_session_sql(load_tree()))
+    t = engine.query_arrow(sql, {"start": start, "end": end, "days": (end - start).days}, step="subscriber_window")
+    engine.drop("who_in")
     out = {c: t[c].to_numpy(zero_copy_only=False).astype(float) for c in t.column_names if c != "subscriber_id"}
     req = pa.table({"subscriber_id": t["subscriber_id"], "as_of": pa.array([end] * t.num_rows, pa.date32())})
-    p = model.proba(model.encoder.matrix(build_features(con, req, feats)))
+    p = model.proba(model.encoder.matrix(build_features(engine, req, feats)))
     out["nps"] = 100 * (p[:, 2] - p[:, 0])
     out["log_sessions"] = np.log1p(np.nan_to_num(out.pop("n")))
     return out
 
 
-def did(con, model: NpsModel, feats, cells: list[str], device_model: str | None, pre: tuple[dt.date, dt.date],
-        post: tuple[dt.date, dt.date]) -> dict:
+def did(engine: Engine, model: NpsModel, feats: list[Feature], cells: list[str], device_model: str | None,
+        pre: tuple[dt.date, dt.date], post: tuple[dt.date, dt.date]) -> dict:
     """Matched difference-in-differences of every metric between the ``pre`` and ``post`` windows."""
-    win = f"start_time >= TIMESTAMP '{pre[0]}' AND start_time < TIMESTAMP '{pre[1]}'"
-    both = f"start_time >= TIMESTAMP '{pre[0]}' AND start_time < TIMESTAMP '{post[1]}'"
-    t = con.sql(f"""
-      WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {_scope_sql(cells, device_model, False)}) AS on_scope
-                   FROM xdr WHERE {win} GROUP BY 1),
-           near AS (SELECT DISTINCT subscriber_id FROM xdr WHERE {both} AND {_scope_sql(cells, device_model, True)})
-      SELECT subscriber_id, on_scope >= {MIN_SESSIONS} AS treated FROM act
-      WHERE on_scope >= {MIN_SESSIONS} OR subscriber_id NOT IN (SELECT subscriber_id FROM near)
-      ORDER BY subscriber_id""").to_arrow_table()
+    scope, scope_params = scope_sql(cells, device_model)
+    near = scope if device_model else NEAR_CELLS.format(scope=scope)  # a device campaign reaches only its model
+    sql = sql_file("opencem.loop", "fix_subjects").format(scope=scope, near=near)
+    t = engine.query_arrow(sql, {"start": pre[0], "end": pre[1], "post_end": post[1], "min_sessions": MIN_SESSIONS, **scope_params},
+                           step="fix_subjects")
     treated = t["treated"].to_numpy(zero_copy_only=False)
     if treated.sum() < 10 or (~treated).sum() < CONTROLS:
         raise ValueError(f"too few subscribers to verify: {int(treated.sum())} treated, {int((~treated).sum())} possible controls")
     who = t.select(["subscriber_id"])
-    a, b = _window(con, model, feats, who, *pre), _window(con, model, feats, who, *post)
+    a, b = _window(engine, model, feats, who, *pre), _window(engine, model, feats, who, *post)
     x = np.column_stack([np.nan_to_num(a[c], nan=np.nanmedian(a[c])) for c in MATCH_ON])
     x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
     ctrl = np.flatnonzero(~treated)
@@ -112,23 +91,20 @@ def did(con, model: NpsModel, feats, cells: list[str], device_model: str | None,
 def verify(workspace: Path, fix: dict, days: int = 7, model: NpsModel | None = None) -> dict:
     """``fix``: fix_id, cells, device_model, fix_date (the first day it was in place), optionally
     expected_nps_lift. Returns the effects, the placebo and the deltas by segment and location."""
-    ws = Path(workspace)
-    model = model or NpsModel.load(model_dir(ws))
+    ws = Workspace(workspace)
+    model = model or NpsModel.load(ws.model("nps"))
     feats = feature_list(load_tree())
-    con = connect(ws)
-    try:
-        first, last = con.execute("SELECT min(CAST(start_time AS DATE)), max(CAST(start_time AS DATE)) FROM xdr").fetchall()[0]
+    with ws.session() as engine:
+        first, last = engine.query_row(sql_file("opencem.loop", "session_days"), step="session_days")
         day = dt.date.fromisoformat(str(fix["fix_date"]))
         n = min(days, (last - day).days + 1, (day - first).days // 2)
         if n < 2:
             raise ValueError(f"fix {fix['fix_id']} on {day}: need at least 2 days before and after it in {first} .. {last}")
         w = dt.timedelta(days=n)
         cells, model_name = list(fix.get("cells") or []), fix.get("device_model")
-        real = did(con, model, feats, cells, model_name, (day - w, day), (day, day + w))
-        placebo = did(con, model, feats, cells, model_name, (day - 2 * w, day - w), (day - w, day))
-        deltas = _deltas(con, real)
-    finally:
-        con.close()
+        real = did(engine, model, feats, cells, model_name, (day - w, day), (day, day + w))
+        placebo = did(engine, model, feats, cells, model_name, (day - 2 * w, day - w), (day - w, day))
+        deltas = _deltas(engine, real)
     nps = next(e for e in real["effects"] if e["metric"] == "nps")
     return {"fix_id": fix["fix_id"], "fix_date": str(day), "window_days": n, "subscribers": real["subscribers"],
             "controls": real["controls"], "effects": real["effects"],
@@ -136,18 +112,14 @@ def verify(workspace: Path, fix: dict, days: int = 7, model: NpsModel | None = N
             "predicted_nps_lift": fix.get("expected_nps_lift"), "realised_nps_lift": nps["estimate"], "deltas": deltas}
 
 
-def _deltas(con, real: dict) -> list[dict]:
+def _deltas(engine: Engine, real: dict) -> list[dict]:
     """The per-subscriber differences-in-differences averaged by plan (segment) and home area (location),
     for groups of at least MIN_GROUP treated subscribers."""
-    con.register("treated_in", pa.table({"subscriber_id": real["treated_ids"].tolist(),
-                                         **{m: pa.array(real["per_subscriber"][m], from_pandas=True) for m in METRICS}}))
+    engine.register_arrow("treated_in", pa.table({"subscriber_id": real["treated_ids"].tolist(),
+                                                  **{m: pa.array(real["per_subscriber"][m], from_pandas=True) for m in METRICS}}))
     rows = []
     for dim, col in (("segment", "plan"), ("location", "home_area")):
-        rows += con.sql(f"""SELECT '{dim}' AS dimension, s.{col} AS "group", count(*) AS subscribers,
-                 round(avg(nps), 2) AS nps, round(avg(cei), 2) AS cei, round(avg(dou_mb), 2) AS dou_mb,
-                 round(1000 * avg(complaints), 2) AS complaints_per_1k, round(100 * avg(churned), 3) AS churn_pct,
-                 round(sum(revenue_eur), 2) AS revenue
-               FROM treated_in t JOIN subscribers s USING (subscriber_id) GROUP BY 1, 2
-               HAVING count(*) >= {MIN_GROUP} ORDER BY 2""").to_arrow_table().to_pylist()
-    con.unregister("treated_in")
+        sql = sql_file("opencem.loop", "fix_deltas").format(column=quote_ident(col))
+        rows += engine.query_arrow(sql, {"dimension": dim, "min_group": MIN_GROUP}, step="fix_deltas").to_pylist()
+    engine.drop("treated_in")
     return rows

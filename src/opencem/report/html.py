@@ -20,6 +20,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from ..engine.files import atomic_write_text
+from ..vocabulary import CAUSES
 
 report_data_schema = """The dict `render_report` draws. Every key but `title` may be missing or empty; an
 empty section is replaced by a short note. Dates are ISO strings, NPS values are points (-100..100).
@@ -60,15 +61,15 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove
 RED, GREEN, GREY, BLUE, ORANGE = "#c0392b", "#1e8449", "#8c8c8c", "#1f4e99", "#d35400"
 MAP_BINS = 6
 CARE_ROWS = 20
-CAUSE_STYLE = {  # symbol, colour of the episode markers
-    "congestion": ("circle", "#6a1b9a"),
-    "coverage": ("triangle-down", "#0d47a1"),
-    "interference": ("diamond", "#e65100"),
-    "transport": ("square", "#006064"),
-    "core_dns": ("star", "#212121"),
-    "device": ("cross", "#795548"),
-    "non_network": ("x", "#616161"),
-}
+CAUSE_STYLE = dict(zip(CAUSES, (  # symbol, colour of the episode markers, in the vocabulary's order of causes
+    ("triangle-down", "#0d47a1"),  # coverage
+    ("diamond", "#e65100"),  # interference
+    ("circle", "#6a1b9a"),  # congestion
+    ("square", "#006064"),  # transport
+    ("star", "#212121"),  # core_dns
+    ("cross", "#795548"),  # device
+    ("x", "#616161"),  # non_network
+), strict=True))
 METRIC_LABELS = {
     "nps": "NPS (points)", "cei": "CEI (points)", "throughput_kbps": "throughput (kbps)", "rtt_ms": "RTT (ms)",
     "poor_share": "poor-session share", "dou_mb": "data use (MB)", "complaints_per_1k": "complaints per 1k",
