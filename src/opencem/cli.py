@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 import functools
+import linecache
 import os
 import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
@@ -18,17 +20,61 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 
 
+# Every option that takes a day: Typer parses it (to a datetime) and names the option when it fails.
+DAY = {"formats": ["%Y-%m-%d"], "metavar": "YYYY-MM-DD"}
+
+
+def _day(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value else None
+
+
 def friendly_errors(fn):
-    """Turn expected failures into one actionable line and exit code 2, not a traceback."""
+    """Show an error the user caused as one line (exit code 2, or 1 for data failing validation);
+    anything else is a bug and keeps its traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileExistsError, FileNotFoundError, KeyError) as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            console.print(f"[red]error:[/red] {msg}")
-            raise typer.Exit(2) from None
+        except Exception as e:
+            code = _input_error_code(e)
+            if code is None:
+                raise
+            console.print(f"[red]error:[/red] {escape(str(e))}")
+            raise typer.Exit(code) from None
     return wrapper
+
+
+def _input_error_code(e: Exception) -> int | None:
+    """The exit code of an error caused by the user's input, or None for a programming error. A StepError
+    is one too: the inputs are checked (contracts, tree) before any SQL runs, so a failing step is our bug."""
+    from opencem.contracts.validate import ContractError
+    from opencem.indicators.tree import TreeError
+    from opencem.loop.ticketing import TicketError
+
+    if isinstance(e, (ContractError, TicketError)):  # data failing validation: a file's contract, the ticketing system
+        return 1
+    if isinstance(e, (FileNotFoundError, FileExistsError, TreeError)):
+        return 2
+    if isinstance(e, ValueError) and _raised_by_an_input_check(e):
+        return 2
+    return None
+
+
+def _raised_by_an_input_check(e: Exception) -> bool:
+    """Whether ``e`` comes from a ``raise`` statement of OpenCEM outside the engine: the input checks,
+    whose messages are written for the user. A ValueError from a library (numpy, pyarrow, json), from
+    Python itself (a failed unpacking) or from the engine's own guards is a bug."""
+    tb = e.__traceback__
+    while tb.tb_next:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).lstrip()
+    return module.startswith("opencem.") and not module.startswith("opencem.engine") and line.startswith("raise ")
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ("duckdb", "spark"):
+        raise ValueError(f"unknown engine {engine!r}: use duckdb or spark")
 
 
 def _progress() -> Progress:
@@ -57,7 +103,9 @@ def contracts(
     if markdown:
         print(to_markdown())
         return
-    for t in [c.get(table)] if table else c.TABLES.values():
+    if table and table not in c.TABLES:
+        raise ValueError(f"unknown table {table!r}; known: {', '.join(c.TABLES)}")
+    for t in [c.TABLES[table]] if table else c.TABLES.values():
         rt = RichTable(title=f"{t.name} ({t.family}) - {t.grain}; key: {', '.join(t.key) or '-'}", title_justify="left")
         for col in ("column", "type", "unit", "null", "range / values", "meaning"):
             rt.add_column(col, overflow="fold")
@@ -73,7 +121,7 @@ def synth(
     subscribers: int = typer.Option(10_000, help="Subscribers in the base"),
     days: int = typer.Option(14, help="Days of data"),
     seed: int = typer.Option(7, help="Random seed; the same seed gives the same files"),
-    start: str = typer.Option("2026-10-05", help="First day (YYYY-MM-DD)"),
+    start: dt.datetime = typer.Option("2026-10-05", **DAY, help="First day"),
     fmt: str = typer.Option("parquet", "--format", help="parquet or csv (truth is always Parquet)"),
     workers: int = typer.Option(os.cpu_count() or 1, help="Processes (the output does not depend on it)"),
     fixes: bool = typer.Option(True, "--fixes/--no-fixes", help="Apply the scenario's fixes (add a carrier, repair a backhaul)"),
@@ -88,7 +136,7 @@ def synth(
     from opencem.synth.generator import SynthConfig
 
     requests = load_requests(apply_fixes) if apply_fixes else ()
-    cfg = SynthConfig(subscribers, days, seed, start, fmt, fixes, survey_rate, workers, fix_day, requests)
+    cfg = SynthConfig(subscribers, days, seed, start.date().isoformat(), fmt, fixes, survey_rate, workers, fix_day, requests)
     _run_synth(out, cfg, overwrite)
 
 
@@ -188,8 +236,7 @@ def measure(
     """KPI -> KQI -> CEI: ingest and pseudonymise the inputs, then compute every indicator table."""
     from opencem.measure.run import measure as run_measure
 
-    if engine not in ("duckdb", "spark"):
-        raise ValueError(f"unknown engine {engine!r}: use duckdb or spark")
+    _check_engine(engine)
     t0 = time.perf_counter()
     with _progress() as bar:
         task = bar.add_task("measure", total=None)
@@ -252,9 +299,7 @@ train_app = typer.Typer(no_args_is_help=True, help="Fit models on a workspace (a
 app.add_typer(train_app, name="train")
 
 
-def _anchors(values: list[str] | None):
-    import datetime as dt
-
+def _anchors(values: list[str] | None) -> list[tuple[dt.date, float]]:
     out = []
     for v in values or []:
         day, sep, nps = v.partition("=")
@@ -272,15 +317,14 @@ def _anchors(values: list[str] | None):
 def train_nps_cmd(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem measure` has filled"),
     anchor: list[str] = typer.Option(None, help="DAY=NPS from a representative study (market-research tracker); repeatable"),
-    until: str = typer.Option(None, help="Only answers before this day (YYYY-MM-DD), e.g. to judge a later change fairly"),
+    until: dt.datetime = typer.Option(None, **DAY, help="Only answers before this day, e.g. to judge a later change fairly"),
 ) -> None:
     """Train the network NPS model on the survey answers (time-split), save it with its model card."""
     from opencem.nps.train import train_nps
     from opencem.workspace import Workspace
 
     with console.status("training") as st:
-        model = train_nps(workspace, anchor=_anchors(anchor), progress=lambda m: st.update(m),
-                          until=datetime.date.fromisoformat(until) if until else None)
+        model = train_nps(workspace, anchor=_anchors(anchor), progress=lambda m: st.update(m), until=_day(until))
     folder = model.save(Workspace(workspace).model("nps"))
     c = model.card
     w = c["training_window"]
@@ -306,20 +350,17 @@ def train_nps_cmd(
 @friendly_errors
 def score(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables and a trained model"),
-    as_of: str = typer.Option(None, help="Score as of this day (YYYY-MM-DD; default: the day after the last data)"),
+    as_of: dt.datetime = typer.Option(None, **DAY, help="Score as of this day (default: the day after the last data)"),
     top: int = typer.Option(10, help="Potential detractors to print"),
 ) -> None:
     """Score every subscriber's network NPS; NPS of the base, segments, grids and cells; potential detractors."""
-    import datetime as dt
-
     import pyarrow.compute as pc
 
     from opencem.nps.score import score as run_score
 
-    day = dt.date.fromisoformat(as_of) if as_of else None
     t0 = time.perf_counter()
     with console.status("scoring") as st:
-        res = run_score(workspace, day, progress=lambda m: st.update(m))
+        res = run_score(workspace, _day(as_of), progress=lambda m: st.update(m))
     secs = time.perf_counter() - t0
     b = res.base
     console.print(f"as of {res.as_of}: base network NPS {b['nps']:+.1f} (95 % {b['ci_low']:+.1f}..{b['ci_high']:+.1f}), "
@@ -350,8 +391,8 @@ def score(
 @friendly_errors
 def diagnose(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables"),
-    start: str = typer.Option(None, help="First day (YYYY-MM-DD; default: the first day of data)"),
-    end: str = typer.Option(None, help="Day after the last (default: the day after the last data)"),
+    start: dt.datetime = typer.Option(None, **DAY, help="First day (default: the first day of data)"),
+    end: dt.datetime = typer.Option(None, **DAY, help="Day after the last (default: the day after the last data)"),
     resolution: int = typer.Option(9, help="H3 resolution of the grid (9: hexagons of about 0.1 km2)"),
     threshold: float = typer.Option(8.0, help="Robust z a grid-hour must pass to be anomalous"),
     geojson: Path = typer.Option(None, help="Also write the episodes as GeoJSON to this file"),
@@ -360,18 +401,15 @@ def diagnose(
 ) -> None:
     """Digital twin: grid x hour state, poor-experience episodes with root cause, cells and evidence."""
     import collections
-    import datetime as dt
 
     from opencem.twin.episodes import DetectConfig
     from opencem.twin.run import diagnose as run_diagnose
     from opencem.twin.run import episodes_geojson, write_geojson
     from opencem.twin.run import state_geojson as twin_state_geojson
 
-    day = dt.date.fromisoformat
     t0 = time.perf_counter()
     with console.status("diagnosing") as st:
-        d = run_diagnose(workspace, day(start) if start else None, day(end) if end else None, resolution,
-                         DetectConfig(threshold=threshold), progress=lambda m: st.update(m))
+        d = run_diagnose(workspace, _day(start), _day(end), resolution, DetectConfig(threshold=threshold), progress=lambda m: st.update(m))
     ep = d.episodes
     console.print(f"{d.start} .. {d.end - dt.timedelta(days=1)}: {d.grid_hours:,} grid-hours, {ep.num_rows} episodes "
                   f"in {time.perf_counter() - t0:.0f} s")
@@ -402,19 +440,17 @@ def diagnose(
 def whatif(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables and a trained NPS model"),
     action: str = typer.Option(..., help="add_capacity, fix_transport, clear_interference, fix_core, fix_device or restore_coverage"),
-    start: str = typer.Option(..., help="First day the change applies (YYYY-MM-DD)"),
-    end: str = typer.Option(..., help="Day after the last; NPS is predicted as of this day"),
+    start: dt.datetime = typer.Option(..., **DAY, help="First day the change applies"),
+    end: dt.datetime = typer.Option(..., **DAY, help="Day after the last; NPS is predicted as of this day"),
     cells: str = typer.Option(None, help="Comma-separated cells the change touches"),
     device_model: str = typer.Option(None, "--device-model", help="The device model (fix_device)"),
     factor: float = typer.Option(0.5, help="add_capacity: PRB load multiplier (0.5 = a second carrier of the same size)"),
 ) -> None:
     """Predict what a fix would have changed: the sessions' KQIs, the subscribers' CEI and NPS."""
-    import datetime as dt
-
     from opencem.twin.whatif import whatif as run_whatif
 
     with console.status("learning the condition -> KQI relation and scoring"):
-        w = run_whatif(workspace, action, dt.date.fromisoformat(start), dt.date.fromisoformat(end),
+        w = run_whatif(workspace, action, start.date(), end.date(),
                        cells=cells.split(",") if cells else None, device_model=device_model, factor=factor)
     b, a = w.kqi_before, w.kqi_after
     console.print(f"{w.action} on {w.scope}: {w.sessions:,} sessions of {w.subscribers:,} subscribers")
@@ -428,18 +464,16 @@ def whatif(
 @friendly_errors
 def prioritise(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem diagnose` has filled, with a trained NPS model"),
-    as_of: str = typer.Option(None, help="Day the fixes would start (YYYY-MM-DD; default: the day after the data)"),
+    as_of: dt.datetime = typer.Option(None, **DAY, help="Day the fixes would start (default: the day after the data)"),
     lookback_days: int = typer.Option(14, help="Days of episodes and what-if before AS_OF"),
     budget: int = typer.Option(8, help="Budget in cost units (low 1, medium 2, high 4)"),
 ) -> None:
     """Candidate fixes from the twin's episodes and chronic cells, ranked by expected NPS lift x value per cost."""
-    import datetime as dt
-
     from opencem.loop.prioritise import prioritise as run_prioritise
 
     with _progress() as bars:
         task = bars.add_task("what-if", total=None)
-        p = run_prioritise(workspace, dt.date.fromisoformat(as_of) if as_of else None, lookback_days, budget,
+        p = run_prioritise(workspace, _day(as_of), lookback_days, budget,
                            progress=lambda m, d, t: bars.update(task, description=m[:40], completed=d, total=t))
     rt = RichTable(title=f"candidate fixes as of {p.as_of}", title_justify="left")
     for col in ("rank", "fix", "sev. rank", "action", "target", "days/7", "subscribers", "ARPU", "NPS lift", "base lift", "cost"):
@@ -465,11 +499,12 @@ def tickets(
     import json
 
     from opencem.loop import tmf
-    from opencem.loop.prioritise import loop_dir
     from opencem.loop.ticketing import send_tickets
+    from opencem.workspace import Workspace
 
-    plans = json.loads((loop_dir(workspace) / "prioritise" / "plans.json").read_text())
-    out = out or loop_dir(workspace) / "tickets"
+    loop = Workspace(workspace).loop
+    plans = json.loads((loop / "prioritise" / "plans.json").read_text())
+    out = out or loop / "tickets"
     paths = tmf.export(plans, out)
     ok = all(tmf.spec_available(a) for a in ("TMF621", "TMF656"))
     console.print(f"{len(plans)} plans -> {len(paths)} files in {out}" + (" (validated against TMF621 / TMF656 v5)" if ok else
@@ -483,7 +518,7 @@ def tickets(
 @friendly_errors
 def verify(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace measured after the fix, with a trained NPS model"),
-    fix_date: str = typer.Option(..., help="First day the fix was in place (YYYY-MM-DD)"),
+    fix_date: dt.datetime = typer.Option(..., **DAY, help="First day the fix was in place"),
     cells: str = typer.Option(None, help="Comma-separated cells the fix touched"),
     device_model: str = typer.Option(None, "--device-model", help="Or the device model of a device campaign"),
     days: int = typer.Option(7, help="Days before and after the fix to compare"),
@@ -496,7 +531,7 @@ def verify(
         raise ValueError("give either --cells or --device-model")
     with console.status("matching controls and scoring both windows"):
         v = run_verify(workspace, {"fix_id": "fix", "cells": cells.split(",") if cells else [], "device_model": device_model,
-                                   "fix_date": fix_date, "expected_nps_lift": predicted}, days)
+                                   "fix_date": fix_date.date(), "expected_nps_lift": predicted}, days)
     rt = RichTable(title=f"{v['subscribers']:,} treated vs {v['controls']:,} matched controls, {v['window_days']} days each side",
                    title_justify="left")
     for col in ("metric", "treated before", "treated after", "DiD", "95 % CI"):
@@ -528,8 +563,9 @@ def demo(
 ) -> None:
     """The closed loop on a fresh synthetic operator: measure, diagnose, prioritise, plan and ticket, the
     operator carries out the top fixes, verify; writes OUT/report.html."""
-    from opencem.loop.run import LoopConfig, run_loop
+    from opencem.demo import LoopConfig, run_loop
 
+    _check_engine(engine)
     if not 7 <= fix_day <= days - 3:
         raise ValueError(f"--fix-day {fix_day}: needs a week of data before it and 3 days after (7 .. {days - 3})")
     cfg = LoopConfig(subscribers, days, seed, fix_day, budget, survey_rate, os.cpu_count() or 1, engine, ticket_endpoint)

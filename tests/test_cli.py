@@ -1,0 +1,88 @@
+"""The command line's error handling: Typer parses days, an error the user caused is one line, a bug keeps
+its traceback. No operator needed: the commands fail (or are stopped) before touching any data."""
+
+import datetime as dt
+
+import pytest
+from typer.testing import CliRunner
+
+import opencem.nps.score
+from opencem.cli import app
+from opencem.contracts.validate import ContractError
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def text(res) -> str:
+    return " ".join(res.output.split())  # Rich wraps long lines at the console width
+
+
+@pytest.mark.parametrize("args, option", [
+    (["score", "--as-of", "2026-13-01"], "--as-of"),
+    (["train", "nps", "--until", "yesterday"], "--until"),
+    (["diagnose", "--start", "2026-10-5x"], "--start"),
+    (["whatif", "--action", "fix_core", "--cells", "c1", "--start", "2026-10-05", "--end", "2026-02-30"], "--end"),
+    (["prioritise", "--as-of", "05/10/2026"], "--as-of"),
+    (["verify", "--cells", "c1", "--fix-date", "2026-10"], "--fix-date"),
+    (["synth", "--start", "tomorrow"], "--start"),
+])
+def test_a_bad_day_is_a_usage_error_naming_the_option(tmp_path, args, option):
+    where = ["--out", tmp_path / "op"] if args[0] == "synth" else ["--workspace", tmp_path]
+    res = run(*args, *where)
+    assert res.exit_code == 2, res.output
+    assert f"Invalid value for '{option}'" in text(res) and "Traceback" not in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_day_reaches_the_command_as_a_date(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_score(workspace, as_of, progress=None):
+        seen["as_of"] = as_of
+        raise FileNotFoundError(f"{workspace}: stop here")
+
+    monkeypatch.setattr(opencem.nps.score, "score", fake_score)
+    res = run("score", "--workspace", tmp_path, "--as-of", "2026-10-19")
+    assert res.exit_code == 2 and text(res) == f"error: {tmp_path}: stop here"
+    assert type(seen["as_of"]) is dt.date and seen["as_of"] == dt.date(2026, 10, 19)
+
+
+def test_a_missing_workspace_is_one_line(tmp_path):
+    res = run("score", "--workspace", tmp_path / "nowhere")
+    assert res.exit_code == 2
+    out = text(res)
+    assert out.startswith("error:") and out.count("error:") == 1 and out.endswith("run `opencem train nps` first")
+    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+
+
+def test_our_input_checks_are_one_line(tmp_path):
+    res = run("contracts", "no_such_table")
+    assert res.exit_code == 2 and text(res).startswith("error: unknown table 'no_such_table'; known: subscribers")
+    res = run("synth", "--out", tmp_path / "op", "--days", "1")  # checked before anything is written
+    assert res.exit_code == 2 and text(res).endswith(" error: --days must be between 3 and 120")
+    assert list(tmp_path.iterdir()) == []
+    res = run("demo", "--engine", "oracle")
+    assert res.exit_code == 2 and text(res) == "error: unknown engine 'oracle': use duckdb or spark"
+
+
+def test_data_failing_validation_is_one_line_with_exit_code_1(tmp_path, monkeypatch):
+    def fake_score(workspace, as_of, progress=None):
+        raise ContractError("subscribers.parquet: column 'plan' is missing")
+
+    monkeypatch.setattr(opencem.nps.score, "score", fake_score)
+    res = run("score", "--workspace", tmp_path)
+    assert res.exit_code == 1 and text(res) == "error: subscribers.parquet: column 'plan' is missing"
+
+
+@pytest.mark.parametrize("bug", [KeyError("plan_id"), TypeError("unsupported operand"), AttributeError("no attribute"),
+                                 ValueError("operands could not be broadcast together")])
+def test_a_programming_error_keeps_its_traceback(tmp_path, monkeypatch, bug):
+    def broken_score(workspace, as_of, progress=None):
+        raise bug  # not one of our input checks: a ValueError from here is a library's or a bug
+
+    monkeypatch.setattr(opencem.nps.score, "score", broken_score)
+    res = run("score", "--workspace", tmp_path)
+    assert res.exit_code == 1
+    assert res.exception is bug and "error:" not in res.output
