@@ -1,13 +1,12 @@
 """Engine tests: the same SQL on DuckDB and Spark (local[2]) gives the same result.
 
-Spark tests share one SparkSession per module and are skipped when Java is missing (.ci/run installs it).
+Spark tests (marker `spark`) share one SparkSession per module and skip where pyspark or Java is missing
+(.ci/run installs Java).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -30,14 +29,6 @@ from opencem.engine import (
 )
 from opencem.engine.files import atomic_dir, hive_base_path
 
-
-def _java() -> bool:
-    home = os.environ.get("JAVA_HOME")
-    return bool(shutil.which("java") or (home and (Path(home) / "bin" / "java").exists()))
-
-
-NO_JAVA = "Java not found: the Spark tests need a Java 17 runtime (.ci/run installs openjdk-17-jre-headless)"
-needs_java = pytest.mark.skipif(not _java(), reason=NO_JAVA)
 
 DAYS = [dt.date(2024, 3, 30), dt.date(2024, 3, 31), dt.date(2024, 4, 1)]
 SPARK_TEST_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
@@ -114,8 +105,6 @@ def duck(events, lake):
 
 @pytest.fixture(scope="module")
 def spark(events, lake):
-    if not _java():
-        pytest.skip(NO_JAVA)
     # small data: JIT compile time dominates, so C1 only (about half the Spark time of this module)
     eng = SparkEngine(master="local[2]", conf=SPARK_TEST_CONF)
     _register(eng, events, lake)
@@ -123,7 +112,7 @@ def spark(events, lake):
     eng.close()
 
 
-@pytest.fixture(params=["duckdb", pytest.param("spark", marks=needs_java)])
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
 def engine(request):
     return request.getfixturevalue("duck" if request.param == "duckdb" else "spark")
 
@@ -236,7 +225,7 @@ PORTABLE = {
 }
 
 
-@needs_java
+@pytest.mark.spark
 @pytest.mark.parametrize("case", list(PORTABLE))
 def test_parity(case, duck, spark):
     sql, keys = PORTABLE[case]
@@ -275,7 +264,7 @@ def test_create_table_over_registered_view(engine, events):
     assert engine.row_count("t_over") == 1
 
 
-@needs_java
+@pytest.mark.spark
 def test_step_error_shows_translated_sql_on_spark(spark):
     sql = "SELECT cell_id, quantile_cont(nope, 0.5) AS q FROM ev GROUP BY cell_id"
     with pytest.raises(StepError) as err:
@@ -455,7 +444,7 @@ def test_pipeline_duckdb_and_movable_catalog(duck, tmp_path, monkeypatch):
     con.close()
 
 
-@needs_java
+@pytest.mark.spark
 def test_pipeline_spark_matches_duckdb(duck, spark, tmp_path):
     rd, rs = _run(duck, tmp_path / "d"), _run(spark, tmp_path / "s")
     assert rd == rs

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -592,19 +590,9 @@ def test_full_chain_in_duckdb(tree: Tree):
     con.close()
 
 
-def _spark_available() -> bool:
-    if os.environ.get("OPENCEM_SKIP_SPARK"):
-        return False
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return False
-    return shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME"))
-
-
-@pytest.mark.skipif(not _spark_available(), reason="pyspark / java not available (or OPENCEM_SKIP_SPARK set)")
+@pytest.mark.spark
 def test_same_results_on_spark(tree: Tree, tmp_path: Path):
-    """The transpiled SQL gives the DuckDB results on Spark (set OPENCEM_SKIP_SPARK=1 to skip)."""
+    """The transpiled SQL gives the DuckDB results on Spark."""
     from pyspark.sql import SparkSession
 
     kqi = random_kqi_table(150, seed=5)

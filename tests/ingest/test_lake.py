@@ -50,6 +50,7 @@ def test_reingest_gives_the_same_lake(operator, tmp_path):
     assert all(first[k].equals(second[k]) for k in first)
 
 
+@pytest.mark.slow
 def test_another_key_gives_other_pseudonyms(small_csv, tmp_path):
     ingest(small_csv, tmp_path / "a", b"key-a")
     ingest(small_csv, tmp_path / "b", b"key-b")
@@ -58,6 +59,7 @@ def test_another_key_gives_other_pseudonyms(small_csv, tmp_path):
     assert len(a) == 400 and not a & b
 
 
+@pytest.mark.slow
 def test_bad_rows_are_quarantined_and_bad_files_rejected_whole(small_csv, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(small_csv / "inputs", data)
@@ -88,6 +90,7 @@ def test_bad_rows_are_quarantined_and_bad_files_rejected_whole(small_csv, tmp_pa
                    for p in (ws / "lake" / "xdr").rglob("*.parquet"))
 
 
+@pytest.mark.slow
 def test_a_failed_ingest_leaves_the_previous_lake(small_csv, tmp_path):
     ws = tmp_path / "ws"
     ingest(small_csv, ws, KEY)
@@ -111,6 +114,7 @@ def test_key_from_environment_or_file(tmp_path, monkeypatch):
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_pm_xml_files_enter_the_lake_and_the_invalid_one_is_kept_aside(small_csv, tmp_path):
     from pathlib import Path
 

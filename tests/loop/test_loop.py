@@ -19,11 +19,14 @@ CFG = LoopConfig(subscribers=5_000, days=21, seed=7, fix_day=14, budget=8, surve
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
+    """The whole closed loop once, on its own operator (it generates the world again with the fixes it
+    chose): the suite's one end-to-end run."""
     out = tmp_path_factory.mktemp("loop")
     res = run_loop(out, CFG, say=lambda _m: None)
     return out, res
 
 
+@pytest.mark.slow
 def test_loop_writes_plans_tickets_care_and_verification(loop):
     out, res = loop
     s = res.summary
@@ -47,6 +50,8 @@ def test_loop_writes_plans_tickets_care_and_verification(loop):
     assert s["ranking"]["ours"]["fixes"] and s["ranking"]["severity"]["fixes"]
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_report_renders_offline_in_chromium(loop):
     out, res = loop
     shot = out / "report.png"
@@ -56,6 +61,7 @@ def test_report_renders_offline_in_chromium(loop):
         shutil.copy(shot, os.environ["OPENCEM_SCREENSHOT"])
 
 
+@pytest.mark.slow
 def test_plans_sent_twice_make_one_ticket_each(loop, tmp_path):
     out, _ = loop
     plans = json.loads((out / "before" / "workspace" / "loop" / "prioritise" / "plans.json").read_text())
@@ -98,6 +104,7 @@ def res_candidates(out: Path) -> list[dict]:
     return _read(out / "before" / "workspace" / "loop" / "prioritise" / "candidates.parquet")
 
 
+@pytest.mark.slow
 def test_tickets_command_exports_and_sends_once(loop, tmp_path):
     from typer.testing import CliRunner
 

@@ -18,6 +18,8 @@ from opencem.measure.calibrate import calibrate
 from opencem.measure.run import measure
 from opencem.synth.generator import SynthConfig, generate
 
+pytestmark = pytest.mark.slow  # every test measures or reads a generated operator
+
 OUTPUTS = ("kpi_cell_15min", "kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "cei_journey_day")
 KEYS = {"kpi_cell_15min": ["cell_id", "period_start"], "cei_subscriber_day": ["subscriber_id", "day"],
         "cei_journey_day": ["subscriber_id", "day"]}
@@ -120,7 +122,7 @@ def test_cli_rejects_a_bad_tree_and_engine_in_one_line(small_op, tmp_path):
     assert res.exit_code == 2 and "unknown engine 'oracle'" in res.output
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java (.ci/run installs it)")
+@pytest.mark.spark
 def test_spark_gives_the_same_tables_as_duckdb(duck_ws, small_op, tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "measure-test-key")
     ws = tmp_path / "spark"

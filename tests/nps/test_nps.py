@@ -2,8 +2,6 @@
 base, checked against the generator's truth, stored per as-of day and driven from the command line."""
 
 import datetime as dt
-import os
-import shutil
 from types import SimpleNamespace
 
 import h3
@@ -17,47 +15,19 @@ from typer.testing import CliRunner
 from opencem.cli import app
 from opencem.engine import compare_tables
 from opencem.indicators.tree import load_tree
-from opencem.ingest.pseudonym import KEY_ENV, Pseudonymiser, load_key
-from opencem.measure.run import measure
+from opencem.ingest.pseudonym import Pseudonymiser, load_key
 from opencem.nps.features import base_requests, build_features, feature_list
 from opencem.nps.model import NpsModel
 from opencem.nps.score import score
 from opencem.nps.train import MIN_HISTORY_DAYS, train_nps
-from opencem.synth.generator import SynthConfig, generate
 from opencem.vocabulary import NON_NETWORK
 from opencem.workspace import Workspace
 
-# 16 days, answers usable from day 7 on. survey_rate 1.0 rather than 0.6: at 0.6 the test split is one day of
-# ~58 answers, whose NPS has a standard error of ~10 points, too noisy for a 12-point calibration check.
-CONFIG = SynthConfig(subscribers=3000, days=16, seed=3, survey_rate=1.0, workers=2)
 TABLES = ("scores", "segments", "potential_detractors")
 DIMENSIONS = {"base", "plan", "value_tier", "device_model", "home_area", "grid", "cell"}
 CAUSES = {"coverage", "interference", "congestion", "transport", "core_dns", "device", "network (unclear)", NON_NETWORK}
 DAY = dt.timedelta(days=1)
 KEYS = {"scores": ["subscriber_id"], "segments": ["dimension", "segment"]}
-
-
-@pytest.fixture(scope="module")
-def nps(tmp_path_factory):
-    """One operator, measured, trained once (model saved) and scored once as of the day after its data."""
-    mp = pytest.MonkeyPatch()
-    mp.delenv(KEY_ENV, raising=False)  # the workspace's own key file, as `opencem measure` makes it
-    root = tmp_path_factory.mktemp("nps")
-    data, ws = root / "op", root / "ws"
-    generate(data, CONFIG)
-    measure(data, ws)
-    model = train_nps(ws)
-    model.save(Workspace(ws).model("nps"))
-    result = score(ws)  # reads the saved model
-    yield SimpleNamespace(data=data, ws=ws, model=model, result=result)
-    mp.undo()
-
-
-def clone(ws, dst, skip=()):
-    """A copy of a workspace that tests may write to; files are hard links (scoring and saving replace
-    files, never rewrite them), so copying costs nothing."""
-    shutil.copytree(ws, dst, copy_function=os.link, ignore=lambda d, names: [n for n in names if n in skip])
-    return dst
 
 
 def partition(ws, table, as_of):
@@ -75,20 +45,20 @@ def first_day(ws):
 
 
 # -- 1. training ----------------------------------------------------------------------------------------
-def test_model_card_names_features_windows_and_data(nps):
-    card = nps.model.card
+def test_model_card_names_features_windows_and_data(shared):
+    card = shared.model.card
     feats = card["features"]
-    assert [f["name"] for f in feats] == nps.model.encoder.names
+    assert [f["name"] for f in feats] == shared.model.encoder.names
     assert all(f["node"] for f in feats)
     assert {f["kind"] for f in feats} == {"network", "non-network", "profile"}
     assert {"overall", "radio.coverage", "care.price", "profile"} <= {f["node"] for f in feats}
 
     w = card["training_window"]
     assert w["fit"][0] <= w["fit"][1] < w["validation"][0] <= w["validation"][1] < w["test"][0] <= w["test"][1]
-    assert w["fit"][0] >= str(first_day(nps.ws) + MIN_HISTORY_DAYS * DAY)  # short histories left out
+    assert w["fit"][0] >= str(first_day(shared.ws) + MIN_HISTORY_DAYS * DAY)  # short histories left out
     assert all(w["answers"][k] > 0 for k in ("fit", "validation", "test"))
     # every answer after the first days is used, once
-    usable = one(nps.ws, "SELECT count(*) FROM surveys WHERE CAST(survey_time AS DATE) >= $day",
+    usable = one(shared.ws, "SELECT count(*) FROM surveys WHERE CAST(survey_time AS DATE) >= $day",
                  day=dt.date.fromisoformat(w["fit"][0]))
     assert sum(w["answers"].values()) == usable
 
@@ -98,43 +68,43 @@ def test_model_card_names_features_windows_and_data(nps):
     assert card["metrics_on_respondents"]["test"]["detractor_auc"] > 0.6
 
 
-def test_saved_model_gives_identical_probabilities(nps, tmp_path):
-    loaded = NpsModel.load(nps.model.save(tmp_path / "model"))
-    with Workspace(nps.ws).session() as engine:
-        x_table = build_features(engine, base_requests(engine, nps.result.as_of - 2 * DAY), feature_list(load_tree()))
-    x = nps.model.encoder.matrix(x_table)
+def test_saved_model_gives_identical_probabilities(shared, tmp_path):
+    loaded = NpsModel.load(shared.model.save(tmp_path / "model"))
+    with Workspace(shared.ws).session() as engine:
+        x_table = build_features(engine, base_requests(engine, shared.scored.as_of - 2 * DAY), feature_list(load_tree()))
+    x = shared.model.encoder.matrix(x_table)
     assert x.shape[0] > 2500 and np.array_equal(x, loaded.encoder.matrix(x_table), equal_nan=True)
-    assert np.array_equal(nps.model.proba(x), loaded.proba(x))
-    assert np.array_equal(nps.model.predict(x)["expected_score"], loaded.predict(x)["expected_score"])
-    assert loaded.card["features"] == nps.model.card["features"]
-    assert loaded.card["data"]["fingerprint"] == nps.model.card["data"]["fingerprint"]
+    assert np.array_equal(shared.model.proba(x), loaded.proba(x))
+    assert np.array_equal(shared.model.predict(x)["expected_score"], loaded.predict(x)["expected_score"])
+    assert loaded.card["features"] == shared.model.card["features"]
+    assert loaded.card["data"]["fingerprint"] == shared.model.card["data"]["fingerprint"]
 
 
 # -- 2. calibration on later answers ------------------------------------------------------------------------
-def test_nps_of_later_answers_is_predicted_within_12_points(nps):
-    card = nps.model.card
+def test_nps_of_later_answers_is_predicted_within_12_points(shared):
+    card = shared.model.card
     m = card["metrics_on_respondents"]["test"]
     lo, hi = card["training_window"]["test"]
-    answered = one(nps.ws, """SELECT 100 * (avg(CAST(score >= 9 AS INT)) - avg(CAST(score <= 6 AS INT))) FROM surveys
+    answered = one(shared.ws, """SELECT 100 * (avg(CAST(score >= 9 AS INT)) - avg(CAST(score <= 6 AS INT))) FROM surveys
         WHERE CAST(survey_time AS DATE) BETWEEN $lo AND $hi""", lo=dt.date.fromisoformat(lo), hi=dt.date.fromisoformat(hi))
     assert m["nps_answers"] == pytest.approx(answered, abs=1e-6)
     assert abs(m["nps_predicted"] - m["nps_answers"]) <= 12
 
 
 # -- 3. scoring ---------------------------------------------------------------------------------------
-def test_every_subscriber_in_the_base_is_scored_once(nps):
-    s = nps.result.scores
+def test_every_subscriber_in_the_base_is_scored_once(shared):
+    s = shared.scored.scores
     ids = s["subscriber_id"].to_pylist()
     assert len(ids) == len(set(ids))
-    truth = pq.read_table(nps.data / "truth" / "subscriber_daily", columns=["subscriber_id", "date"])
-    truth = truth.filter(pc.equal(truth["date"], nps.result.as_of - DAY))  # active on the last day before as_of
-    p = Pseudonymiser(load_key(Workspace(nps.ws).pseudonym_key))
+    truth = pq.read_table(shared.data / "truth" / "subscriber_daily", columns=["subscriber_id", "date"])
+    truth = truth.filter(pc.equal(truth["date"], shared.scored.as_of - DAY))  # active on the last day before as_of
+    p = Pseudonymiser(load_key(Workspace(shared.ws).pseudonym_key))
     assert set(ids) == {p.one(r) for r in truth["subscriber_id"].to_pylist()}
-    assert set(s["as_of"].to_pylist()) == {nps.result.as_of}
+    assert set(s["as_of"].to_pylist()) == {shared.scored.as_of}
 
 
-def test_scores_are_probabilities_and_answers(nps):
-    s = nps.result.scores
+def test_scores_are_probabilities_and_answers(shared):
+    s = shared.scored.scores
     p = np.column_stack([s[c].to_numpy() for c in ("p_detractor", "p_passive", "p_promoter")])
     assert np.all((p >= 0) & (p <= 1))
     assert np.abs(p.sum(axis=1) - 1).max() < 1e-9
@@ -143,13 +113,13 @@ def test_scores_are_probabilities_and_answers(nps):
     assert s["predicted_class"].to_pylist() == [("detractor", "passive", "promoter")[i] for i in p.argmax(axis=1)]
 
 
-def test_segments_cover_every_dimension_with_intervals(nps):
-    seg, s = nps.result.segments, nps.result.scores
+def test_segments_cover_every_dimension_with_intervals(shared):
+    seg, s = shared.scored.segments, shared.scored.scores
     assert set(seg["dimension"].to_pylist()) == DIMENSIONS
     for r in seg.to_pylist():
         assert r["ci_low"] <= r["nps"] <= r["ci_high"], r
         assert r["subscribers"] > 0
-    base = nps.result.base
+    base = shared.scored.base
     assert base["subscribers"] == s.num_rows
     want = 100 * (s["p_promoter"].to_numpy().mean() - s["p_detractor"].to_numpy().mean())
     assert base["nps"] == pytest.approx(want, abs=0.005 + 1e-9)
@@ -159,8 +129,8 @@ def test_segments_cover_every_dimension_with_intervals(nps):
     assert set(plans["segment"].to_pylist()) == set(s["plan"].to_pylist())
 
 
-def test_grids_are_h3_cells_of_resolution_9(nps):
-    s, seg = nps.result.scores, nps.result.segments
+def test_grids_are_h3_cells_of_resolution_9(shared):
+    s, seg = shared.scored.scores, shared.scored.segments
     grids = [g for g in s["grid"].to_pylist() if g is not None]
     assert len(grids) > 0.9 * s.num_rows
     grid_segments = seg.filter(pc.equal(seg["dimension"], "grid"))["segment"].to_pylist()
@@ -170,13 +140,13 @@ def test_grids_are_h3_cells_of_resolution_9(nps):
 
 
 # -- 4. against the synthetic truth -------------------------------------------------------------------------
-def test_detractor_probability_follows_true_satisfaction(nps):
-    day = nps.result.as_of - DAY
-    truth = pq.read_table(nps.data / "truth" / "subscriber_daily", columns=["subscriber_id", "date", "satisfaction"])
+def test_detractor_probability_follows_true_satisfaction(shared):
+    day = shared.scored.as_of - DAY
+    truth = pq.read_table(shared.data / "truth" / "subscriber_daily", columns=["subscriber_id", "date", "satisfaction"])
     truth = truth.filter(pc.equal(truth["date"], day))
-    p = Pseudonymiser(load_key(Workspace(nps.ws).pseudonym_key))
+    p = Pseudonymiser(load_key(Workspace(shared.ws).pseudonym_key))
     sat = dict(zip((p.one(r) for r in truth["subscriber_id"].to_pylist()), truth["satisfaction"].to_pylist()))
-    s = nps.result.scores
+    s = shared.scored.scores
     pairs = [(pd, sat[i]) for i, pd in zip(s["subscriber_id"].to_pylist(), s["p_detractor"].to_pylist()) if i in sat]
     assert len(pairs) == s.num_rows
     rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
@@ -184,12 +154,12 @@ def test_detractor_probability_follows_true_satisfaction(nps):
 
 
 # -- 5. storage and risk flags ------------------------------------------------------------------------------
-def test_rescoring_the_same_day_stores_identical_tables(nps, tmp_path):
-    ws = clone(nps.ws, tmp_path / "ws")
-    day = nps.result.as_of
+def test_rescoring_the_same_day_stores_identical_tables(shared, clone):
+    ws = clone(shared.ws)
+    day = shared.scored.as_of
     before = {t: partition(ws, t, day) for t in TABLES}
-    assert before["scores"].num_rows == nps.result.scores.num_rows
-    score(ws, day, nps.model)
+    assert before["scores"].num_rows == shared.scored.scores.num_rows
+    score(ws, day, shared.model)
     for t in ("scores", "segments"):
         after = partition(ws, t, day)
         assert after.num_rows == before[t].num_rows > 0, t
@@ -202,14 +172,14 @@ def test_rescoring_the_same_day_stores_identical_tables(nps, tmp_path):
     assert sorted(p.name for p in (Workspace(ws).nps / "scores").iterdir()) == [f"as_of={day}"]  # no temp folders left
 
 
-def test_later_scoring_flags_who_fell_to_detractor(nps, tmp_path):
-    ws = clone(nps.ws, tmp_path / "ws", skip=("nps",))
-    early, late = nps.result.as_of - 4 * DAY, nps.result.as_of
-    first = score(ws, early, nps.model)
+def test_later_scoring_flags_who_fell_to_detractor(shared, clone):
+    ws = clone(shared.ws, skip=("nps",))
+    early, late = shared.scored.as_of - 4 * DAY, shared.scored.as_of
+    first = score(ws, early, shared.model)
     assert first.scores["previous_class"].null_count == first.scores.num_rows
     assert not any(first.scores["risk_flag"].to_pylist())
 
-    second = score(ws, late, nps.model)
+    second = score(ws, late, shared.model)
     before = dict(zip(first.scores["subscriber_id"].to_pylist(), first.scores["predicted_class"].to_pylist()))
     s = second.scores
     prev, now, flag = (s[c].to_pylist() for c in ("previous_class", "predicted_class", "risk_flag"))
@@ -221,8 +191,8 @@ def test_later_scoring_flags_who_fell_to_detractor(nps, tmp_path):
 
 
 # -- 6. explanations and potential detractors -------------------------------------------------------------------
-def test_potential_detractors_are_ranked_and_explained(nps):
-    d, s = nps.result.detractors, nps.result.scores
+def test_potential_detractors_are_ranked_and_explained(shared):
+    d, s = shared.scored.detractors, shared.scored.scores
     likely = s.filter(pc.greater_equal(s["p_detractor"], 0.5))
     assert d.num_rows == likely.num_rows > 0
     assert set(d["subscriber_id"].to_pylist()) == set(likely["subscriber_id"].to_pylist())
@@ -240,8 +210,8 @@ def test_potential_detractors_are_ranked_and_explained(nps):
             assert f"cell {r['evidence_cell']}" in r["reason"], r
 
 
-def test_likely_detractors_have_drivers(nps):
-    s = nps.result.scores
+def test_likely_detractors_have_drivers(shared):
+    s = shared.scored.scores
     likely = s.filter(pc.greater_equal(s["p_detractor"], 0.5)).to_pylist()
     explained = [r for r in likely if r["network_drivers"] or r["nonnetwork_drivers"]]
     assert len(explained) >= 0.5 * len(likely) > 0
@@ -252,25 +222,25 @@ def test_likely_detractors_have_drivers(nps):
 
 # -- 7. anchoring ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def anchored(nps):
+def anchored(shared):
     """The same workspace trained again, anchored to a study that found NPS 20 five days before the end."""
-    day = nps.result.as_of - 5 * DAY
-    return SimpleNamespace(day=day, model=train_nps(nps.ws, anchor=[(day, 20.0)]))
+    day = shared.scored.as_of - 5 * DAY
+    return SimpleNamespace(day=day, model=train_nps(shared.ws, anchor=[(day, 20.0)]))
 
 
-def test_anchor_sets_the_base_nps_of_that_day(nps, anchored, tmp_path):
+def test_anchor_sets_the_base_nps_of_that_day(shared, anchored, clone):
     assert anchored.model.tilt != 0
     assert anchored.model.card["anchor"]["waves"] == {str(anchored.day): 20.0}
-    assert anchored.model.card["data"]["fingerprint"] == nps.model.card["data"]["fingerprint"]
-    ws = clone(nps.ws, tmp_path / "ws", skip=("nps",))
+    assert anchored.model.card["data"]["fingerprint"] == shared.model.card["data"]["fingerprint"]
+    ws = clone(shared.ws, skip=("nps",))
     assert abs(score(ws, anchored.day, anchored.model).base["nps"] - 20.0) <= 1
-    assert abs(score(ws, anchored.day, nps.model).base["nps"] - 20.0) > 5  # unanchored: the respondents' level
+    assert abs(score(ws, anchored.day, shared.model).base["nps"] - 20.0) > 5  # unanchored: the respondents' level
 
 
-def test_training_again_gives_the_same_model(nps, anchored):
+def test_training_again_gives_the_same_model(shared, anchored):
     """The anchor only shifts levels: on the same workspace the boosters, the calibration and the accuracy
     on the answers are those of the first training (LightGBM runs with deterministic=True)."""
-    again, first = anchored.model, nps.model
+    again, first = anchored.model, shared.model
     same = "two trainings on the same workspace give different {}"
     assert again.classifier.model_to_string() == first.classifier.model_to_string(), same.format("classifiers")
     assert again.regressor.model_to_string() == first.regressor.model_to_string(), same.format("regressors")
@@ -279,8 +249,8 @@ def test_training_again_gives_the_same_model(nps, anchored):
 
 
 # -- 8. command line -----------------------------------------------------------------------------------------
-def test_cli_trains_and_scores(nps, tmp_path):
-    ws = clone(nps.ws, tmp_path / "ws", skip=("nps", "models"))
+def test_cli_trains_and_scores(shared, clone):
+    ws = clone(shared.ws, skip=("nps", "models"))
     runner = CliRunner()
     res = runner.invoke(app, ["train", "nps", "--workspace", str(ws)])
     out = " ".join(res.output.split())
@@ -291,11 +261,11 @@ def test_cli_trains_and_scores(nps, tmp_path):
     res = runner.invoke(app, ["score", "--workspace", str(ws), "--top", "3"])
     assert res.exit_code == 0, res.output
     assert "base network NPS" in " ".join(res.output.split())
-    assert (Workspace(ws).nps / "scores" / f"as_of={nps.result.as_of}" / "part.parquet").is_file()
+    assert (Workspace(ws).nps / "scores" / f"as_of={shared.scored.as_of}" / "part.parquet").is_file()
 
 
-def test_cli_score_without_a_model_says_to_train(nps, tmp_path):
-    ws = clone(nps.ws, tmp_path / "ws", skip=("nps", "models"))
+def test_cli_score_without_a_model_says_to_train(shared, clone):
+    ws = clone(shared.ws, skip=("nps", "models"))
     res = CliRunner().invoke(app, ["score", "--workspace", str(ws)])
     assert res.exit_code == 2
     out = " ".join(res.output.split())  # rich wraps long lines at the console width
@@ -311,8 +281,8 @@ def test_cli_rejects_a_bad_anchor(tmp_path):
 
 
 # -- 9. bad input -----------------------------------------------------------------------------------------------
-def test_too_few_surveys_is_a_clear_error(nps, tmp_path):
-    ws = clone(nps.ws, tmp_path / "ws", skip=("nps", "models"))
+def test_too_few_surveys_is_a_clear_error(shared, clone):
+    ws = clone(shared.ws, skip=("nps", "models"))
     for f in sorted((Workspace(ws).lake / "surveys").rglob("*.parquet")):  # keep one answer in ten
         t = pq.read_table(f)
         f.unlink()  # a hard link: unlink before writing, so the fixture's lake stays whole

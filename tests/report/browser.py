@@ -2,11 +2,13 @@
 
 Reusable by any test holding a report: `from report.browser import check_report_in_browser` (pytest puts
 `tests/` on sys.path through tests/conftest.py). Uses the system Chromium (env OPENCEM_CHROMIUM, else
-`chromium` on PATH) and skips when there is none; Playwright never downloads a browser here.
+`chromium` on PATH) and skips when it or Playwright is missing; Playwright never downloads a browser here.
+Tests that drive it carry the `browser` marker.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -51,6 +53,17 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
+def missing() -> str | None:
+    """Why the browser tests cannot run here, or None when Chromium and Playwright are both available."""
+    if chromium_path() is None:
+        env = os.environ.get("OPENCEM_CHROMIUM")
+        where = f"OPENCEM_CHROMIUM={env} does not exist" if env else "OPENCEM_CHROMIUM unset and no `chromium` on PATH"
+        return f"no Chromium ({where}): install Debian's `chromium` (Playwright browsers are not downloaded)"
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (it is in the `test` extra)"
+    return None
+
+
 def check_report_in_browser(path: Path, screenshot: Path | None = None) -> dict:
     """Render `path` in headless Chromium with the network cut off and assert that it works offline.
 
@@ -59,12 +72,12 @@ def check_report_in_browser(path: Path, screenshot: Path | None = None) -> dict:
     per grid it declares (data-grids); the ranking chart has bars; every table has body rows.
     Saves a full-page screenshot to `screenshot` when given. Returns what it measured.
     """
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    from playwright import sync_api
+
     exe = chromium_path()
-    if exe is None:
-        env = os.environ.get("OPENCEM_CHROMIUM")
-        where = f"OPENCEM_CHROMIUM={env} does not exist" if env else "OPENCEM_CHROMIUM unset and no `chromium` on PATH"
-        pytest.skip(f"no Chromium ({where}): install Debian's `chromium` (Playwright browsers are not downloaded)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the `test` extra")
     path = Path(path).resolve()
     blocked: list[str] = []
     requests: list[str] = []

@@ -180,6 +180,7 @@ def test_title_is_escaped(tmp_path):
     assert "<script>alert(1)" not in text and "&lt;script&gt;alert(1)" in text and "a &lt; b &amp; c" in text
 
 
+@pytest.mark.browser
 def test_renders_offline_in_chromium(report, tmp_path):
     t0 = time.perf_counter()
     shot = tmp_path / "report.png"
@@ -194,6 +195,7 @@ def test_renders_offline_in_chromium(report, tmp_path):
     assert time.perf_counter() - t0 < 120
 
 
+@pytest.mark.browser
 def test_empty_report_in_chromium(tmp_path):
     state = check_report_in_browser(render_report({"title": "Nothing yet"}, tmp_path / "empty.html"), None)
     assert sorted(state["empty"]) == sorted(CHART_IDS) and state["tables"] == {}

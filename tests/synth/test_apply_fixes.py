@@ -32,6 +32,7 @@ def worlds(tmp_path_factory) -> tuple[Path, Path]:
     return root / "a", root / "b"
 
 
+@pytest.mark.slow
 def test_days_before_the_fix_are_byte_identical(worlds):
     a, b = worlds
     for table in ("xdr", "radio_samples", "pm"):
@@ -42,6 +43,7 @@ def test_days_before_the_fix_are_byte_identical(worlds):
     assert [f.read_bytes() for f in after] != [f.read_bytes() for f in sorted((b / "inputs" / "xdr").glob("*2026-10-11*/*"))]
 
 
+@pytest.mark.slow
 def test_each_fix_is_matched_to_its_fault_and_has_its_true_effect(worlds):
     _, b = worlds
     rows = {r[0]: r[1:] for r in q(f"""SELECT fix_id, fault_id, subscribers_affected, nps_with - nps_without,

@@ -22,6 +22,7 @@ def files(op: Path, name: str) -> str:
     return f"'{op}/inputs/{name}/*/*.parquet'"
 
 
+@pytest.mark.slow
 def test_same_seed_same_output_whatever_the_workers(tmp_path):
     cfg = SynthConfig(subscribers=12_000, days=3, seed=5)  # two chunks
     generate(tmp_path / "a", cfg)
@@ -54,6 +55,7 @@ def test_every_input_file_meets_its_contract(operator):
             assert r.ok, r.messages()
 
 
+@pytest.mark.slow
 def test_csv_output_meets_the_contracts_too(tmp_path):
     generate(tmp_path / "op", SynthConfig(subscribers=300, days=3, fmt="csv"))
     for name in TABLES:
@@ -164,6 +166,7 @@ def test_truth_nps_is_consistent_with_the_daily_truth(operator):
     assert np.allclose([a for a, _ in rows], [b for _, b in rows], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_cli_synth_prints_a_summary_and_errors_in_one_line(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["synth", "--out", str(tmp_path / "op"), "--subscribers", "300", "--days", "3"])
@@ -176,6 +179,7 @@ def test_cli_synth_prints_a_summary_and_errors_in_one_line(tmp_path):
     assert res.exit_code == 2 and "--days must be between 3 and 120" in " ".join(res.output.split())
 
 
+@pytest.mark.slow
 def test_cli_validate_quarantines_a_corrupted_row(tmp_path):
     runner = CliRunner()
     op = tmp_path / "op"
@@ -196,6 +200,7 @@ def test_cli_validate_quarantines_a_corrupted_row(tmp_path):
     assert [(r["table"], r["row"], r["column"], r["value"]) for r in quarantine] == [("subscribers", 2, "plan", "gold")]
 
 
+@pytest.mark.slow
 def test_fix_day_moves_the_fixes_and_no_fixes_removes_them(tmp_path):
     generate(tmp_path / "a", SynthConfig(subscribers=300, days=5, fix_day=2))
     (d,) = q(f"SELECT DISTINCT fix_date FROM '{tmp_path}/a/truth/fixes.parquet'")[0]
