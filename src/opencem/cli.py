@@ -337,11 +337,14 @@ def train_nps_cmd(
         rt.add_row(name, str(m["answers"]), f"{m['detractor_auc']:.3f}", f"{m['promoter_auc']:.3f}", f"{m['log_loss']:.3f}",
                    f"{m['score_mae']:.2f}", f"{m['nps_answers']:+.1f}", f"{m['nps_predicted']:+.1f}")
     console.print(rt)
-    if c.get("anchor"):
-        console.print(f"anchored to {c['anchor']['waves']} (log-odds shift {c['anchor']['tilt']:+.3f})")
+    lv = c["level"]
+    if lv["correction"] == "respondents":
+        console.print(f"[yellow]level:[/yellow] {lv['meaning']}; add an nps_tracker table (a representative study) "
+                      "or pass --anchor DAY=NPS")
     else:
-        console.print("[yellow]not anchored:[/yellow] NPS levels are the survey respondents' (unhappy customers answer "
-                      "more); pass --anchor DAY=NPS from a representative study")
+        console.print(f"level: {lv['meaning']} (score shift {lv['shift']:+.3f}; {lv['tracker_answers']:,} tracker answers)")
+    rw = c["response_weighting"]
+    console.print("answers weighted by inverse response propensity" if rw["used"] else f"no response weighting: {rw['reason']}")
     console.print("top drivers: " + ", ".join(f["name"] for f in c["top_features_by_gain"][:8]))
     console.print(f"model and model card written to {folder}")
 
