@@ -90,7 +90,8 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     causes = collections.Counter(diag.episodes["cause"].to_pylist()) if diag.episodes.num_rows else {}
     say(f"   {diag.episodes.num_rows} episodes: " + ", ".join(f"{c} {n}" for c, n in sorted(causes.items())))
     say("5/8 prioritise, plan, ticket, care list")
-    pri = prioritise(ws, fix_date, budget=cfg.budget, progress=_step_bar(progress("what-if")))
+    pri = prioritise(ws, fix_date, budget=cfg.budget, progress=_step_bar(progress("what-if")),
+                     horizon_days=cfg.days - cfg.fix_day)  # the days verification will look at
     tickets = _tickets(pri.plans, out / "tickets", cfg.ticket_endpoint)
     care = outreach(ws, scored, out / "care")
     requests = json.loads((pri.folder / "fix_requests.json").read_text())

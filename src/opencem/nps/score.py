@@ -142,7 +142,7 @@ def value_tier(arpu: np.ndarray) -> np.ndarray:
 WORDS = {
     "overall": "overall network experience", "radio.coverage": "weak coverage (RSRP)",
     "radio.interference": "interference (SINR)", "usage": "usage", "care.price": "price contacts",
-    "care.billing": "billing contacts", "care.complaints": "complaints", "care.unresolved": "unresolved care contacts",
+    "care.billing": "billing contacts", "price": "a price rise of the plan", "care.complaints": "complaints", "care.unresolved": "unresolved care contacts",
     "care.recency": "a recent care contact", "care.other": "other care contacts", "care.coverage": "coverage complaints",
     "care.data_speed": "data speed complaints", "care.voice_quality": "voice quality complaints",
     "care.device": "device complaints", "web.page_load": "slow page loads", "web.slow_pages": "pages over 5 s",
