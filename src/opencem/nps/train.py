@@ -46,6 +46,7 @@ MIN_INVITATIONS = 200  # fewer invitations than this do not fit a response prope
 WEIGHT_CLIP = (0.2, 5.0)  # inverse-propensity weights are kept in this range (relative to the mean)
 REPLICAS = 10  # bootstrap refits behind the intervals
 BOOTSTRAP_SEED = 23
+TRACKER_IN_FIT = True
 ANCHOR_SAMPLE = 50_000
 
 
@@ -107,8 +108,12 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     fit, val, test = (part == 0), (part == 1), (part == 2)
 
     weight, propensity = _response_weights(enc, data, invites)
-    say(f"monotone LightGBM on {fit.sum():,} answers, early stopping on {val.sum():,}")
-    reg = fit_regressor(x[fit], score[fit], weight[fit], x[val], score[val], weight[val], enc.categorical, monotone)
+    # the tracker's answers of the fit days are answers too (and nobody chose to give them): they join the fit
+    x_tr, s_tr = enc.matrix(tracker), tracker["score"].to_numpy().astype(float)
+    tr_fit = np.array(tracker["as_of"].to_pylist(), dtype="datetime64[D]").astype(int) <= cut1 if TRACKER_IN_FIT else np.zeros(len(s_tr), bool)
+    x_fit, s_fit, w_fit = np.vstack([x[fit], x_tr[tr_fit]]), np.r_[score[fit], s_tr[tr_fit]], np.r_[weight[fit], np.ones(tr_fit.sum())]
+    say(f"monotone LightGBM on {len(s_fit):,} answers, early stopping on {val.sum():,}")
+    reg = fit_regressor(x_fit, s_fit, w_fit, x[val], score[val], weight[val], enc.categorical, monotone)
     link = OrdinalLink.fit(reg.predict(x[val]), y[val], weight[val])
     model = NpsModel(enc, reg, link)
 
@@ -118,10 +123,10 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
 
     say(f"{replicas} bootstrap refits for the intervals")
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    idx_fit, idx_val = np.flatnonzero(fit), np.flatnonzero(val)
+    idx_val = np.flatnonzero(val)
     for i in range(replicas):
-        f_i, v_i = rng.choice(idx_fit, len(idx_fit)), rng.choice(idx_val, len(idx_val))
-        reg_i = fit_regressor(x[f_i], score[f_i], weight[f_i], None, None, None, enc.categorical, monotone,
+        f_i, v_i = rng.choice(len(s_fit), len(s_fit)), rng.choice(idx_val, len(idx_val))
+        reg_i = fit_regressor(x_fit[f_i], s_fit[f_i], w_fit[f_i], None, None, None, enc.categorical, monotone,
                               rounds=max(reg.best_iteration, 1), seed=1000 + i)
         link_i = OrdinalLink.fit(reg_i.predict(x[v_i]), y[v_i], weight[v_i])
         shift_i, _ = _level(link_i, reg_i, level_sample, rng)
@@ -140,7 +145,8 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
         "data": {"workspace": ws.root.name, "days": [str(first), str(last)], "fingerprint": fingerprint(
             data.select(["survey_id", "subscriber_id", "as_of", "score"]))},
         "training_window": {"fit": _span(days[fit]), "validation": _span(days[val]), "test": _span(days[test]),
-                            "answers": {"fit": int(fit.sum()), "validation": int(val.sum()), "test": int(test.sum())},
+                            "answers": {"fit": int(fit.sum()), "fit_tracker": int(tr_fit.sum()), "validation": int(val.sum()),
+                                        "test": int(test.sum())},
                             "min_history_days": MIN_HISTORY_DAYS},
         "features": [{"name": f.name, "node": f.node, "kind": f.kind, "direction": f.direction, "meaning": f.meaning}
                      for f in feats],

@@ -10,7 +10,7 @@ the result through the same SQL and model as `opencem measure` and `opencem scor
    - ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
    - ``clear_interference``: the cells' UL interference and their users' SINR to the cell's quiet level;
    - ``fix_core``: the cells' failure context to the network's quiet level;
-   - ``fix_device``: the model's daily poor share to the other models' that day;
+   - ``fix_device``: the model's sessions take other handset models' outcomes under the same conditions;
    - ``restore_coverage``: the users' RSRP and SINR on the cells to the scope's good level (70th percentile).
 2. **Replay.** Every session in scope is replayed twice from a donor pool of the window's own sessions (one
    in :data:`DONOR_EVERY`): once with the outcome columns of the nearest donor of the same service and RAT
@@ -104,25 +104,38 @@ class Donors:
 
     def __init__(self, t: pa.Table):
         self.table = t.select(OUTCOMES + SUMMARY)
-        x = np.stack([_floats(t, c) for c in NUMERIC], axis=1)
-        self.centre = np.nanmedian(x, axis=0)
-        q75, q25 = np.nanpercentile(x, [75, 25], axis=0)
+        self.device = np.asarray(t["device_model"].fill_null("").to_pylist(), dtype=object)
+        self.x = np.stack([_floats(t, c) for c in NUMERIC], axis=1)
+        self.centre = np.nanmedian(self.x, axis=0)
+        q75, q25 = np.nanpercentile(self.x, [75, 25], axis=0)
         self.scale = np.where((q75 - q25) > 0, q75 - q25, 1.0)
-        self.trees, self.rows = {}, {}
-        for key, rows in _strata(t).items():
-            self.trees[key], self.rows[key] = cKDTree(self._points(x[rows])), rows
+        self.strata = _strata(t)
+        self._trees: dict = {}
 
     def _points(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.centre) / self.scale
         return np.where(np.isnan(z), 0.0, z)
 
-    def replay(self, sessions: pa.Table) -> pa.Table:
-        """``sessions`` with every outcome column taken from its nearest donor (same service and RAT)."""
+    def _tree(self, key: str, device: str | None, same_device: bool):
+        """The k-d tree of one stratum, over all donors or only those of (or not of) one device model."""
+        cache = (key, device, same_device)
+        if cache not in self._trees:
+            rows = self.strata.get(key, np.array([], dtype=np.int64))
+            if device is not None:
+                rows = rows[(self.device[rows] == device) == same_device]
+            self._trees[cache] = (cKDTree(self._points(self.x[rows])), rows) if len(rows) else None
+        return self._trees[cache]
+
+    def replay(self, sessions: pa.Table, device: str | None = None, same_device: bool = True) -> pa.Table:
+        """``sessions`` with every outcome column taken from its nearest donor of the same service and RAT
+        (with ``device``: only donors of that handset model, or with ``same_device=False`` of any other)."""
         x = self._points(np.stack([_floats(sessions, c) for c in NUMERIC], axis=1))
         pick = np.full(sessions.num_rows, -1)
         for key, rows in _strata(sessions).items():
-            if key in self.trees:
-                pick[rows] = self.rows[key][self.trees[key].query(x[rows])[1]]
+            found = self._tree(key, device, same_device)
+            if found is not None:
+                tree, donors = found
+                pick[rows] = donors[tree.query(x[rows])[1]]
         kept = pick >= 0  # a service x RAT without donors keeps its observed outcomes
         donor = self.table.take(pa.array(np.where(kept, pick, 0)))
         out = sessions.combine_chunks()
@@ -135,7 +148,7 @@ class Donors:
 def _strata(t: pa.Table) -> dict[tuple, np.ndarray]:
     keys = np.char.add(np.asarray(t["service"].to_pylist(), dtype=str), "|" + np.asarray(t["rat"].fill_null("").to_pylist(), dtype=str))
     uniq, inv = np.unique(keys, return_inverse=True)
-    return {k: np.flatnonzero(inv == i) for i, k in enumerate(uniq)}
+    return {str(k): np.flatnonzero(inv == i) for i, k in enumerate(uniq)}
 
 
 def _set(t: pa.Table, name: str, values: np.ndarray) -> pa.Table:
@@ -165,12 +178,6 @@ def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> 
             good = np.nanquantile(col[c], 0.7) if np.isfinite(col[c]).any() else np.nan
             t = _set(t, c, np.maximum(col[c], good))
         return t
-    if action == "fix_device":
-        # every device's poor share that day, joined to the sessions in the engine rather than row by row
-        engine.register_arrow("cf_days", t.select(["session_id", "day"]))
-        network = _floats(engine.query_arrow(_sql("network_poor_share", poor_session=_poor_session()), step="network_poor_share"), "share")
-        engine.drop("cf_days")
-        return _set(t, "ctx_device_poor", np.minimum(col["ctx_device_poor"], network))
     raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
 
 
@@ -235,8 +242,12 @@ class WhatIfEngine:
         if observed.num_rows == 0:
             raise ValueError(f"no sessions on {scope} between {since} and {self.end}")
         who = subscribers or sorted(set(observed["subscriber_id"].to_pylist()))
-        before = self.donors.replay(observed)
-        after = self.donors.replay(_counterfactual(self.engine, observed, action, factor))
+        if action == "fix_device":  # the model's sessions replayed by its own sessions, then by other handsets'
+            before = self.donors.replay(observed, device_model)
+            after = self.donors.replay(observed, device_model, same_device=False)
+        else:
+            before = self.donors.replay(observed)
+            after = self.donors.replay(_counterfactual(self.engine, observed, action, factor))
         days = [since + dt.timedelta(days=i) for i in range(horizon)]
         (p_before, cei_before), (p_after, cei_after) = (self._measure_and_score(t, who, days) for t in (before, after))
 
