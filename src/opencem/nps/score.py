@@ -174,19 +174,29 @@ def nps_by_segment(scores: pa.Table, replicas: np.ndarray, level: str) -> pa.Tab
     pp = scores["p_promoter"].to_numpy()
     pd = scores["p_detractor"].to_numpy()
     v = pp + pd - (pp - pd) ** 2
-    groups = [("base", np.array(["all"]), np.zeros(len(pp), dtype=np.int64))]
+    groups = [("base", np.array(["all"], dtype=object), np.zeros(len(pp), dtype=np.int64))]
     for dim in SEGMENTS:
-        keys = pc.fill_null(pc.cast(scores["main_cell" if dim == "cell" else dim], pa.string()), "\0").to_numpy(zero_copy_only=False)
-        uniq, inv = np.unique(keys, return_inverse=True)
+        col = pc.cast(scores["main_cell" if dim == "cell" else dim], pa.string())
+        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+        uniq, inv_valid = np.unique(np.asarray(col.drop_null().to_pylist(), dtype=object), return_inverse=True)
+        inv = np.full(len(pp), -1)  # a row without a value is in no segment of this dimension
+        inv[valid] = inv_valid
         groups.append((dim, uniq, inv))
     out = {k: [] for k in ("dimension", "segment", "subscribers", "nps", "ci_low", "ci_high", "p_promoter", "p_detractor")}
     for dim, uniq, inv in groups:
-        n = np.bincount(inv, minlength=len(uniq)).astype(float)
-        keep = uniq != "\0"  # no value: not a segment
-        mean = lambda w: np.bincount(inv, w, minlength=len(uniq)) / n  # noqa: E731
+        ok = inv >= 0
+        n = np.bincount(inv[ok], minlength=len(uniq)).astype(float)
+        keep = n > 0
+
+        def total(w):
+            return np.bincount(inv[ok], w[ok], minlength=len(uniq))
+
+        def mean(w):
+            return total(w) / np.maximum(n, 1)
+
         nps = 100 * (mean(pp) - mean(pd))
         model_var = np.var([100 * mean(r) for r in replicas], axis=0) if len(replicas) else 0.0
-        half = 1.96 * np.sqrt(100**2 * np.bincount(inv, v, minlength=len(uniq)) / n**2 + model_var)
+        half = 1.96 * np.sqrt(100**2 * total(v) / np.maximum(n, 1) ** 2 + model_var)
         out["dimension"] += [dim] * int(keep.sum())
         out["segment"] += uniq[keep].tolist()
         out["subscribers"] += n[keep].astype(np.int64).tolist()
