@@ -6,8 +6,8 @@ overlapping cells merge, so a sector congested every evening is one candidate, n
 expected lift is the what-if's NPS change of the subscribers the scope touched, had the fix been made
 ``horizon_days`` before the decision: the mean over those days of their NPS with the fix minus without.
 The recent days stand for the days after the fix, and a customer's slowly fading memory of a problem
-counts as it does after a real fix. A problem not seen on the day before the decision has ended (a crowd
-event, a one-off outage) and a fix gains nothing from it.
+counts as it does after a real fix. A problem not seen in the two days before the decision has ended (a
+crowd event, a one-off outage) and a fix gains nothing from it.
 
 Episodes are deviations from a grid's own normal, so a problem that was there from the first day
 (a sector always congested at busy hour, a degraded backhaul) never shows as one: chronic cells are
@@ -59,6 +59,7 @@ COST = dict(zip(FIX_ACTIONS, (
     ("medium", 2),  # restore_coverage
 ), strict=True))
 RECENT_DAYS = 7
+ENDED_AFTER_DAYS = 2
 DEFAULT_BUDGET = 8
 CHRONIC_Z = 3.0  # a cell-day this far above the day's cells (robust z of the poor-session share) is bad
 CHRONIC_SHARE = 0.5  # a chronic cell is bad on at least this share of its days
@@ -171,9 +172,10 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             episodic = _days_seen([e for e in g["episodes"] if "recent_days" not in e], recent, as_of)
             persistence = max(chronic, episodic) / RECENT_DAYS
             cost_class, units = COST[g["action"]]
-            # a problem not seen on the last day has ended (a crowd event, a one-off outage): fixing it gains nothing
+            # a problem not seen in the last ENDED_AFTER_DAYS days has ended (a crowd event, a one-off outage):
+            # fixing it gains nothing (episodes of a device model cover whole days, hence two)
             last_seen = max(e["end_time"] for e in g["episodes"])
-            ongoing = chronic > 0 or last_seen > dt.datetime.combine(as_of - dt.timedelta(days=1), dt.time())
+            ongoing = chronic > 0 or last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
             lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
             value_weight = (arpu / w.subscribers) / base_arpu if w.subscribers else 0.0
