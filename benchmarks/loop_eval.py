@@ -42,7 +42,8 @@ def main() -> None:
                        "placebo_holds_zero": v["placebo"]["ci_low"] <= 0 <= v["placebo"]["ci_high"]})
     line = {"subscribers": a.subscribers, "days": a.days, "fix_day": a.fix_day, "seed": a.seed, "budget_units": a.budget,
             "ranking": s["ranking"], "verification": checks, "tickets": s["tickets"], "care_list": s["care_total"],
-            "base_nps": s["kpis"]["base_nps"], "true_nps": s["kpis"]["true_nps"], "seconds": round(time.perf_counter() - t0)}
+            "base_nps": s["kpis"]["base_nps"], "true_nps": s["kpis"]["true_nps"], "nps_level": s["nps_level"],
+            "nps_trend": s["nps_trend"], "seconds": round(time.perf_counter() - t0)}
     print(json.dumps(line, indent=1))
     results = Path(__file__).parent / "results" / "loop_eval.jsonl"
     with results.open("a") as f:

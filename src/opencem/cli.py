@@ -337,11 +337,14 @@ def train_nps_cmd(
         rt.add_row(name, str(m["answers"]), f"{m['detractor_auc']:.3f}", f"{m['promoter_auc']:.3f}", f"{m['log_loss']:.3f}",
                    f"{m['score_mae']:.2f}", f"{m['nps_answers']:+.1f}", f"{m['nps_predicted']:+.1f}")
     console.print(rt)
-    if c.get("anchor"):
-        console.print(f"anchored to {c['anchor']['waves']} (log-odds shift {c['anchor']['tilt']:+.3f})")
+    lv = c["level"]
+    if lv["correction"] == "respondents":
+        console.print(f"[yellow]level:[/yellow] {lv['meaning']}; add an nps_tracker table (a representative study) "
+                      "or pass --anchor DAY=NPS")
     else:
-        console.print("[yellow]not anchored:[/yellow] NPS levels are the survey respondents' (unhappy customers answer "
-                      "more); pass --anchor DAY=NPS from a representative study")
+        console.print(f"level: {lv['meaning']} (score shift {lv['shift']:+.3f}; {lv['tracker_answers']:,} tracker answers)")
+    rw = c["response_weighting"]
+    console.print("answers weighted by inverse response propensity" if rw["used"] else f"no response weighting: {rw['reason']}")
     console.print("top drivers: " + ", ".join(f["name"] for f in c["top_features_by_gain"][:8]))
     console.print(f"model and model card written to {folder}")
 
@@ -445,13 +448,15 @@ def whatif(
     cells: str = typer.Option(None, help="Comma-separated cells the change touches"),
     device_model: str = typer.Option(None, "--device-model", help="The device model (fix_device)"),
     factor: float = typer.Option(0.5, help="add_capacity: PRB load multiplier (0.5 = a second carrier of the same size)"),
+    horizon_days: int = typer.Option(None, help="Make the change this many days before END (default: at START); "
+                                                "the NPS lift is the mean over those days"),
 ) -> None:
-    """Predict what a fix would have changed: the sessions' KQIs, the subscribers' CEI and NPS."""
+    """Predict what a fix would have changed: replay the sessions it touches, measure and score them."""
     from opencem.twin.whatif import whatif as run_whatif
 
-    with console.status("learning the condition -> KQI relation and scoring"):
-        w = run_whatif(workspace, action, start.date(), end.date(),
-                       cells=cells.split(",") if cells else None, device_model=device_model, factor=factor)
+    with console.status("replaying the sessions, measuring and scoring"):
+        w = run_whatif(workspace, action, start.date(), end.date(), cells=cells.split(",") if cells else None,
+                       device_model=device_model, factor=factor, horizon_days=horizon_days)
     b, a = w.kqi_before, w.kqi_after
     console.print(f"{w.action} on {w.scope}: {w.sessions:,} sessions of {w.subscribers:,} subscribers")
     console.print(f"poor sessions {b['poor_share']:.1%} -> {a['poor_share']:.1%}, RTT {b['rtt_ms']:.0f} -> {a['rtt_ms']:.0f} ms, "
@@ -467,6 +472,7 @@ def prioritise(
     as_of: dt.datetime = typer.Option(None, **DAY, help="Day the fixes would start (default: the day after the data)"),
     lookback_days: int = typer.Option(14, help="Days of episodes and what-if before AS_OF"),
     budget: int = typer.Option(8, help="Budget in cost units (low 1, medium 2, high 4)"),
+    horizon_days: int = typer.Option(7, help="Days after a fix its expected NPS lift is averaged over (verification's window)"),
 ) -> None:
     """Candidate fixes from the twin's episodes and chronic cells, ranked by expected NPS lift x value per cost."""
     from opencem.loop.prioritise import prioritise as run_prioritise
@@ -474,7 +480,8 @@ def prioritise(
     with _progress() as bars:
         task = bars.add_task("what-if", total=None)
         p = run_prioritise(workspace, _day(as_of), lookback_days, budget,
-                           progress=lambda m, d, t: bars.update(task, description=m[:40], completed=d, total=t))
+                           progress=lambda m, d, t: bars.update(task, description=m[:40], completed=d, total=t),
+                           horizon_days=horizon_days)
     rt = RichTable(title=f"candidate fixes as of {p.as_of}", title_justify="left")
     for col in ("rank", "fix", "sev. rank", "action", "target", "days/7", "subscribers", "ARPU", "NPS lift", "base lift", "cost"):
         rt.add_column(col, overflow="fold")

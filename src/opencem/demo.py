@@ -31,7 +31,7 @@ from .loop.ticketing import send_tickets
 from .loop.verify import verify
 from .measure.run import measure
 from .nps.features import base_requests, build_features, feature_list
-from .nps.model import NpsModel
+from .nps.model import LEVELS, NpsModel
 from .nps.score import score
 from .nps.train import train_nps
 from .report import render_report
@@ -52,7 +52,7 @@ class LoopConfig:
     workers: int = 1
     engine: str = "duckdb"
     ticket_endpoint: str | None = None  # TMF621 API root; tickets are always written as files too
-    trend_every: int = 2  # days between points of the NPS trend
+    trend_every: int = 1  # days between points of the NPS trend
 
 
 @dataclass
@@ -90,7 +90,8 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     causes = collections.Counter(diag.episodes["cause"].to_pylist()) if diag.episodes.num_rows else {}
     say(f"   {diag.episodes.num_rows} episodes: " + ", ".join(f"{c} {n}" for c, n in sorted(causes.items())))
     say("5/8 prioritise, plan, ticket, care list")
-    pri = prioritise(ws, fix_date, budget=cfg.budget, progress=_step_bar(progress("what-if")))
+    pri = prioritise(ws, fix_date, budget=cfg.budget, progress=_step_bar(progress("what-if")),
+                     horizon_days=cfg.days - cfg.fix_day)  # the days verification will look at
     tickets = _tickets(pri.plans, out / "tickets", cfg.ticket_endpoint)
     care = outreach(ws, scored, out / "care")
     requests = json.loads((pri.folder / "fix_requests.json").read_text())
@@ -128,7 +129,7 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     data["tickets"] = tickets
     report = render_report(data, out / "report.html")
     summary = {"kpis": data["kpis"], "ranking": data["ranking"], "tickets": tickets, "care_total": data["care_total"],
-               "verification": data["verification"]}
+               "verification": data["verification"], "nps_level": model.level, "nps_trend": data["nps_trend"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return LoopResult(report, summary)
 
@@ -220,6 +221,7 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
     lift = [c["realised_nps_lift"] * c["subscribers"] for c in checks]
     return {
         "title": "OpenCEM closed-loop report", "operator": f"synthetic operator, seed {cfg.seed}", "generated": str(last),
+        "nps_level": LEVELS[model.level],
         "window": [str(first), str(last - dt.timedelta(days=1))], "fix_date": str(fix_date),
         "kpis": {"base_nps": final.base["nps"], "true_nps": truth.get(str(last - dt.timedelta(days=1))), "subscribers": cfg.subscribers,
                  "episodes": ep.num_rows, "fixes_applied": len(applied),

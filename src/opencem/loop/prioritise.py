@@ -3,9 +3,11 @@ twin's what-if, the value of the customers it touches, a cost class and a rank.
 
 A candidate is one action on one set of cells (or one device model): episodes of the same cause on
 overlapping cells merge, so a sector congested every evening is one candidate, not fourteen. The
-expected lift is the what-if's NPS change of the subscribers the scope touched over the look-back,
-times the problem's persistence (the share of the last week it was seen), because a fix only helps
-while the problem lasts: a crowd event that is over gains nothing from new capacity.
+expected lift is the what-if's NPS change of the subscribers the scope touched, had the fix been made
+``horizon_days`` before the decision: the mean over those days of their NPS with the fix minus without.
+The recent days stand for the days after the fix, and a customer's slowly fading memory of a problem
+counts as it does after a real fix. A problem not seen in the two days before the decision has ended (a
+crowd event, a one-off outage) and a fix gains nothing from it.
 
 Episodes are deviations from a grid's own normal, so a problem that was there from the first day
 (a sector always congested at busy hour, a degraded backhaul) never shows as one: chronic cells are
@@ -57,6 +59,7 @@ COST = dict(zip(FIX_ACTIONS, (
     ("medium", 2),  # restore_coverage
 ), strict=True))
 RECENT_DAYS = 7
+ENDED_AFTER_DAYS = 2
 DEFAULT_BUDGET = 8
 CHRONIC_Z = 3.0  # a cell-day this far above the day's cells (robust z of the poor-session share) is bad
 CHRONIC_SHARE = 0.5  # a chronic cell is bad on at least this share of its days
@@ -139,7 +142,7 @@ def chronic_cells(engine: Engine, start: dt.date, end: dt.date) -> list[dict]:
 
 
 def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int = 14, budget: int = DEFAULT_BUDGET,
-               progress: Callable[[str, int, int], None] | None = None) -> Priorities:
+               progress: Callable[[str, int, int], None] | None = None, horizon_days: int = RECENT_DAYS) -> Priorities:
     """Candidate fixes as of ``as_of`` (default: the day after the data) from the twin's episodes and the
     chronic cells of the ``lookback_days`` before it; writes WS/loop/prioritise/{candidates.parquet,
     plans.json, fix_requests.json, comparison.json}."""
@@ -161,7 +164,7 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             tick(f"what-if {g['action']} ({i + 1}/{len(groups)})", i, len(groups))
             cells = sorted(g["cells"])
             try:
-                w = whatif.run(g["action"], cells=cells or None, device_model=g["device_model"])
+                w = whatif.run(g["action"], cells=cells or None, device_model=g["device_model"], horizon_days=horizon_days)
             except ValueError:  # no sessions on the scope in the look-back: nothing a fix would gain
                 continue
             arpu = _touched_revenue(whatif.engine, whatif.window, cells, g["device_model"])
@@ -169,7 +172,11 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             episodic = _days_seen([e for e in g["episodes"] if "recent_days" not in e], recent, as_of)
             persistence = max(chronic, episodic) / RECENT_DAYS
             cost_class, units = COST[g["action"]]
-            lift = max(w.nps_lift, 0.0) * persistence
+            # a problem not seen in the last ENDED_AFTER_DAYS days has ended (a crowd event, a one-off outage):
+            # fixing it gains nothing (episodes of a device model cover whole days, hence two)
+            last_seen = max(e["end_time"] for e in g["episodes"])
+            ongoing = chronic > 0 or last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
+            lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
             value_weight = (arpu / w.subscribers) / base_arpu if w.subscribers else 0.0
             ep = g["episodes"]

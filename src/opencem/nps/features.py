@@ -38,60 +38,72 @@ class Feature:
     meaning: str
     sql: str  # aggregate expression in its source CTE
     source: str  # CTE the expression runs in
+    direction: int = 0  # +1: a higher value can only raise the answer, -1: only lower it, 0: either (the model holds to it)
 
 
 def feature_list(tree: Tree) -> list[Feature]:
+    """The features, each history-invariant: shares, rates and memories rather than counts and extremes
+    over the window, so a customer with 10 days of data and one with 28 are on the same scale."""
     f: list[Feature] = []
 
-    def add(name, node, kind, meaning, sql, source):
-        f.append(Feature(name, node, kind, meaning, sql, source))
+    def add(name, node, kind, meaning, sql, source, direction=0):
+        f.append(Feature(name, node, kind, meaning, sql, source, direction))
 
+    up, down = 1, -1
     # network experience: overall CEI
-    add("cei_fast", "overall", NETWORK, "CEI, recent memory (half-life 2 days)", _ema("cei", FAST), "sd")
-    add("cei_slow", "overall", NETWORK, "CEI, memory with half-life 5.4 days", _ema("cei", SLOW), "sd")
-    add("cei_mean_28", "overall", NETWORK, "mean daily CEI over 28 days", "avg(cei)", "sd")
-    add("cei_min_7", "overall", NETWORK, "worst daily CEI in the last 7 days", "min(CASE WHEN age <= 7 THEN cei END)", "sd")
-    add("cei_min_28", "overall", NETWORK, "worst daily CEI in 28 days", "min(cei)", "sd")
+    add("cei_fast", "overall", NETWORK, "CEI, recent memory (half-life 2 days)", _ema("cei", FAST), "sd", up)
+    add("cei_slow", "overall", NETWORK, "CEI, memory with half-life 5.4 days", _ema("cei", SLOW), "sd", up)
+    add("cei_mean_28", "overall", NETWORK, "mean daily CEI over 28 days", "avg(cei)", "sd", up)
+    add("cei_min_7", "overall", NETWORK, "worst daily CEI in the last 7 days", "min(CASE WHEN age <= 7 THEN cei END)", "sd", up)
     add("cei_worst_memory", "overall", NETWORK, "worst day, fading by 0.8 a day (100 - CEI)",
-        "max((100 - cei) * pow(0.8, age - 1))", "sd")
-    add("poor_days_28", "overall", NETWORK, f"days with CEI below {POOR_CEI:g} in 28 days",
-        f"sum(CASE WHEN cei < {POOR_CEI} THEN 1 ELSE 0 END)", "sd")
+        "max((100 - cei) * pow(0.8, age - 1))", "sd", down)
+    add("poor_day_share", "overall", NETWORK, f"share of days with CEI below {POOR_CEI:g} in 28 days",
+        f"avg(CASE WHEN cei < {POOR_CEI} THEN 1E0 ELSE 0E0 END)", "sd", down)
     add("cei_trend", "overall", NETWORK, "CEI of the last 3 days minus the 28-day mean",
-        "avg(CASE WHEN age <= 3 THEN cei END) - avg(cei)", "sd")
+        "avg(CASE WHEN age <= 3 THEN cei END) - avg(cei)", "sd", up)
     # per service and per KQI (tree nodes)
     for s, node in tree.services.items():
-        add(f"{s}_slow", s, NETWORK, f"{s} CEI, memory with half-life 5.4 days", _ema(f"cei_{s}", SLOW), "sd")
-        add(f"{s}_min_28", s, NETWORK, f"worst daily {s} CEI in 28 days", f"min(cei_{s})", "sd")
+        add(f"{s}_slow", s, NETWORK, f"{s} CEI, memory with half-life 5.4 days", _ema(f"cei_{s}", SLOW), "sd", up)
+        add(f"{s}_min_7", s, NETWORK, f"worst daily {s} CEI in the last 7 days", f"min(CASE WHEN age <= 7 THEN cei_{s} END)", "sd", up)
         for k in node.kqis:
             col = f"CASE WHEN service = {quote_literal(s)} THEN score_{k.name} END"
             add(f"{s}_{k.name}_slow", f"{s}.{k.name}", NETWORK, f"{s} {k.name} score, memory with half-life 5.4 days",
-                _ema(col, SLOW), "svc")
-            add(f"{s}_{k.name}_min_28", f"{s}.{k.name}", NETWORK, f"worst daily {s} {k.name} score in 28 days",
-                f"min({col})", "svc")
+                _ema(col, SLOW), "svc", up)
+            add(f"{s}_{k.name}_min_7", f"{s}.{k.name}", NETWORK, f"worst daily {s} {k.name} score in the last 7 days",
+                f"min(CASE WHEN age <= 7 THEN {col} END)", "svc", up)
     # radio
-    add("rsrp_mean", "radio.coverage", NETWORK, "mean RSRP of the subscriber's measurement reports (dBm)", "avg(rsrp_dbm)", "mr")
+    add("rsrp_mean", "radio.coverage", NETWORK, "mean RSRP of the subscriber's measurement reports (dBm)", "avg(rsrp_dbm)", "mr", up)
     add("rsrp_poor_share", "radio.coverage", NETWORK, "share of reports with RSRP below -110 dBm",
-        "avg(CASE WHEN rsrp_dbm < -110 THEN 1E0 ELSE 0E0 END)", "mr")
-    add("sinr_mean", "radio.interference", NETWORK, "mean SINR (dB)", "avg(sinr_db)", "mr")
+        "avg(CASE WHEN rsrp_dbm < -110 THEN 1E0 ELSE 0E0 END)", "mr", down)
+    add("sinr_mean", "radio.interference", NETWORK, "mean SINR (dB)", "avg(sinr_db)", "mr", up)
     add("sinr_poor_share", "radio.interference", NETWORK, "share of reports with SINR below 0 dB",
-        "avg(CASE WHEN sinr_db < 0 THEN 1E0 ELSE 0E0 END)", "mr")
-    # usage
-    add("active_days_28", "usage", PROFILE, "days with sessions in 28 days", "count(*)", "sd")
-    add("sessions_28", "usage", PROFILE, "sessions in 28 days", "sum(sessions_total)", "sd")
-    # care contacts
+        "avg(CASE WHEN sinr_db < 0 THEN 1E0 ELSE 0E0 END)", "mr", down)
+    # usage (per day of history)
+    add("active_day_share", "usage", PROFILE, "share of days with sessions", "count(*) / any_value(history_days)", "sd")
+    add("sessions_per_day", "usage", PROFILE, "sessions per day of history", "sum(sessions_total) / any_value(history_days)", "sd")
+    # care contacts, per 28 days of history
+    per_28 = f"* {WINDOW_DAYS}E0 / any_value(history_days)"
     for c in CARE_NETWORK + CARE_OTHER:
         kind = NETWORK if c in CARE_NETWORK else NON_NETWORK
-        add(f"care_{c}_28", f"care.{c}", kind, f"care contacts about {c} in 28 days",
-            f"sum(CASE WHEN category = {quote_literal(c)} THEN 1 ELSE 0 END)", "care")
-    add("care_complaints_28", "care.complaints", NON_NETWORK, "complaints in 28 days",
-        "sum(CASE WHEN is_complaint THEN 1 ELSE 0 END)", "care")
-    add("care_unresolved_28", "care.unresolved", NON_NETWORK, "contacts not resolved at first contact in 28 days",
-        "sum(CASE WHEN NOT resolved THEN 1 ELSE 0 END)", "care")
-    add("care_days_since", "care.recency", NON_NETWORK, "days since the last care contact (99 if none)",
-        "min(age)", "care")
+        add(f"care_{c}_rate", f"care.{c}", kind, f"care contacts about {c} per 28 days",
+            f"sum(CASE WHEN category = {quote_literal(c)} THEN 1 ELSE 0 END) {per_28}", "care", down)
+    add("care_complaint_rate", "care.complaints", NON_NETWORK, "complaints per 28 days",
+        f"sum(CASE WHEN is_complaint THEN 1 ELSE 0 END) {per_28}", "care", down)
+    add("care_unresolved_rate", "care.unresolved", NON_NETWORK, "contacts not resolved at first contact per 28 days",
+        f"sum(CASE WHEN NOT resolved THEN 1 ELSE 0 END) {per_28}", "care", down)
+    add("care_recent_7", "care.recency", NON_NETWORK, "care contacts in the last 7 days",
+        "sum(CASE WHEN age <= 7 THEN 1 ELSE 0 END)", "care", down)
     add("plan_price_contacts", "care.price", NON_NETWORK,
         "price contacts per 1,000 subscribers of the same plan in the last 14 days (a price change shows here)",
-        "plan_price_contacts", "plan")
+        "plan_price_contacts", "plan", down)
+    # price: the subscriber's plan in the tariff history
+    add("price_rise_pct_90", "price", NON_NETWORK, "rise of the plan's monthly price over the last 90 days (%)",
+        "price_rise_pct_90", "price", down)
+    add("price_change_days", "price", NON_NETWORK, "days since the plan's price last changed (365 at most)",
+        "price_change_days", "price")
+    # the customer's own earlier answers (surveys or the tracker): a personal baseline
+    add("last_answer", "profile.answers", PROFILE, "the customer's latest earlier answer (0-10) in the last year",
+        "last_answer", "prior", up)
     # customer attributes
     for name, meaning in (("arpu_monthly", "ARPU (EUR/month)"), ("tenure_months", "tenure (months)")):
         add(name, "profile", PROFILE, meaning, name, "bss")
@@ -111,7 +123,7 @@ def features_sql(features: list[Feature]) -> str:
     views of :func:`feature_views`; parameter ``$window_days``."""
     by_source: dict[str, list[str]] = {}
     for f in features:
-        if f.source != "bss":
+        if f.source not in ("bss", "plan", "price", "prior"):  # those are columns of their CTE already
             by_source.setdefault(f.source, []).append(f"{f.sql} AS {quote_ident(f.name)}")
     aggregates = {src: ", ".join(by_source[src]) for src in ("sd", "svc", "mr", "care")}
     return sql_file("opencem.nps", "features").format(**aggregates, select=_select(features))
@@ -122,9 +134,7 @@ def _select(features: list[Feature]) -> str:
     for f in features:
         alias = {"bss": "b"}.get(f.source, f.source)
         expr = f"{alias}.{quote_ident(f.name)}"
-        if f.source == "care":  # no contact is a real zero, not missing
-            expr = f"COALESCE({expr}, {99 if f.name == 'care_days_since' else 0})"
-        if f.name in ("active_days_28", "sessions_28"):
+        if f.source == "care" or f.node == "usage":  # no contact, no session: a real zero, not missing
             expr = f"COALESCE({expr}, 0)"
         if f.name not in CATEGORICAL:  # rounded: parallel sums differ in the last bit, and a tree split must not
             expr = f"round(CAST({expr} AS DOUBLE), 6)"
@@ -141,8 +151,9 @@ def feature_views(engine: Engine) -> None:
 def build_features(engine: Engine, requests: pa.Table, features: list[Feature]) -> pa.Table:
     """Features for each (subscriber_id, as_of) row of ``requests``, on a workspace session."""
     feature_views(engine)
+    first_day = engine.query_row(sql_file("opencem.nps", "measured_days"), step="measured_days")[0]
     engine.register_arrow("requests_in", requests)
-    engine.create_table("requests", sql_file("opencem.nps", "requests"))
+    engine.create_table("requests", sql_file("opencem.nps", "requests"), {"window_days": WINDOW_DAYS, "first_day": first_day})
     engine.drop("requests_in")
     return engine.query_arrow(features_sql(features), {"window_days": WINDOW_DAYS}, step="features")
 

@@ -1,15 +1,19 @@
-"""The network NPS model: LightGBM on survey answers, calibrated, corrected for who answers surveys.
+"""The network NPS model: a latent answer score that can only move with experience the way customers do,
+an ordinal link from the score to the three answer classes, and a level taken from a representative study.
 
-Two parts, fitted in time order (earlier answers fit, later ones judge):
-
-1. two LightGBM models on the features of :mod:`opencem.nps.features`: a 3-class classifier
-   (detractor 0-6, passive 7-8, promoter 9-10) and a regressor of the 0-10 answer;
-2. a multinomial logistic calibration of the classifier's log-probabilities on the validation answers;
-Survey answers over-represent unhappy customers (they answer more), and that selection on the answer
-itself cannot be undone from the answers alone. The model therefore predicts at the respondents'
-level unless it is anchored: given the base NPS of a representative study on one day (a market-research
-tracker wave), :func:`anchor_tilt` finds the one shift of the detractor-promoter log-odds that makes the
-model's base NPS on that day equal the tracker's, and every later score keeps that shift.
+1. **Latent score.** A LightGBM regression of the 0-10 answer on the features of :mod:`opencem.nps.features`,
+   with a monotone constraint per feature (``Feature.direction``): better experience, fewer complaints or a
+   lower price can never lower a customer's score. Answers can be weighted by the inverse of each
+   answerer's response propensity (who answers surveys is not random).
+2. **Ordinal link.** A proportional-odds model on the score: P(answer <= detractor) and P(answer <= passive)
+   are logistic in ``cut - slope * score``, fitted on later answers. So every class probability, and the
+   NPS, is a smooth non-decreasing function of the score.
+3. **Level.** Transactional survey answers over-represent unhappy customers, and that selection on the
+   answer cannot be undone from the answers alone. A representative study (a market-research tracker) can:
+   the one shift of the score that makes the tracker's answers most likely is kept (``shift``). Without a
+   tracker the level is the respondents' and the model says so (``level``).
+4. **Replicas.** The same fit on bootstrap resamples of the answers (and of the tracker) gives the spread
+   that the intervals on every NPS carry as model error.
 """
 
 from __future__ import annotations
@@ -30,13 +34,17 @@ from .features import CATEGORICAL
 
 CLASSES = ("detractor", "passive", "promoter")
 PARAMS = {
-    "learning_rate": 0.03, "num_leaves": 15, "min_data_in_leaf": 40, "feature_fraction": 0.7,
-    "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 5.0, "max_cat_to_onehot": 8,
-    "cat_smooth": 20, "num_threads": 2, "deterministic": True, "force_row_wise": True, "seed": 17,
-    "verbose": -1,
+    "objective": "regression", "learning_rate": 0.03, "num_leaves": 7, "min_data_in_leaf": 40,
+    "feature_fraction": 0.7, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 5.0,
+    "max_cat_to_onehot": 8, "cat_smooth": 20, "monotone_constraints_method": "advanced",
+    "num_threads": 2, "deterministic": True, "force_row_wise": True, "seed": 17, "verbose": -1,
 }
 MAX_ROUNDS, PATIENCE = 2000, 100
-TILT = np.array([-1.0, 0.0, 1.0])
+LEVELS = {
+    "tracker": "the level of the representative study (nps_tracker), fitted on its answers",
+    "anchor": "the level of the given representative-study NPS (--anchor)",
+    "respondents": "the level of the survey respondents, who over-represent unhappy customers",
+}
 
 
 def answer_class(score: np.ndarray) -> np.ndarray:
@@ -70,40 +78,120 @@ class Encoder:
 
 
 @dataclass
+class OrdinalLink:
+    """Proportional odds on the latent score: logit P(class <= k) = cut_k - slope * score."""
+    slope: float
+    cut_detractor: float
+    cut_promoter: float  # the cut between passive and promoter (> cut_detractor)
+
+    def proba(self, score: np.ndarray) -> np.ndarray:
+        f1 = _sigmoid(self.cut_detractor - self.slope * score)
+        f2 = _sigmoid(self.cut_promoter - self.slope * score)
+        return np.stack([f1, f2 - f1, 1 - f2], axis=1)
+
+    @classmethod
+    def fit(cls, score: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> OrdinalLink:
+        from scipy.optimize import minimize
+
+        w = np.ones(len(y)) if weight is None else weight
+        if len(set(y.tolist())) < 3:
+            raise ValueError("the ordinal link needs answers of all three classes")
+
+        def nll(p):
+            link = cls(p[0], p[1], p[1] + math.exp(p[2]))
+            return -float((w * np.log(np.clip(link.proba(score)[np.arange(len(y)), y], 1e-12, 1))).sum())
+
+        m = float(np.average(score, weights=w))
+        r = minimize(nll, [1.0, m - 1.0, 0.5], method="Nelder-Mead", options={"maxiter": 5000, "xatol": 1e-7, "fatol": 1e-9})
+        return cls(float(r.x[0]), float(r.x[1]), float(r.x[1] + math.exp(r.x[2])))
+
+    def shift_for(self, score: np.ndarray, y: np.ndarray) -> float:
+        """The shift of the score that makes answers ``y`` most likely (a representative study's level)."""
+        from scipy.optimize import minimize_scalar
+
+        def nll(s):
+            return -float(np.log(np.clip(self.proba(score + s)[np.arange(len(y)), y], 1e-12, 1)).sum())
+
+        return float(minimize_scalar(nll, bounds=(-10, 10), method="bounded", options={"xatol": 1e-6}).x)
+
+    def shift_for_nps(self, scores: list[tuple[np.ndarray, float]]) -> float:
+        """The shift that makes the base NPS equal given study NPS values on average (``--anchor``)."""
+        from scipy.optimize import brentq
+
+        for _, target in scores:
+            if not -100 < target < 100:
+                raise ValueError(f"anchor NPS {target} is outside -100..100")
+
+        def gap(s: float) -> float:
+            return float(np.mean([nps_of(self.proba(mu + s)) - target for mu, target in scores]))
+
+        return float(brentq(gap, -10, 10))
+
+    def to_dict(self) -> dict:
+        return {"slope": self.slope, "cut_detractor": self.cut_detractor, "cut_promoter": self.cut_promoter}
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass
+class Replica:
+    """One bootstrap refit: its regressor, link and level shift."""
+    regressor: lgb.Booster
+    link: OrdinalLink
+    shift: float
+
+
+@dataclass
 class NpsModel:
     encoder: Encoder
-    classifier: lgb.Booster
     regressor: lgb.Booster
-    calibration: dict  # coef (3 x 3), intercept (3) of the multinomial logistic on log-probabilities
-    tilt: float = 0.0  # anchoring shift of the log-odds (promoter +tilt, detractor -tilt); 0 = respondents' level
+    link: OrdinalLink
+    shift: float = 0.0  # level correction on the score scale; 0 = respondents' level
+    level: str = "respondents"  # a key of LEVELS: which level correction the shift is
+    replicas: list[Replica] = field(default_factory=list)
     card: dict = field(default_factory=dict)
 
     # -- prediction -------------------------------------------------------------------------------
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """The latent answer score (0-10 scale, before the level shift)."""
+        return self.regressor.predict(x, num_threads=PARAMS["num_threads"])
+
     def proba(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities of answering detractor, passive, promoter."""
-        raw = self.classifier.predict(x, num_threads=PARAMS["num_threads"])
-        z = np.log(np.clip(raw, 1e-9, 1)) @ np.asarray(self.calibration["coef"]).T + np.asarray(self.calibration["intercept"])
-        return _softmax(z + self.tilt * TILT)
+        """Probabilities of answering detractor, passive, promoter at the model's level."""
+        return self.link.proba(self.score(x) + self.shift)
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Per subscriber: class probabilities and the expected 0-10 answer."""
-        return {"p": self.proba(x), "expected_score": np.clip(self.regressor.predict(x, num_threads=PARAMS["num_threads"]), 0, 10)}
+        s = self.score(x) + self.shift
+        return {"p": self.link.proba(s), "expected_score": np.clip(s, 0, 10)}
+
+    def replica_nps(self, x: np.ndarray) -> np.ndarray:
+        """Per replica and subscriber, P(promoter) - P(detractor): (replicas, subscribers)."""
+        out = np.empty((len(self.replicas), len(x)))
+        for i, r in enumerate(self.replicas):
+            p = r.link.proba(r.regressor.predict(x, num_threads=PARAMS["num_threads"]) + r.shift)
+            out[i] = p[:, 2] - p[:, 0]
+        return out
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """Per-feature push towards answering detractor rather than promoter (log-odds, SHAP by TreeSHAP)."""
-        c = self.classifier.predict(x, pred_contrib=True, num_threads=PARAMS["num_threads"])
-        k = len(self.encoder.names) + 1
-        return (c[:, 0:k] - c[:, 2 * k:3 * k])[:, :-1]
+        """Per-feature push towards answering detractor rather than promoter, in log-odds: the score's
+        TreeSHAP contributions times the link's slope, sign turned."""
+        c = self.regressor.predict(x, pred_contrib=True, num_threads=PARAMS["num_threads"])
+        return -self.link.slope * c[:, :-1]
 
     # -- storage ----------------------------------------------------------------------------------
     def save(self, folder: Path) -> Path:
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
             tmp.mkdir()
-            self.classifier.save_model(str(tmp / "classifier.txt"))
             self.regressor.save_model(str(tmp / "regressor.txt"))
-            state = {"features": self.encoder.names, "vocab": self.encoder.vocab, "calibration": self.calibration,
-                     "tilt": self.tilt}
+            for i, r in enumerate(self.replicas):
+                r.regressor.save_model(str(tmp / f"replica-{i:02d}.txt"))
+            state = {"features": self.encoder.names, "vocab": self.encoder.vocab, "link": self.link.to_dict(),
+                     "shift": self.shift, "level": self.level,
+                     "replicas": [{"link": r.link.to_dict(), "shift": r.shift} for r in self.replicas]}
             (tmp / "state.json").write_text(json.dumps(state, indent=1))
             (tmp / "model_card.json").write_text(json.dumps(self.card, indent=1, default=str))
         return folder
@@ -114,57 +202,33 @@ class NpsModel:
         if not (folder / "state.json").is_file():
             raise FileNotFoundError(f"{folder}: no NPS model here; run `opencem train nps` first")
         state = json.loads((folder / "state.json").read_text())
-        return cls(Encoder(state["features"], state["vocab"]),
-                   lgb.Booster(model_file=str(folder / "classifier.txt")),
-                   lgb.Booster(model_file=str(folder / "regressor.txt")),
-                   state["calibration"], state.get("tilt", 0.0),
+        if "link" not in state:
+            raise ValueError(f"{folder}: a model of an earlier OpenCEM version; run `opencem train nps` again")
+        replicas = [Replica(lgb.Booster(model_file=str(folder / f"replica-{i:02d}.txt")), OrdinalLink(**r["link"]), r["shift"])
+                    for i, r in enumerate(state["replicas"])]
+        return cls(Encoder(state["features"], state["vocab"]), lgb.Booster(model_file=str(folder / "regressor.txt")),
+                   OrdinalLink(**state["link"]), state["shift"], state["level"], replicas,
                    json.loads((folder / "model_card.json").read_text()))
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 # -- fitting ------------------------------------------------------------------------------------------
-def fit_boosters(x_fit, y_fit, s_fit, x_val, y_val, s_val, categorical: list[int]) -> tuple[lgb.Booster, lgb.Booster]:
-    def boost(objective: dict, y_a, y_b) -> lgb.Booster:
-        params = {**PARAMS, **objective}
-        train = lgb.Dataset(x_fit, y_a, categorical_feature=categorical, free_raw_data=False)
-        valid = lgb.Dataset(x_val, y_b, reference=train, categorical_feature=categorical)
-        return lgb.train(params, train, MAX_ROUNDS, valid_sets=[valid],
-                         callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
-
-    clf = boost({"objective": "multiclass", "num_class": 3, "metric": "multi_logloss"}, y_fit, y_val)
-    reg = boost({"objective": "regression", "metric": "l2"}, s_fit, s_val)
-    return clf, reg
-
-
-def fit_calibration(raw: np.ndarray, y: np.ndarray) -> dict:
-    """Multinomial logistic regression of the answer class on the classifier's log-probabilities."""
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=10.0, max_iter=1000)
-    lr.fit(np.log(np.clip(raw, 1e-9, 1)), y)
-    if list(lr.classes_) != [0, 1, 2]:
-        raise ValueError("calibration needs answers of all three classes in the validation period")
-    return {"coef": lr.coef_.tolist(), "intercept": lr.intercept_.tolist()}
+def fit_regressor(x_fit, s_fit, w_fit, x_val, s_val, w_val, categorical: list[int], monotone: list[int],
+                  rounds: int | None = None, seed: int = PARAMS["seed"]) -> lgb.Booster:
+    """The latent score: boosting stops early on the validation answers unless ``rounds`` is given."""
+    params = {**PARAMS, "monotone_constraints": monotone, "seed": seed}
+    train = lgb.Dataset(x_fit, s_fit, weight=w_fit, categorical_feature=categorical, free_raw_data=False)
+    if rounds is not None:
+        return lgb.train(params, train, rounds)
+    valid = lgb.Dataset(x_val, s_val, weight=w_val, reference=train, categorical_feature=categorical)
+    return lgb.train({**params, "metric": "l2"}, train, MAX_ROUNDS, valid_sets=[valid],
+                     callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
 
 
-def anchor_tilt(waves: list[tuple[np.ndarray, float]]) -> float:
-    """The log-odds shift that makes the model's base NPS match representative studies on average:
-    ``waves`` holds, per study day, the base's probabilities and the study's NPS."""
-    from scipy.optimize import brentq
-
-    for _, target in waves:
-        if not -100 < target < 100:
-            raise ValueError(f"anchor NPS {target} is outside -100..100")
-
-    def gap(t: float) -> float:
-        return float(np.mean([nps_of(_softmax(np.log(np.clip(p, 1e-12, 1)) + t * TILT)) - target for p, target in waves]))
-
-    return float(brentq(gap, -10, 10))
+def fit_propensity(x: np.ndarray, answered: np.ndarray, categorical: list[int]) -> lgb.Booster:
+    """P(an invited customer answers | features): shallow boosting, heavily regularised."""
+    params = {k: v for k, v in PARAMS.items() if not k.startswith("monotone")}
+    params.update(objective="binary", num_leaves=4, min_data_in_leaf=100, learning_rate=0.05)
+    return lgb.train(params, lgb.Dataset(x, answered.astype(float), categorical_feature=categorical), 150)
 
 
 def nps_of(p: np.ndarray) -> float:
@@ -175,7 +239,7 @@ def metrics(p: np.ndarray, y: np.ndarray, expected: np.ndarray, score: np.ndarra
     from sklearn.metrics import log_loss, roc_auc_score
 
     det = y == 0
-    out = {
+    return {
         "answers": len(y),
         "detractor_auc": float(roc_auc_score(det, p[:, 0])) if 0 < det.sum() < len(y) else math.nan,
         "promoter_auc": float(roc_auc_score(y == 2, p[:, 2])) if 0 < (y == 2).sum() < len(y) else math.nan,
@@ -187,7 +251,6 @@ def metrics(p: np.ndarray, y: np.ndarray, expected: np.ndarray, score: np.ndarra
         "nps_predicted": nps_of(p),
         "calibration_detractor": calibration_curve(p[:, 0], det),
     }
-    return out
 
 
 def calibration_curve(p: np.ndarray, hit: np.ndarray, bins: int = 10) -> list[dict]:

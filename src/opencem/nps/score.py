@@ -70,12 +70,13 @@ def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None 
         pred = model.predict(x)
         p = pred["p"]
         contrib = model.contributions(x)
+        replicas = model.replica_nps(x)
         places = _places(engine, as_of)
         scores = _score_table(x_table, p, pred["expected_score"], contrib, feats, places)
         say("potential detractors: evidence and network cause")
         detractors = _potential_detractors(engine, scores, as_of, poor_session_sql(tree))
     scores = _risk_flags(ws, scores, as_of)
-    segments = nps_by_segment(scores)
+    segments = nps_by_segment(scores, replicas, model.level)
     folder = ws.nps
     for name, table in (("scores", scores), ("segments", segments), ("potential_detractors", detractors)):
         _write_partition(folder / name, as_of, table)
@@ -141,7 +142,7 @@ def value_tier(arpu: np.ndarray) -> np.ndarray:
 WORDS = {
     "overall": "overall network experience", "radio.coverage": "weak coverage (RSRP)",
     "radio.interference": "interference (SINR)", "usage": "usage", "care.price": "price contacts",
-    "care.billing": "billing contacts", "care.complaints": "complaints", "care.unresolved": "unresolved care contacts",
+    "care.billing": "billing contacts", "price": "a price rise of the plan", "care.complaints": "complaints", "care.unresolved": "unresolved care contacts",
     "care.recency": "a recent care contact", "care.other": "other care contacts", "care.coverage": "coverage complaints",
     "care.data_speed": "data speed complaints", "care.voice_quality": "voice quality complaints",
     "care.device": "device complaints", "web.page_load": "slow page loads", "web.slow_pages": "pages over 5 s",
@@ -162,34 +163,50 @@ def describe(node: str) -> str:
 
 
 # -- NPS of groups -------------------------------------------------------------------------------------
-def nps_by_segment(scores: pa.Table) -> pa.Table:
-    """NPS (-100..100) of the base and of every segment with a 95 % interval.
+def nps_by_segment(scores: pa.Table, replicas: np.ndarray, level: str) -> pa.Table:
+    """NPS (-100..100) of the base and of every segment with a 95 % interval, and the level it is at.
 
-    The interval is that of the NPS a census would give if every subscriber answered with the predicted
-    probabilities: each answer is a draw, so Var(NPS) = sum_i (pP + pD - (pP - pD)^2) / n^2. It leaves
-    out the model's own error (measured separately against surveys and truth)."""
+    The interval holds two errors. The model's: the spread of the segment's NPS over the bootstrap
+    replicas (refits on resampled answers and tracker). The individual customers': a segment's customers
+    differ from their predictions in ways no data shows, bounded by the variance of one answer drawn
+    with the predicted probabilities, sum_i (pP + pD - (pP - pD)^2) / n^2. ``replicas``: P(promoter) -
+    P(detractor) per replica (rows) and subscriber (columns, in the order of ``scores``)."""
     pp = scores["p_promoter"].to_numpy()
     pd = scores["p_detractor"].to_numpy()
     v = pp + pd - (pp - pd) ** 2
-    rows = [_nps_row("base", "all", pp, pd, v)]
+    groups = [("base", np.array(["all"], dtype=object), np.zeros(len(pp), dtype=np.int64))]
     for dim in SEGMENTS:
-        col = "main_cell" if dim == "cell" else dim
-        keys = np.array(scores[col].to_pylist(), dtype=object)
-        ok = np.array([k is not None for k in keys], dtype=bool)
-        uniq, inv = np.unique(keys[ok].astype(str), return_inverse=True)
-        for k, name in enumerate(uniq):
-            m = np.flatnonzero(ok)[inv == k]
-            rows.append(_nps_row(dim, name, pp[m], pd[m], v[m]))
-    return pa.Table.from_pylist(rows)
+        col = pc.cast(scores["main_cell" if dim == "cell" else dim], pa.string())
+        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+        uniq, inv_valid = np.unique(np.asarray(col.drop_null().to_pylist(), dtype=object), return_inverse=True)
+        inv = np.full(len(pp), -1)  # a row without a value is in no segment of this dimension
+        inv[valid] = inv_valid
+        groups.append((dim, uniq, inv))
+    out = {k: [] for k in ("dimension", "segment", "subscribers", "nps", "ci_low", "ci_high", "p_promoter", "p_detractor")}
+    for dim, uniq, inv in groups:
+        ok = inv >= 0
+        n = np.bincount(inv[ok], minlength=len(uniq)).astype(float)
+        keep = n > 0
 
+        def total(w):
+            return np.bincount(inv[ok], w[ok], minlength=len(uniq))
 
-def _nps_row(dim: str, seg: str, pp: np.ndarray, pd: np.ndarray, v: np.ndarray) -> dict:
-    n = len(pp)
-    nps = 100 * (pp.mean() - pd.mean())
-    half = 196 * math.sqrt(v.sum()) / n
-    return {"dimension": dim, "segment": seg, "subscribers": n, "nps": round(float(nps), 2),
-            "ci_low": round(float(nps - half), 2), "ci_high": round(float(nps + half), 2),
-            "p_promoter": round(float(pp.mean()), 4), "p_detractor": round(float(pd.mean()), 4)}
+        def mean(w):
+            return total(w) / np.maximum(n, 1)
+
+        nps = 100 * (mean(pp) - mean(pd))
+        model_var = np.var([100 * mean(r) for r in replicas], axis=0) if len(replicas) else 0.0
+        half = 1.96 * np.sqrt(100**2 * total(v) / np.maximum(n, 1) ** 2 + model_var)
+        out["dimension"] += [dim] * int(keep.sum())
+        out["segment"] += uniq[keep].tolist()
+        out["subscribers"] += n[keep].astype(np.int64).tolist()
+        out["nps"] += np.round(nps[keep], 2).tolist()
+        out["ci_low"] += np.round((nps - half)[keep], 2).tolist()
+        out["ci_high"] += np.round((nps + half)[keep], 2).tolist()
+        out["p_promoter"] += np.round(mean(pp)[keep], 4).tolist()
+        out["p_detractor"] += np.round(mean(pd)[keep], 4).tolist()
+    t = pa.table(out)
+    return t.append_column("level", pa.array([level] * t.num_rows, pa.string()))
 
 
 # -- potential detractors with a network cause ------------------------------------------------------------

@@ -1,8 +1,12 @@
 """`opencem train nps`: fit the NPS model on a workspace's survey answers, in time order.
 
-Answers are split by answer day: the earliest 60 % fit the boosters, the next 20 % stop the boosting
-and fit the calibration, the latest 20 % only measure. Answers from the first days of the data, when
-the experience history is shorter than :data:`MIN_HISTORY_DAYS`, are left out.
+Answers are split by answer day: the earliest 60 % fit the latent score, the next 20 % stop the boosting
+and fit the ordinal link, the latest 20 % only measure. Answers from the first days of the data, when the
+experience history is shorter than :data:`MIN_HISTORY_DAYS`, are left out.
+
+When the workspace has survey invitations, each answer is weighted by the inverse of its answerer's
+estimated response propensity; when it has a representative study (``nps_tracker``), the level is the
+study's. Both are used automatically, and the model card says which level correction was used.
 """
 
 from __future__ import annotations
@@ -21,27 +25,56 @@ from ..engine.pipeline import sql_file
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
 from .features import WINDOW_DAYS, base_requests, build_features, feature_list
-from .model import Encoder, NpsModel, anchor_tilt, answer_class, fingerprint, fit_boosters, fit_calibration, metrics
+from .model import (
+    LEVELS,
+    Encoder,
+    NpsModel,
+    OrdinalLink,
+    Replica,
+    answer_class,
+    fingerprint,
+    fit_propensity,
+    fit_regressor,
+    metrics,
+)
 
 MIN_HISTORY_DAYS = 7
 SPLIT = (0.6, 0.8)
 MIN_ANSWERS = 300
+MIN_TRACKER_ANSWERS = 100  # fewer representative answers than this do not set the level
+MIN_INVITATIONS = 200  # fewer invitations than this do not fit a response propensity
+WEIGHT_CLIP = (0.2, 5.0)  # inverse-propensity weights are kept in this range (relative to the mean)
+REPLICAS = 10  # bootstrap refits behind the intervals
+BOOTSTRAP_SEED = 23
+TRACKER_IN_FIT = True
+ANCHOR_SAMPLE = 50_000
 
 
-def survey_features(engine: Engine, feats, min_day: dt.date) -> pa.Table:
-    """Each usable survey answer with the features of its subscriber as of the answer day."""
-    engine.create_table("answers", sql_file("opencem.nps", "answers"), {"min_day": min_day})
-    x = build_features(engine, engine.table_arrow("answers").select(["subscriber_id", "as_of"]), feats)
-    engine.register_arrow("answer_features", x)
-    out = engine.query_arrow(sql_file("opencem.nps", "survey_features"), step="survey_features")
-    engine.drop("answer_features")
+def with_features(engine: Engine, rows: pa.Table, feats) -> pa.Table:
+    """``rows`` (with ``subscriber_id`` and ``as_of``) joined to the subscriber's features as of that day."""
+    x = build_features(engine, rows.select(["subscriber_id", "as_of"]), feats)
+    engine.register_arrow("rows_in", rows.append_column("_row", pa.array(np.arange(rows.num_rows))))
+    engine.register_arrow("rows_features", x)
+    out = engine.query_arrow(sql_file("opencem.nps", "with_features"), step="with_features")
+    engine.drop("rows_in")
+    engine.drop("rows_features")
     return out
 
 
+def _answers(engine: Engine, name: str, min_day: dt.date, feats) -> pa.Table:
+    return with_features(engine, engine.query_arrow(sql_file("opencem.nps", name), {"min_day": min_day}, step=name), feats)
+
+
+def survey_features(engine: Engine, feats, min_day: dt.date) -> pa.Table:
+    """Each usable survey answer with the features of its subscriber as of the answer day, in answer order."""
+    return _answers(engine, "answers", min_day, feats)
+
+
 def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple[dt.date, float]] | None = None,
-              progress: Callable[[str], None] | None = None, until: dt.date | None = None) -> NpsModel:
-    """Fit, calibrate and judge the model; ``anchor`` = [(day, base NPS of a representative study that day)];
-    ``until``: only answers before that day (a model that has not seen what came after)."""
+              progress: Callable[[str], None] | None = None, until: dt.date | None = None,
+              replicas: int = REPLICAS) -> NpsModel:
+    """Fit, calibrate and judge the model; ``anchor`` = [(day, base NPS of a representative study that day)]
+    overrides the tracker; ``until``: only answers before that day (a model that has not seen what came after)."""
     say = progress or (lambda _msg: None)
     ws = Workspace(workspace)
     tree = load_tree(tree_path)
@@ -49,10 +82,13 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     names = [f.name for f in feats]
     with ws.session() as engine:
         first, last = engine.query_row(sql_file("opencem.nps", "measured_days"), step="measured_days")
-        say("features of every survey answer")
-        data = survey_features(engine, feats, first + dt.timedelta(days=MIN_HISTORY_DAYS))
+        min_day = first + dt.timedelta(days=MIN_HISTORY_DAYS)
+        say("features of every survey answer, tracker answer and invitation")
+        data = survey_features(engine, feats, min_day)
+        tracker = _answers(engine, "tracker_answers", min_day, feats)
+        invites = _answers(engine, "invitations", min_day, feats)
     if until is not None:
-        data = data.filter(pc.less(data["as_of"], pa.scalar(until, pa.date32())))
+        data, tracker, invites = (t.filter(pc.less(t["as_of"], pa.scalar(until, pa.date32()))) for t in (data, tracker, invites))
     if data.num_rows < MIN_ANSWERS:
         raise ValueError(f"{ws.lake / 'surveys'}: {data.num_rows} usable survey answers after day "
                          f"{MIN_HISTORY_DAYS}; the model needs at least {MIN_ANSWERS}")
@@ -65,62 +101,121 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
         raise ValueError(f"{ws.lake / 'surveys'}: the time split gives {counts} answers for fit / validation / test; "
                          "each needs at least 50 (more answers or more answer days)")
     enc = Encoder.fit(data, names)
+    monotone = [f.direction for f in feats]
     x = enc.matrix(data)
     score = data["score"].to_numpy().astype(float)
     y = answer_class(score)
     fit, val, test = (part == 0), (part == 1), (part == 2)
 
-    say(f"LightGBM on {fit.sum():,} answers, early stopping on {val.sum():,}")
-    clf, reg = fit_boosters(x[fit], y[fit], score[fit], x[val], y[val], score[val], enc.categorical)
-    calib = fit_calibration(clf.predict(x[val]), y[val])
-    model = NpsModel(enc, clf, reg, calib)
+    weight, propensity = _response_weights(enc, data, invites)
+    # the tracker's answers of the fit days are answers too (and nobody chose to give them): they join the fit
+    x_tr, s_tr = enc.matrix(tracker), tracker["score"].to_numpy().astype(float)
+    tr_fit = np.array(tracker["as_of"].to_pylist(), dtype="datetime64[D]").astype(int) <= cut1 if TRACKER_IN_FIT else np.zeros(len(s_tr), bool)
+    x_fit, s_fit, w_fit = np.vstack([x[fit], x_tr[tr_fit]]), np.r_[score[fit], s_tr[tr_fit]], np.r_[weight[fit], np.ones(tr_fit.sum())]
+    say(f"monotone LightGBM on {len(s_fit):,} answers, early stopping on {val.sum():,}")
+    reg = fit_regressor(x_fit, s_fit, w_fit, x[val], score[val], weight[val], enc.categorical, monotone)
+    link = OrdinalLink.fit(reg.predict(x[val]), y[val], weight[val])
+    model = NpsModel(enc, reg, link)
 
-    if anchor:
-        say(f"anchoring to {len(anchor)} representative studies")
-        with ws.session() as engine:
-            set_anchor(model, engine, feats, anchor)
+    level_sample = _level_sample(ws, model, feats, anchor, tracker)
+    model.shift, model.level = _level(model.link, reg, level_sample)
+    say(f"level: {LEVELS[model.level]}")
+
+    say(f"{replicas} bootstrap refits for the intervals")
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    idx_val = np.flatnonzero(val)
+    for i in range(replicas):
+        f_i, v_i = rng.choice(len(s_fit), len(s_fit)), rng.choice(idx_val, len(idx_val))
+        reg_i = fit_regressor(x_fit[f_i], s_fit[f_i], w_fit[f_i], None, None, None, enc.categorical, monotone,
+                              rounds=max(reg.best_iteration, 1), seed=1000 + i)
+        link_i = OrdinalLink.fit(reg_i.predict(x[v_i]), y[v_i], weight[v_i])
+        shift_i, _ = _level(link_i, reg_i, level_sample, rng)
+        model.replicas.append(Replica(reg_i, link_i, shift_i))
 
     say("scoring the later answers")
     res = {}
     for label, mask in (("validation", val), ("test", test)):
-        pr = NpsModel(enc, clf, reg, calib).proba(x[mask])  # respondents' level, as the answers are
-        res[label] = metrics(pr, y[mask], reg.predict(x[mask]), score[mask])
+        s = reg.predict(x[mask])  # respondents' level, as the answers are
+        res[label] = metrics(link.proba(s), y[mask], np.clip(s, 0, 10), score[mask])
 
-    fi = clf.feature_importance("gain")
+    fi = reg.feature_importance("gain")
     top = sorted(zip(names, fi), key=lambda t: -t[1])[:15]
     model.card = {
         "model": "opencem network NPS", "opencem_version": __version__, "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data": {"workspace": ws.root.name, "days": [str(first), str(last)], "fingerprint": fingerprint(
             data.select(["survey_id", "subscriber_id", "as_of", "score"]))},
         "training_window": {"fit": _span(days[fit]), "validation": _span(days[val]), "test": _span(days[test]),
-                            "answers": {"fit": int(fit.sum()), "validation": int(val.sum()), "test": int(test.sum())},
+                            "answers": {"fit": int(fit.sum()), "fit_tracker": int(tr_fit.sum()), "validation": int(val.sum()),
+                                        "test": int(test.sum())},
                             "min_history_days": MIN_HISTORY_DAYS},
-        "features": [{"name": f.name, "node": f.node, "kind": f.kind, "meaning": f.meaning} for f in feats],
+        "features": [{"name": f.name, "node": f.node, "kind": f.kind, "direction": f.direction, "meaning": f.meaning}
+                     for f in feats],
         "feature_window_days": WINDOW_DAYS,
         "classes": {"detractor": "0-6", "passive": "7-8", "promoter": "9-10"},
-        "boosters": {"classifier_rounds": clf.best_iteration, "regressor_rounds": reg.best_iteration, "params": {
-            k: v for k, v in clf.params.items() if k in ("learning_rate", "num_leaves", "min_data_in_leaf", "lambda_l2")}},
-        "anchor": {"waves": {str(d): v for d, v in anchor}, "tilt": round(model.tilt, 4)} if anchor else None,
+        "latent_score": {"rounds": reg.best_iteration, "monotone_features": int(sum(m != 0 for m in monotone)), "params": {
+            k: v for k, v in reg.params.items() if k in ("learning_rate", "num_leaves", "min_data_in_leaf", "lambda_l2")}},
+        "ordinal_link": link.to_dict(),
+        "response_weighting": propensity,
+        "level": {"correction": model.level, "meaning": LEVELS[model.level], "shift": round(model.shift, 4),
+                  "tracker_answers": tracker.num_rows, "anchor": {str(d): v for d, v in anchor} if anchor else None},
+        "replicas": replicas,
         "metrics_on_respondents": res,
         "top_features_by_gain": [{"name": n, "gain": round(float(g), 1)} for n, g in top],
     }
     return model
 
 
-ANCHOR_SAMPLE = 50_000
+
+def _response_weights(enc: Encoder, data: pa.Table, invites: pa.Table) -> tuple[np.ndarray, dict]:
+    """Per answer, the inverse of its answerer's estimated response propensity (1 without invitations)."""
+    answered = invites["answered"].to_numpy(zero_copy_only=False).astype(bool) if invites.num_rows else np.array([], bool)
+    if invites.num_rows < MIN_INVITATIONS or answered.all() or not answered.any():
+        return np.ones(data.num_rows), {"used": False, "reason": f"{invites.num_rows} invitations (needs {MIN_INVITATIONS} with and without an answer)"}
+    xi = _with_trigger(enc.matrix(invites), invites)
+    model = fit_propensity(xi, answered, enc.categorical)
+    p = model.predict(xi)
+    by_survey = dict(zip(invites["survey_id"].to_pylist(), p))
+    p_answer = np.array([by_survey.get(s, np.nan) for s in data["survey_id"].to_pylist()])
+    p_answer = np.where(np.isnan(p_answer), np.nanmean(p_answer) if np.isfinite(p_answer).any() else 1.0, p_answer)
+    w = np.clip(p_answer.mean() / p_answer, *WEIGHT_CLIP)
+    return w / w.mean(), {"used": True, "invitations": invites.num_rows, "answer_rate": round(float(answered.mean()), 4),
+                          "weight_range": [round(float(w.min()), 3), round(float(w.max()), 3)]}
 
 
-def set_anchor(model: NpsModel, engine: Engine, feats, waves: list[tuple[dt.date, float]]) -> None:
-    """Shift the model so that the base (sampled down to about :data:`ANCHOR_SAMPLE`) scores the studies' NPS."""
-    (n,) = engine.query_row("SELECT count(*) FROM subscribers", step="subscribers")
-    model.tilt = 0.0
-    probs = []
-    for day, nps in waves:
-        x = build_features(engine, base_requests(engine, day, max(1, n // ANCHOR_SAMPLE)), feats)
-        if x.num_rows == 0:
-            raise ValueError(f"--anchor {day}: no subscribers with data on that day")
-        probs.append((model.proba(model.encoder.matrix(x)), nps))
-    model.tilt = anchor_tilt(probs)
+def _with_trigger(x: np.ndarray, invites: pa.Table) -> np.ndarray:
+    after_care = pc.equal(invites["trigger"], "after_care").fill_null(False).to_numpy(zero_copy_only=False)
+    return np.column_stack([x, after_care.astype(float)])
+
+
+def _level_sample(ws: Workspace, model: NpsModel, feats, anchor, tracker: pa.Table):
+    """What sets the level: ("anchor", [(base features, study NPS)]), ("tracker", (features, classes)) or None."""
+    if anchor:
+        with ws.session() as engine:
+            (n,) = engine.query_row("SELECT count(*) FROM subscribers", step="subscribers")
+            waves = []
+            for day, nps in anchor:
+                xb = build_features(engine, base_requests(engine, day, max(1, n // ANCHOR_SAMPLE)), feats)
+                if xb.num_rows == 0:
+                    raise ValueError(f"--anchor {day}: no subscribers with data on that day")
+                waves.append((model.encoder.matrix(xb), nps))
+        return ("anchor", waves)
+    if tracker.num_rows >= MIN_TRACKER_ANSWERS:
+        return ("tracker", (model.encoder.matrix(tracker), answer_class(tracker["score"].to_numpy())))
+    return None
+
+
+def _level(link: OrdinalLink, reg, sample, rng: np.random.Generator | None = None) -> tuple[float, str]:
+    """The level shift for a link and regressor; with ``rng``, on a bootstrap resample of the tracker."""
+    if sample is None:
+        return 0.0, "respondents"
+    kind, data = sample
+    if kind == "anchor":
+        return link.shift_for_nps([(reg.predict(xb), nps) for xb, nps in data]), "anchor"
+    xt, yt = data
+    if rng is not None:
+        i = rng.choice(len(yt), len(yt))
+        xt, yt = xt[i], yt[i]
+    return link.shift_for(reg.predict(xt), yt), "tracker"
 
 
 def _span(days: np.ndarray) -> list[str]:

@@ -30,6 +30,7 @@ operator: str                       who the data is about (operator name, or syn
 generated: str                      date the report was generated (printed as is; no clock is read)
 window: [start, end]                observed period, ISO dates
 fix_date: str                       day the fixes went live (vertical marker on the trend)
+nps_level: str?                     which level correction the NPS estimates carry (the model's)
 kpis: {base_nps, true_nps, subscribers, episodes, fixes_applied, verified_nps_lift}
                                     headline figures; true_nps only for a synthetic operator
 nps_trend: [{date, nps, nps_true?}] estimated base network NPS per day, plus the truth when known
@@ -246,6 +247,8 @@ def _header(data: dict) -> str:
         meta.append(f"Fixes live: <b>{_esc(data['fix_date'])}</b>")
     if data.get("generated"):
         meta.append(f"Generated: {_esc(data['generated'])}")
+    if data.get("nps_level"):
+        meta.append(f"NPS level: {_esc(data['nps_level'])}")
     k = data.get("kpis") or {}
     cards = [
         ("base_nps", "base network NPS (estimate)", "+.1f"),

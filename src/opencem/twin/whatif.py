@@ -1,21 +1,25 @@
-"""What-if on the twin: change a network condition, predict the sessions' KQIs, the subscribers' CEI
-and their network NPS.
+"""What-if on the twin: change a network condition, replay the sessions it touches, and measure and score
+the result through the same SQL and model as `opencem measure` and `opencem score`.
 
-The condition -> session relation is learned from the workspace's own sessions (LightGBM on a
-sample): P(poor session), ln RTT and ln DL throughput from the service, RAT, hour, the serving cell's
-PRB load and UL interference in that 15 minutes (PM), the subscriber's RSRP / SINR on that cell in
-that hour (MR), the cell-hour's median RTT and failure share (the transport / core context) and the
-device model's poor share that day (the device context). A fix sets its condition back to normal:
+1. **Conditions.** Each session of the window comes with the conditions it met: the serving cell's PRB load
+   and UL interference in that 15 minutes (PM), the subscriber's RSRP / SINR on that cell in that hour (MR),
+   the cell-hour's median RTT and failure share (the transport / core context) and the device model's poor
+   share that day (the device context). A fix sets its condition back to normal:
 
-- ``add_capacity``: the cells' PRB load x ``factor`` (0.5: a second carrier of the same size);
-- ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
-- ``clear_interference``: the cells' UL interference and their users' SINR to the cell's quiet level;
-- ``fix_core``: the cells' failure context to the network's quiet level;
-- ``fix_device``: the model's daily poor share to the other models' that day;
-- ``restore_coverage``: the users' RSRP and SINR on the cells to the scope's good level (70th percentile).
-
-CEI follows the poor-session share through a slope fitted on subscriber-days; the NPS change comes
-from the NPS model scoring the subscribers' features with their CEI days replaced.
+   - ``add_capacity``: the cells' PRB load x ``factor`` (0.5: a second carrier of the same size);
+   - ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
+   - ``clear_interference``: the cells' UL interference and their users' SINR to the cell's quiet level;
+   - ``fix_core``: the cells' failure context to the network's quiet level;
+   - ``fix_device``: the model's sessions take other handset models' outcomes under the same conditions;
+   - ``restore_coverage``: the users' RSRP and SINR on the cells to the scope's good level (70th percentile).
+2. **Replay.** Every session in scope is replayed twice from a donor pool of the window's own sessions (one
+   in :data:`DONOR_EVERY`): once with the outcome columns of the nearest donor of the same service and RAT
+   under the conditions it met, once under the changed conditions. Nearest is in the standardised
+   condition space. Comparing the two replays, rather than a replay with the observed session, cancels
+   what the conditions do not capture about a session.
+3. **Measure and score.** Each replay's sessions, with the subscribers' other sessions, go through
+   measure's KQI -> service CEI -> subscriber CEI steps (the same SQL), the NPS features are built on those
+   CEI days (the same SQL) and the NPS model scores them. The lift is the difference of the two scores.
 """
 
 from __future__ import annotations
@@ -25,26 +29,33 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.spatial import cKDTree
 
 from ..engine import Engine
 from ..engine.pipeline import sql_file
-from ..indicators.tree import load_tree, poor_session_sql
+
+from ..contracts.xdr import XDR
+from ..indicators.tree import cei_service_sql, cei_subscriber_sql, load_tree, poor_session_sql
+from ..measure.steps import kqi_sql
 from ..nps.features import build_features, feature_list
 from ..nps.model import NpsModel
-from ..vocabulary import FIX_ACTIONS, SERVICES
+from ..vocabulary import FIX_ACTIONS
 from ..workspace import Workspace
+from .run import tree_of
 
 NUMERIC = ("hod", "prb_util_dl", "ul_interference_dbm", "rsrp_dbm", "sinr_db", "ctx_log_rtt", "ctx_fail", "ctx_device_poor")
-CATEGORICAL = ("service", "rat")
-SAMPLE_EVERY = 20  # one session in 20 trains the relation
-SAMPLE = "hash(session_id) % $sample_every = 0"  # the scope of the sessions the relation learns from
-PARAMS = {"objective": "binary", "learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 100, "verbose": -1,
-          "deterministic": True, "num_threads": 2, "seed": 1}
-ROUNDS = 150
+CONDITIONS = NUMERIC + ("device_model", "poor", "log_rtt", "log_thp")  # columns whatif_sessions adds to xDR's
+SUMMARY = ["poor", "log_rtt", "log_thp"]  # what the what-if reports of the sessions it replays
+# xDR columns that describe what happened in a session (the replay takes them from a donor); the rest say
+# which session it was, whose, where, of what service and on which RAT, and stay
+CONTEXT = ("session_id", "subscriber_id", "service", "start_time", "end_time", "cell_id", "rat", "volume_dl_bytes",
+           "volume_ul_bytes", "codec", "day")
+OUTCOMES = [c.name for c in XDR.columns if c.name not in CONTEXT]
+DONOR_EVERY = 10  # one session in 10 of the window lends its outcomes
+SAMPLE = "hash(session_id) % $sample_every = 0"  # the donor pool
 
 
 @dataclass
@@ -87,30 +98,57 @@ def _floats(t: pa.Table, name: str) -> np.ndarray:
     return pc.fill_null(pc.cast(t[name], pa.float64()), np.nan).to_numpy()
 
 
-def _matrix(t: pa.Table) -> np.ndarray:
-    cols = [_floats(t, c) for c in NUMERIC]
-    cols += [pc.index_in(t["service"], value_set=pa.array(SERVICES)).fill_null(-1).to_numpy().astype(float),
-             pc.equal(t["rat"], "NR").fill_null(False).to_numpy(zero_copy_only=False).astype(float)]
-    return np.stack(cols, axis=1)
+class Donors:
+    """The window's sessions (a sample) that lend their outcomes to replayed sessions: for each service x
+    RAT, a k-d tree over the standardised conditions (missing conditions sit at the median)."""
+
+    def __init__(self, t: pa.Table):
+        self.table = t.select(OUTCOMES + SUMMARY)
+        self.device = np.asarray(t["device_model"].fill_null("").to_pylist(), dtype=object)
+        self.x = np.stack([_floats(t, c) for c in NUMERIC], axis=1)
+        self.centre = np.nanmedian(self.x, axis=0)
+        q75, q25 = np.nanpercentile(self.x, [75, 25], axis=0)
+        self.scale = np.where((q75 - q25) > 0, q75 - q25, 1.0)
+        self.strata = _strata(t)
+        self._trees: dict = {}
+
+    def _points(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.centre) / self.scale
+        return np.where(np.isnan(z), 0.0, z)
+
+    def _tree(self, key: str, device: str | None, same_device: bool):
+        """The k-d tree of one stratum, over all donors or only those of (or not of) one device model."""
+        cache = (key, device, same_device)
+        if cache not in self._trees:
+            rows = self.strata.get(key, np.array([], dtype=np.int64))
+            if device is not None:
+                rows = rows[(self.device[rows] == device) == same_device]
+            self._trees[cache] = (cKDTree(self._points(self.x[rows])), rows) if len(rows) else None
+        return self._trees[cache]
+
+    def replay(self, sessions: pa.Table, device: str | None = None, same_device: bool = True) -> pa.Table:
+        """``sessions`` with every outcome column taken from its nearest donor of the same service and RAT
+        (with ``device``: only donors of that handset model, or with ``same_device=False`` of any other)."""
+        x = self._points(np.stack([_floats(sessions, c) for c in NUMERIC], axis=1))
+        pick = np.full(sessions.num_rows, -1)
+        for key, rows in _strata(sessions).items():
+            found = self._tree(key, device, same_device)
+            if found is not None:
+                tree, donors = found
+                pick[rows] = donors[tree.query(x[rows])[1]]
+        kept = pick >= 0  # a service x RAT without donors keeps its observed outcomes
+        donor = self.table.take(pa.array(np.where(kept, pick, 0)))
+        out = sessions.combine_chunks()
+        for c in OUTCOMES + SUMMARY:
+            i = out.schema.get_field_index(c)
+            out = out.set_column(i, c, pc.if_else(pa.array(kept), donor[c].cast(out.schema.field(c).type).combine_chunks(), out[c].combine_chunks()))
+        return out
 
 
-class SessionModel:
-    """The learned condition -> (P(poor), ln RTT, ln throughput) relation."""
-
-    def fit(self, t: pa.Table) -> SessionModel:
-        x = _matrix(t)
-        cat = [len(NUMERIC), len(NUMERIC) + 1]
-        self.models_ = {}
-        for target, objective in (("poor", "binary"), ("log_rtt", "regression"), ("log_thp", "regression")):
-            y = t[target].to_numpy(zero_copy_only=False).astype(float)
-            ok = ~np.isnan(y)
-            ds = lgb.Dataset(x[ok], y[ok], categorical_feature=cat, free_raw_data=True)
-            self.models_[target] = lgb.train({**PARAMS, "objective": objective}, ds, ROUNDS)
-        return self
-
-    def predict(self, t: pa.Table) -> dict[str, np.ndarray]:
-        x = _matrix(t)
-        return {k: m.predict(x, num_threads=PARAMS["num_threads"]) for k, m in self.models_.items()}
+def _strata(t: pa.Table) -> dict[tuple, np.ndarray]:
+    keys = np.char.add(np.asarray(t["service"].to_pylist(), dtype=str), "|" + np.asarray(t["rat"].fill_null("").to_pylist(), dtype=str))
+    uniq, inv = np.unique(keys, return_inverse=True)
+    return {str(k): np.flatnonzero(inv == i) for i, k in enumerate(uniq)}
 
 
 def _set(t: pa.Table, name: str, values: np.ndarray) -> pa.Table:
@@ -140,18 +178,7 @@ def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> 
             good = np.nanquantile(col[c], 0.7) if np.isfinite(col[c]).any() else np.nan
             t = _set(t, c, np.maximum(col[c], good))
         return t
-    if action == "fix_device":
-        # every device's poor share that day, joined to the sessions in the engine rather than row by row
-        engine.register_arrow("cf_days", t.select(["session_id", "day"]))
-        network = _floats(engine.query_arrow(_sql("network_poor_share", poor_session=_poor_session()), step="network_poor_share"), "share")
-        engine.drop("cf_days")
-        return _set(t, "ctx_device_poor", np.minimum(col["ctx_device_poor"], network))
     raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
-
-
-def _cei_slope(engine: Engine, window: dict) -> float:
-    """CEI points per unit of poor-session share, fitted on subscriber-days (least squares)."""
-    return float(engine.query_row(_sql("cei_slope", poor_session=_poor_session()), window, step="cei_slope")[0])
 
 
 def _check(action: str, cells: list[str] | None, device_model: str | None) -> None:
@@ -171,8 +198,8 @@ def scope_sql(cells: list[str] | None, device_model: str | None) -> tuple[str, d
 
 
 class WhatIfEngine:
-    """What-ifs over one window of a workspace: the session relation is learned once and every
-    scenario reuses it (prioritising scores many candidate fixes).
+    """What-ifs over one window of a workspace: the donor pool is drawn once and every scenario reuses it
+    (prioritising scores many candidate fixes).
 
     ``engine`` is the workspace session the scenarios run on; ``window`` its parameters ``$start`` and
     ``$end`` (days, ``start`` <= day < ``end``)."""
@@ -182,11 +209,11 @@ class WhatIfEngine:
         self.ws, self.start, self.end = ws.root, start, end
         self.window = {"start": start, "end": end}
         self.engine = ws.session()
-        # the observed CEI days under a second name: a scenario swaps cei_subscriber_day for its own
-        self._observed = ws.measure_files("cei_subscriber_day")
-        self.engine.register_parquet("cei_subscriber_day_observed", self._observed)
-        self.sm = SessionModel().fit(_sessions(self.engine, self.window, SAMPLE, {"sample_every": SAMPLE_EVERY}))
-        self.slope = _cei_slope(self.engine, self.window)
+        # the observed CEI tables under second names: a scenario shows its own days in their place
+        for name in ("cei_subscriber_day", "cei_service_day"):
+            self.engine.register_parquet(f"{name}_observed", ws.measure_files(name))
+        self.tree = tree_of(ws)
+        self.donors = Donors(_sessions(self.engine, self.window, SAMPLE, {"sample_every": DONOR_EVERY}))
         self.model = model or NpsModel.load(ws.model("nps"))
         self.feats = feature_list(load_tree())
 
@@ -200,53 +227,74 @@ class WhatIfEngine:
         self.close()
 
     def run(self, action: str, cells: list[str] | None = None, device_model: str | None = None, factor: float = 0.5,
-            subscribers: list[str] | None = None) -> WhatIf:
-        """Predict what ``action`` on ``cells`` (or ``device_model``) over the window would have changed;
-        NPS is scored as of the window's end for the subscribers touched (or ``subscribers``)."""
+            subscribers: list[str] | None = None, horizon_days: int | None = None) -> WhatIf:
+        """Predict what ``action`` on ``cells`` (or ``device_model``) would have changed had it been made
+        ``horizon_days`` before the window's end (default: at its start), for the subscribers touched (or
+        ``subscribers``): the mean over the days after the change of their NPS as of each day."""
         _check(action, cells, device_model)
-        engine = self.engine
         if action == "fix_device":
             scope = f"device model {device_model}"
         else:
             scope = ", ".join(cells[:4]) + (f" (+{len(cells) - 4})" if len(cells) > 4 else "")
-        before_t = _sessions(engine, self.window, *scope_sql(cells, device_model))
-        if before_t.num_rows == 0:
-            raise ValueError(f"no sessions on {scope} between {self.start} and {self.end}")
-        after_t = _counterfactual(engine, before_t, action, factor)
-        pb, pa_ = self.sm.predict(before_t), self.sm.predict(after_t)
+        horizon = min(horizon_days or (self.end - self.start).days, (self.end - self.start).days)
+        since = self.end - dt.timedelta(days=horizon)
+        observed = _sessions(self.engine, {"start": since, "end": self.end}, *scope_sql(cells, device_model))
+        if observed.num_rows == 0:
+            raise ValueError(f"no sessions on {scope} between {since} and {self.end}")
+        who = subscribers or sorted(set(observed["subscriber_id"].to_pylist()))
+        if action == "fix_device":  # the model's sessions replayed by its own sessions, then by other handsets'
+            before = self.donors.replay(observed, device_model)
+            after = self.donors.replay(observed, device_model, same_device=False)
+        else:
+            before = self.donors.replay(observed)
+            after = self.donors.replay(_counterfactual(self.engine, observed, action, factor))
+        days = [since + dt.timedelta(days=i) for i in range(horizon)]
+        (p_before, cei_before), (p_after, cei_after) = (self._measure_and_score(t, who, days) for t in (before, after))
 
-        def kqi(p):
-            return {"poor_share": float(np.mean(p["poor"])), "rtt_ms": float(np.mean(np.exp(p["log_rtt"]))),
-                    "throughput_kbps": float(np.mean(np.exp(p["log_thp"])))}
+        def kqi(t: pa.Table) -> dict:
+            return {"poor_share": float(np.nanmean(_floats(t, "poor"))), "rtt_ms": float(np.nanmean(np.exp(_floats(t, "log_rtt")))),
+                    "throughput_kbps": float(np.nanmean(np.exp(_floats(t, "log_thp"))))}
 
-        # per subscriber-day: change in the poor-session share over all their sessions that day
-        engine.register_arrow("delta_in", pa.table({"subscriber_id": before_t["subscriber_id"], "day": before_t["day"],
-                                                    "d_poor": pa_["poor"] - pb["poor"]}))
-        engine.create_table("cei_delta", _sql("cei_delta"), {**self.window, "slope": self.slope})
-        engine.drop("delta_in")
-        who = subscribers or sorted(set(before_t["subscriber_id"].to_pylist()))
-        req = pa.table({"subscriber_id": who, "as_of": [self.end] * len(who)})
-        p_before = self.model.proba(self.model.encoder.matrix(build_features(engine, req, self.feats)))
-        engine.create_view("cei_subscriber_day", _sql("cei_subscriber_day_whatif"))
+        return WhatIf(action, scope, observed.num_rows, len(who), kqi(before), kqi(after), float(np.nanmean(cei_after - cei_before)),
+                      _nps(p_before), _nps(p_after))
+
+    def _measure_and_score(self, replay: pa.Table, who: list[str], days: list[dt.date]) -> tuple[np.ndarray, np.ndarray]:
+        """Measure ``who``'s ``days`` with ``replay``'s sessions in place of theirs (measure's own steps), build
+        their features as of each day after the first on those CEI days and score them; returns the class
+        probabilities and the CEI of each replayed subscriber-day (in a stable order, so two replays compare
+        day by day)."""
+        engine, tree = self.engine, self.tree
+        engine.register_arrow("whatif_days", pa.table({"subscriber_id": np.repeat(who, len(days)),
+                                                       "day": pa.array(np.tile(days, len(who)), pa.date32())}))
+        engine.register_arrow("whatif_replay", replay.select([c for c in replay.column_names if c not in CONDITIONS]))
+        engine.create_table("whatif_xdr", _sql("whatif_xdr"), {"start": days[0], "end": days[-1] + dt.timedelta(days=1)})
+        engine.create_table("whatif_kqi", kqi_sql(source="whatif_xdr"))
+        engine.create_table("whatif_cei_service", cei_service_sql(tree, "whatif_kqi"))
+        engine.create_table("whatif_cei_subscriber", cei_subscriber_sql(tree, "whatif_cei_service"))
+        for name, scenario in (("cei_service_day", "whatif_cei_service"), ("cei_subscriber_day", "whatif_cei_subscriber")):
+            engine.create_view(name, _sql("whatif_cei_view", observed=f"{name}_observed", scenario=scenario))
         try:
-            p_after = self.model.proba(self.model.encoder.matrix(build_features(engine, req, self.feats)))
+            as_of = [d + dt.timedelta(days=1) for d in days]
+            req = pa.table({"subscriber_id": np.repeat(who, len(as_of)), "as_of": pa.array(np.tile(as_of, len(who)), pa.date32())})
+            p = self.model.proba(self.model.encoder.matrix(build_features(engine, req, self.feats)))
+            cei = _floats(engine.query_arrow(_sql("whatif_cei_days"), step="whatif_cei_days"), "cei")
         finally:  # back to the observed days for the next scenario
-            engine.register_parquet("cei_subscriber_day", self._observed)
-        d_cei = engine.query_row(_sql("mean_cei_change"), step="mean_cei_change")[0] or 0.0
+            for name in ("cei_service_day", "cei_subscriber_day"):
+                engine.create_view(name, f"SELECT * FROM {name}_observed")
+        return p, cei
 
-        def nps(p):
-            return float(100 * (p[:, 2].mean() - p[:, 0].mean()))
 
-        return WhatIf(action, scope, before_t.num_rows, len(who), kqi(pb), kqi(pa_), float(d_cei), nps(p_before), nps(p_after))
+def _nps(p: np.ndarray) -> float:
+    return float(100 * (p[:, 2].mean() - p[:, 0].mean()))
 
 
 def whatif(workspace: Path, action: str, start: dt.date, end: dt.date, cells: list[str] | None = None,
            device_model: str | None = None, factor: float = 0.5, subscribers: list[str] | None = None,
-           model: NpsModel | None = None) -> WhatIf:
+           model: NpsModel | None = None, horizon_days: int | None = None) -> WhatIf:
     """One what-if over ``start`` <= day < ``end`` (see WhatIfEngine.run)."""
-    _check(action, cells, device_model)  # before the relation is learned
+    _check(action, cells, device_model)  # before the donor pool is drawn
     with WhatIfEngine(workspace, start, end, model) as engine:
-        return engine.run(action, cells, device_model, factor, subscribers)
+        return engine.run(action, cells, device_model, factor, subscribers, horizon_days)
 
 
 def fix_scenarios(workspace: Path, truth: Path) -> list[dict]:
@@ -261,14 +309,15 @@ def fix_scenarios(workspace: Path, truth: Path) -> list[dict]:
     fixes = pq.read_table(Path(truth) / "fixes.parquet").to_pylist()
     affected = pq.read_table(Path(truth) / "fix_affected.parquet")
     with ws.session(tables=("xdr",)) as engine:
-        first = engine.query_row(_sql("xdr_days"), step="xdr_days")[0]
+        first, last = engine.query_row(_sql("xdr_days"), step="xdr_days")
     out = []
     for fx in fixes:
         action = {"add_carrier": "add_capacity", "repair_backhaul": "fix_transport"}[fx["action"]]
         cells = [fx["target"]] if action == "add_capacity" else fx["cells"].split(";")
         raw = affected.filter(pa.compute.equal(affected["fix_id"], fx["fix_id"]))["subscriber_id"]
         who = sorted(set(pseudo.column(raw).to_pylist()))
-        w = whatif(ws.root, action, first, dt.date.fromisoformat(fx["fix_date"]), cells=cells, subscribers=who)
+        fixed = dt.date.fromisoformat(fx["fix_date"])  # the truth compares the days from the fix to the end
+        w = whatif(ws.root, action, first, fixed, cells=cells, subscribers=who, horizon_days=(last - fixed).days + 1)
         realised_nps = fx["nps_with"] - fx["nps_without"]
         out.append({
             "fix": fx["fix_id"], "action": action, "cells": len(cells), "subscribers": len(who),

@@ -1,24 +1,24 @@
--- Features of each (subscriber_id, as_of) of `requests`, from the $window_days days before as_of.
+-- Features of each (subscriber_id, as_of, history_days) of `requests`, from the $window_days days before as_of.
 -- The placeholders are generated from the feature list (features.py): the aggregates over each source's
 -- window (age = days before as_of) and the output columns.
 WITH sd AS (
   SELECT subscriber_id, as_of, {sd} FROM (
-    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN cei_subscriber_day t
+    SELECT t.*, r.as_of, r.history_days, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN cei_subscriber_day t
       ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
   GROUP BY subscriber_id, as_of),
 svc AS (
   SELECT subscriber_id, as_of, {svc} FROM (
-    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN cei_service_day t
+    SELECT t.*, r.as_of, r.history_days, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN cei_service_day t
       ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
   GROUP BY subscriber_id, as_of),
 mr AS (
   SELECT subscriber_id, as_of, {mr} FROM (
-    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN radio_day t
+    SELECT t.*, r.as_of, r.history_days, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN radio_day t
       ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
   GROUP BY subscriber_id, as_of),
 care AS (
   SELECT subscriber_id, as_of, {care} FROM (
-    SELECT t.*, r.as_of, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN care_day t
+    SELECT t.*, r.as_of, r.history_days, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN care_day t
       ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
   GROUP BY subscriber_id, as_of),
 plan AS (  -- price contacts per 1,000 subscribers of each plan in the 14 days before as_of
@@ -29,6 +29,24 @@ plan AS (  -- price contacts per 1,000 subscribers of each plan in the 14 days b
   LEFT JOIN care_contacts c ON c.subscriber_id = s.subscriber_id AND c.category = 'price'
     AND CAST(c.contact_time AS DATE) < a.as_of AND CAST(c.contact_time AS DATE) >= a.as_of - INTERVAL 14 DAY
   GROUP BY a.as_of, s.plan
+),
+price AS (  -- the plan's price rise over the 90 days before as_of, and how long its price has held
+  SELECT r.subscriber_id, r.as_of,
+         100E0 * (now.monthly_price / NULLIF(was.monthly_price, 0) - 1) AS price_rise_pct_90,
+         least(365, date_diff('day', now.valid_from, r.as_of)) AS price_change_days
+  FROM requests r JOIN subscribers b ON b.subscriber_id = r.subscriber_id
+  JOIN tariffs now ON now.plan = b.plan AND now.valid_from < r.as_of
+    AND (now.valid_to IS NULL OR now.valid_to >= r.as_of - INTERVAL 1 DAY)
+  LEFT JOIN tariffs was ON was.plan = b.plan AND was.valid_from <= r.as_of - INTERVAL 90 DAY
+    AND (was.valid_to IS NULL OR was.valid_to >= r.as_of - INTERVAL 90 DAY)
+),
+prior AS (  -- the customer's latest answer before as_of, to a survey or the tracker
+  SELECT r.subscriber_id, r.as_of, arg_max(a.score, a.answered) AS last_answer
+  FROM requests r JOIN (SELECT subscriber_id, survey_time AS answered, score FROM surveys
+                        UNION ALL SELECT subscriber_id, answer_time, score FROM nps_tracker) a
+    ON a.subscriber_id = r.subscriber_id AND CAST(a.answered AS DATE) < r.as_of
+    AND CAST(a.answered AS DATE) >= r.as_of - INTERVAL 365 DAY
+  GROUP BY r.subscriber_id, r.as_of
 )
 SELECT r.subscriber_id, r.as_of, {select}
 FROM requests r
@@ -38,4 +56,6 @@ LEFT JOIN svc ON svc.subscriber_id = r.subscriber_id AND svc.as_of = r.as_of
 LEFT JOIN mr ON mr.subscriber_id = r.subscriber_id AND mr.as_of = r.as_of
 LEFT JOIN care ON care.subscriber_id = r.subscriber_id AND care.as_of = r.as_of
 LEFT JOIN plan ON plan.plan = b.plan AND plan.as_of = r.as_of
+LEFT JOIN price ON price.subscriber_id = r.subscriber_id AND price.as_of = r.as_of
+LEFT JOIN prior ON prior.subscriber_id = r.subscriber_id AND prior.as_of = r.as_of
 ORDER BY r.subscriber_id, r.as_of
