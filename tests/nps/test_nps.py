@@ -19,7 +19,8 @@ from opencem.ingest.pseudonym import Pseudonymiser, load_key
 from opencem.nps.features import base_requests, build_features, feature_list
 from opencem.nps.model import NpsModel
 from opencem.nps.score import score
-from opencem.nps.train import MIN_HISTORY_DAYS, train_nps
+from opencem.nps import train as train_module
+from opencem.nps.train import MIN_HISTORY_DAYS, MIN_TRACKER_ANSWERS, train_nps
 from opencem.vocabulary import NON_NETWORK
 from opencem.workspace import Workspace
 
@@ -57,10 +58,12 @@ def test_model_card_names_features_windows_and_data(shared):
     assert w["fit"][0] <= w["fit"][1] < w["validation"][0] <= w["validation"][1] < w["test"][0] <= w["test"][1]
     assert w["fit"][0] >= str(first_day(shared.ws) + MIN_HISTORY_DAYS * DAY)  # short histories left out
     assert all(w["answers"][k] > 0 for k in ("fit", "validation", "test"))
-    # every answer after the first days is used, once
+    # every survey answer after the first days is used, once; the tracker's answers of the fit days join the fit
     usable = one(shared.ws, "SELECT count(*) FROM surveys WHERE CAST(survey_time AS DATE) >= $day",
                  day=dt.date.fromisoformat(w["fit"][0]))
-    assert sum(w["answers"].values()) == usable
+    assert sum(w["answers"][k] for k in ("fit", "validation", "test")) == usable
+    assert 0 < w["answers"]["fit_tracker"] < one(shared.ws, "SELECT count(*) FROM nps_tracker")
+    assert {f["direction"] for f in feats} == {-1, 0, 1}
 
     fp = card["data"]["fingerprint"]
     assert len(fp) == 16 and int(fp, 16) >= 0
@@ -229,22 +232,35 @@ def anchored(shared):
 
 
 def test_anchor_sets_the_base_nps_of_that_day(shared, anchored, clone):
-    assert anchored.model.tilt != 0
-    assert anchored.model.card["anchor"]["waves"] == {str(anchored.day): 20.0}
+    assert anchored.model.level == "anchor" and anchored.model.shift != shared.model.shift
+    assert anchored.model.card["level"]["anchor"] == {str(anchored.day): 20.0}
     assert anchored.model.card["data"]["fingerprint"] == shared.model.card["data"]["fingerprint"]
     ws = clone(shared.ws, skip=("nps",))
     assert abs(score(ws, anchored.day, anchored.model).base["nps"] - 20.0) <= 1
-    assert abs(score(ws, anchored.day, shared.model).base["nps"] - 20.0) > 5  # unanchored: the respondents' level
+
+
+def test_level_is_the_trackers_and_says_so(shared, clone, monkeypatch):
+    """With a representative study the level is the study's; without one it is the respondents', who
+    over-represent unhappy customers, and every output says which."""
+    assert shared.model.level == "tracker" and shared.model.card["level"]["tracker_answers"] >= MIN_TRACKER_ANSWERS
+    assert set(shared.scored.segments["level"].to_pylist()) == {"tracker"}
+    monkeypatch.setattr(train_module, "MIN_TRACKER_ANSWERS", 10**9)  # as if the operator had no tracker
+    respondents = train_nps(shared.ws, replicas=0)
+    assert respondents.level == "respondents" and respondents.shift == 0
+    assert respondents.card["level"]["meaning"].startswith("the level of the survey respondents")
+    ws = clone(shared.ws, skip=("nps",))
+    day = shared.scored.as_of
+    assert score(ws, day, respondents).base["nps"] < score(ws, day, shared.model).base["nps"] - 5
 
 
 def test_training_again_gives_the_same_model(shared, anchored):
-    """The anchor only shifts levels: on the same workspace the boosters, the calibration and the accuracy
-    on the answers are those of the first training (LightGBM runs with deterministic=True)."""
+    """The anchor only shifts levels: on the same workspace the latent score, the link and the accuracy on
+    the answers are those of the first training (LightGBM runs with deterministic=True)."""
     again, first = anchored.model, shared.model
     same = "two trainings on the same workspace give different {}"
-    assert again.classifier.model_to_string() == first.classifier.model_to_string(), same.format("classifiers")
-    assert again.regressor.model_to_string() == first.regressor.model_to_string(), same.format("regressors")
-    assert again.calibration == first.calibration
+    assert again.regressor.model_to_string() == first.regressor.model_to_string(), same.format("latent scores")
+    assert again.link == first.link
+    assert [r.regressor.model_to_string() for r in again.replicas] == [r.regressor.model_to_string() for r in first.replicas]
     assert again.card["metrics_on_respondents"] == first.card["metrics_on_respondents"]
 
 

@@ -129,7 +129,7 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
         reg_i = fit_regressor(x_fit[f_i], s_fit[f_i], w_fit[f_i], None, None, None, enc.categorical, monotone,
                               rounds=max(reg.best_iteration, 1), seed=1000 + i)
         link_i = OrdinalLink.fit(reg_i.predict(x[v_i]), y[v_i], weight[v_i])
-        shift_i, _ = _level(link_i, reg_i, level_sample, rng)
+        shift_i, _ = _level(link_i, reg_i, level_sample, np.random.default_rng([BOOTSTRAP_SEED, i]))
         model.replicas.append(Replica(reg_i, link_i, shift_i))
 
     say("scoring the later answers")
