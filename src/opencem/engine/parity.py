@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from .base import normalise_arrow
 
+
 def _sortable(t: pa.DataType) -> bool:
     return not (pa.types.is_nested(t) or pa.types.is_null(t))
 

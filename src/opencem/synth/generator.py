@@ -249,15 +249,14 @@ def _tariffs(params) -> pa.Table:
     day, plan_i = params["price_event"]
     change = start + np.timedelta64(day, "D")
     rows = []
-    for i, (plan, spec) in enumerate(PLAN_TABLE.items()):
+    for i, (name, spec) in enumerate(PLAN_TABLE.items()):
         price, since = float(spec[1]), start - np.timedelta64(365, "D")
         if i == plan_i:
-            rows.append({"plan": plan, "monthly_price": price, "valid_from": since, "valid_to": change - np.timedelta64(1, "D")})
+            rows.append({"plan": name, "monthly_price": price, "valid_from": since, "valid_to": change - np.timedelta64(1, "D")})
             price, since = round(price * (1 + PRICE_INCREASE), 2), change
-        rows.append({"plan": plan, "monthly_price": price, "valid_from": since, "valid_to": None})
-    t = pa.Table.from_pylist([{**r, "valid_from": r["valid_from"].item(),
-                               "valid_to": None if r["valid_to"] is None else r["valid_to"].item()} for r in rows])
-    return t
+        rows.append({"plan": name, "monthly_price": price, "valid_from": since, "valid_to": None})
+    return pa.Table.from_pylist([{**r, "valid_from": r["valid_from"].item(),
+                                  "valid_to": None if r["valid_to"] is None else r["valid_to"].item()} for r in rows])
 
 
 def _nps(s: np.ndarray) -> float | None:

@@ -34,10 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.spatial import cKDTree
 
+from ..contracts.xdr import XDR
 from ..engine import Engine
 from ..engine.pipeline import sql_file
-
-from ..contracts.xdr import XDR
 from ..indicators.tree import cei_service_sql, cei_subscriber_sql, load_tree, poor_session_sql
 from ..measure.steps import kqi_sql
 from ..nps.features import build_features, feature_list
