@@ -28,6 +28,8 @@ CARE_NETWORK = ("coverage", "data_speed", "voice_quality", "device")
 CARE_OTHER = ("billing", "price", "other")
 CATEGORICAL = ("plan", "device_model", "device_capability", "age_band", "home_area")
 POOR_CEI = 60.0  # a day below this CEI counts as a poor day
+# the sources whose days before as_of the features aggregate: CTE name -> daily table
+WINDOWED_SOURCES = {"sd": "cei_subscriber_day", "svc": "cei_service_day", "mr": "radio_day", "care": "care_day"}
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,9 @@ def features_sql(features: list[Feature]) -> str:
     for f in features:
         if f.source not in ("bss", "plan", "price", "prior"):  # those are columns of their CTE already
             by_source.setdefault(f.source, []).append(f"{f.sql} AS {quote_ident(f.name)}")
-    aggregates = {src: ", ".join(by_source[src]) for src in ("sd", "svc", "mr", "care")}
-    return sql_file("opencem.nps", "features").format(**aggregates, select=_select(features))
+    windowed = ",\n".join(sql_file("opencem.nps", "windowed").format(name=src, table=table, aggregates=", ".join(by_source[src]))
+                           for src, table in WINDOWED_SOURCES.items())
+    return sql_file("opencem.nps", "features").format(windowed=windowed, select=_select(features))
 
 
 def _select(features: list[Feature]) -> str:

@@ -1,26 +1,7 @@
 -- Features of each (subscriber_id, as_of, history_days) of `requests`, from the $window_days days before as_of.
--- The placeholders are generated from the feature list (features.py): the aggregates over each source's
--- window (age = days before as_of) and the output columns.
-WITH sd AS (
-  SELECT subscriber_id, as_of, {sd} FROM (
-    SELECT t.*, r.as_of, r.history_days, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN cei_subscriber_day t
-      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
-  GROUP BY subscriber_id, as_of),
-svc AS (
-  SELECT subscriber_id, as_of, {svc} FROM (
-    SELECT t.*, r.as_of, r.history_days, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN cei_service_day t
-      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
-  GROUP BY subscriber_id, as_of),
-mr AS (
-  SELECT subscriber_id, as_of, {mr} FROM (
-    SELECT t.*, r.as_of, r.history_days, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN radio_day t
-      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
-  GROUP BY subscriber_id, as_of),
-care AS (
-  SELECT subscriber_id, as_of, {care} FROM (
-    SELECT t.*, r.as_of, r.history_days, date_diff('day', t.day, r.as_of) AS age FROM requests r JOIN care_day t
-      ON t.subscriber_id = r.subscriber_id AND t.day < r.as_of AND t.day >= r.as_of - $window_days)
-  GROUP BY subscriber_id, as_of),
+-- The placeholders are generated from the feature list (features.py): one windowed CTE per source
+-- (windowed.sql) with its aggregates, and the output columns.
+WITH {windowed},
 plan AS (  -- price contacts per 1,000 subscribers of each plan in the 14 days before as_of
   SELECT a.as_of, s.plan, 1000E0 * count(c.subscriber_id) / any_value(n.n) AS plan_price_contacts
   FROM (SELECT DISTINCT as_of FROM requests) a
