@@ -35,10 +35,6 @@ STATS = ("poor", "fail", "thp", "rtt", "rsrp", "sinr")
 WINDOWS = (1, 4, 12)  # hours: short outages and slow, weak faults both get a test with power
 
 
-def _sql(name: str) -> str:
-    return sql_file("opencem.twin", name)
-
-
 @dataclass(frozen=True)
 class DetectConfig:
     threshold: float = 8.0  # robust z a pooled grid-hour must pass
@@ -59,11 +55,11 @@ def neighbours_table(grids: list[str]) -> pa.Table:
 
 def score_grid_hours(engine: Engine, cfg: DetectConfig) -> pa.Table:
     """Per pooled grid x hour: the statistics, their baselines and robust z (reads tables ``sess`` and ``mr``)."""
-    engine.create_table("gh_stats", _sql("gh_stats"))
-    engine.create_table("gh_radio", _sql("gh_radio"))
-    grids = engine.query_arrow(_sql("gh_grids"), step="gh_grids")["grid"].to_pylist()
+    engine.create_table("gh_stats", sql_file("opencem.twin", "gh_stats"))
+    engine.create_table("gh_radio", sql_file("opencem.twin", "gh_radio"))
+    grids = engine.query_arrow(sql_file("opencem.twin", "gh_grids"), step="gh_grids")["grid"].to_pylist()
     engine.register_arrow("nb", neighbours_table(grids))
-    sd_thp, sd_rtt, p_poor, p_fail, sd_rsrp, sd_sinr = engine.query_row(_sql("network_spread"), step="network_spread")
+    sd_thp, sd_rtt, p_poor, p_fail, sd_rsrp, sd_sinr = engine.query_row(sql_file("opencem.twin", "network_spread"), step="network_spread")
     windows = ", ".join(f"sum(e_{st}) OVER w{w} / sqrt(sum(v_{st}) OVER w{w}) AS z_{st}_{w}h" for st in STATS for w in WINDOWS)
     frames = ", ".join(
         f"w{w} AS (PARTITION BY grid ORDER BY hour RANGE BETWEEN INTERVAL {w // 2} HOUR PRECEDING AND INTERVAL {(w - 1) // 2} HOUR FOLLOWING)"
@@ -72,7 +68,7 @@ def score_grid_hours(engine: Engine, cfg: DetectConfig) -> pa.Table:
     params = {"q_low": BASELINE_QUANTILE, "q_high": 1 - BASELINE_QUANTILE, "min_sessions": cfg.min_sessions,
               "floor_poor": 0.5 * p_poor, "floor_fail": p_fail,
               "var_thp": sd_thp ** 2, "var_rtt": sd_rtt ** 2, "var_rsrp": sd_rsrp ** 2, "var_sinr": sd_sinr ** 2}
-    return engine.query_arrow(_sql("grid_hour_scores").format(windows=windows, frames=frames), params, step="grid_hour_scores")
+    return engine.query_arrow(sql_file("opencem.twin", "grid_hour_scores").format(windows=windows, frames=frames), params, step="grid_hour_scores")
 
 
 def robust_z(scored: pa.Table) -> np.ndarray:
@@ -109,4 +105,4 @@ def device_days(engine: Engine, threshold: float) -> pa.Table:
 
     A device problem has no place: it follows one model wherever it goes, so it is tested per
     model x day rather than per grid."""
-    return engine.query_arrow(_sql("device_days"), {"quantile": BASELINE_QUANTILE, "threshold": threshold}, step="device_days")
+    return engine.query_arrow(sql_file("opencem.twin", "device_days"), {"quantile": BASELINE_QUANTILE, "threshold": threshold}, step="device_days")

@@ -35,10 +35,6 @@ class Diagnosis:
     end: dt.date
 
 
-def _sql(name: str) -> str:
-    return sql_file("opencem.twin", name)
-
-
 def tree_of(ws: Workspace):
     return load_tree(ws.calibrated_tree if ws.calibrated_tree.exists() else None)
 
@@ -52,7 +48,7 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
     if not 0 <= resolution <= 15:
         raise ValueError(f"--resolution {resolution}: H3 resolutions run from 0 to 15 (9 is about 0.1 km2)")
     with ws.session() as engine:
-        first, last = engine.query_row(_sql("xdr_days"), step="xdr_days")
+        first, last = engine.query_row(sql_file("opencem.twin", "xdr_days"), step="xdr_days")
         start, end = start or first, end or last + dt.timedelta(days=1)
         if start >= end:
             raise ValueError(f"empty window: --start {start} is not before --end {end}")
@@ -68,14 +64,14 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         keep = np.isin(labels, [k for k, n in zip(*np.unique(labels, return_counts=True)) if n >= cfg.min_grid_hours])
         units, labels = units.filter(pa.array(keep)), labels[keep]
         engine.register_arrow("units_in", units.select(["grid", "hour", "z", "signal"]).append_column("label", pa.array(labels)))
-        engine.create_table("ep_units", _sql("ep_units"))
+        engine.create_table("ep_units", sql_file("opencem.twin", "ep_units"))
         engine.drop("units_in")
         say("naming causes")
         ev = evidence(engine)
         causes, confidence, cells, words = attribute(ev)
         engine.register_arrow("cause_in", pa.table({"episode_id": ev["episode_id"], "cause": causes, "confidence": confidence,
                                                     "cells": pa.array(cells, pa.list_(pa.string())), "evidence": words}))
-        area_episodes = engine.query_arrow(_sql("area_episodes"), step="area_episodes")
+        area_episodes = engine.query_arrow(sql_file("opencem.twin", "area_episodes"), step="area_episodes")
         engine.drop("cause_in")
         episodes = _with_device_episodes(engine, area_episodes, cfg)
         folder = _write(engine, ws, episodes)
@@ -101,7 +97,7 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
         model, a, b = run[0]["device_model"], run[0]["day"], run[-1]["day"] + dt.timedelta(days=1)
         n, o, e = (sum(d[k] for d in run) for k in ("n", "o", "e"))
         subs, affected, poor_grids, arpu = engine.query_row(
-            _sql("device_episode"), {"device_model": model, "start": a, "end": b}, step="device_episode")
+            sql_file("opencem.twin", "device_episode"), {"device_model": model, "start": a, "end": b}, step="device_episode")
         rows.append({"episode_id": f"D{i + 1:03d}", "kind": "device", "start_time": dt.datetime.combine(a, dt.time()),
                      "end_time": dt.datetime.combine(b, dt.time()), "grid_hours": 0, "grids": len(poor_grids or []),
                      "max_z": round(max(d["z"] for d in run), 3), "main_signal": "poor_device_day", "sessions": int(n), "poor_sessions": int(o),
@@ -125,14 +121,14 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
 
 def _write(engine: Engine, ws: Workspace, episodes: pa.Table) -> Path:
     engine.register_arrow("episodes_out", episodes)
-    subscribers = engine.query_arrow(_sql("episode_subscribers"), step="episode_subscribers")
+    subscribers = engine.query_arrow(sql_file("opencem.twin", "episode_subscribers"), step="episode_subscribers")
     engine.drop("episodes_out")
     with atomic_dir(ws.twin) as tmp:
         tmp.mkdir()
         for name in ("state_grid_hour", "state_grid_cell_hour"):
             engine.write_parquet(name, tmp / name, ["day"])
         pq.write_table(episodes, tmp / "episodes.parquet")
-        pq.write_table(engine.query_arrow(_sql("episode_units"), step="episode_units"), tmp / "episode_units.parquet")
+        pq.write_table(engine.query_arrow(sql_file("opencem.twin", "episode_units"), step="episode_units"), tmp / "episode_units.parquet")
         pq.write_table(subscribers, tmp / "episode_subscribers.parquet")
     return ws.twin
 
@@ -161,7 +157,7 @@ def state_geojson(workspace: Path, start: dt.datetime, end: dt.datetime) -> dict
     files = Workspace(workspace).twin_files("state_grid_hour")
     with Workspace(workspace).session(tables=()) as engine:
         engine.register_parquet("state_grid_hour", files)
-        rows = engine.query_arrow(_sql("state_hexagons"), {"start": start, "end": end}, step="state_hexagons").to_pylist()
+        rows = engine.query_arrow(sql_file("opencem.twin", "state_hexagons"), {"start": start, "end": end}, step="state_hexagons").to_pylist()
     feats = [{"type": "Feature", "id": r["grid"], "properties": r,
               "geometry": {"type": "Polygon", "coordinates": [_hex_polygon(r["grid"])]}} for r in rows]
     return {"type": "FeatureCollection", "features": feats}

@@ -23,22 +23,18 @@ from ..measure.steps import kqi_sql
 from .grid import grid_table, place_sql, position_tables
 
 
-def _sql(name: str) -> str:
-    return sql_file("opencem.twin", name)
-
-
 def build_state(engine: Engine, tree: Tree, start: dt.date, end: dt.date, resolution: int) -> None:
     """Build the twin's tables for days ``start`` <= day < ``end``."""
     window = {"start": start, "end": end}
     snap = {"decimals": POSITION_DECIMALS}
     position_tables(engine, window)
     engine.create_table("sess_placed", place_sql("xdr", "start_time"), window)
-    engine.create_view("radio_keys", _sql("radio_keys"))
-    engine.create_table("mr_placed", _sql("mr_placed").format(placed=place_sql("radio_keys", "sample_time")), window)
+    engine.create_view("radio_keys", sql_file("opencem.twin", "radio_keys"))
+    engine.create_table("mr_placed", sql_file("opencem.twin", "mr_placed").format(placed=place_sql("radio_keys", "sample_time")), window)
     engine.register_arrow("grid_map", grid_table(engine, resolution))
     # a poor session is the default tree's, as everywhere else (the calibrated tree only reweights the CEI)
-    engine.create_table("sess", _sql("sess").format(poor_session=poor_session_sql(load_tree())), snap)
-    engine.create_table("mr", _sql("mr"), snap)
+    engine.create_table("sess", sql_file("opencem.twin", "sess").format(poor_session=poor_session_sql(load_tree())), snap)
+    engine.create_table("mr", sql_file("opencem.twin", "mr"), snap)
     for name in ("sess_placed", "mr_placed", "radio_keys"):
         engine.drop(name)
 
@@ -46,5 +42,5 @@ def build_state(engine: Engine, tree: Tree, start: dt.date, end: dt.date, resolu
     engine.create_table("cei_svc_gh", cei_service_sql(tree, "kqi_gh", keys="grid, day"))
     engine.create_table("cei_gh", cei_subscriber_sql(tree, "cei_svc_gh", keys="grid, day"))
     ceis = ", ".join(f"c.cei_{s}" for s in tree.services)
-    engine.create_table("state_grid_hour", _sql("state_grid_hour").format(ceis=ceis))
-    engine.create_table("state_grid_cell_hour", _sql("state_grid_cell_hour"))
+    engine.create_table("state_grid_hour", sql_file("opencem.twin", "state_grid_hour").format(ceis=ceis))
+    engine.create_table("state_grid_cell_hour", sql_file("opencem.twin", "state_grid_cell_hour"))
