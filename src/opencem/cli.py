@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import linecache
 import os
 import time
 from pathlib import Path
@@ -14,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
+
+from .errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="OpenCEM: customer experience management and network NPS for mobile operators.")
@@ -39,7 +40,7 @@ def friendly_errors(fn):
             code = _input_error_code(e)
             if code is None:
                 raise
-            console.print(f"[red]error:[/red] {escape(str(e))}")
+            console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)  # one line, whatever the width
             raise typer.Exit(code) from None
     return wrapper
 
@@ -55,26 +56,14 @@ def _input_error_code(e: Exception) -> int | None:
         return 1
     if isinstance(e, (FileNotFoundError, FileExistsError, TreeError)):
         return 2
-    if isinstance(e, ValueError) and _raised_by_an_input_check(e):
+    if isinstance(e, InputError):
         return 2
     return None
 
 
-def _raised_by_an_input_check(e: Exception) -> bool:
-    """Whether ``e`` comes from a ``raise`` statement of OpenCEM outside the engine: the input checks,
-    whose messages are written for the user. A ValueError from a library (numpy, pyarrow, json), from
-    Python itself (a failed unpacking) or from the engine's own guards is a bug."""
-    tb = e.__traceback__
-    while tb.tb_next:
-        tb = tb.tb_next
-    module = tb.tb_frame.f_globals.get("__name__", "")
-    line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).lstrip()
-    return module.startswith("opencem.") and not module.startswith("opencem.engine") and line.startswith("raise ")
-
-
 def _check_engine(engine: str) -> None:
     if engine not in ("duckdb", "spark"):
-        raise ValueError(f"unknown engine {engine!r}: use duckdb or spark")
+        raise InputError(f"unknown engine {engine!r}: use duckdb or spark")
 
 
 def _progress() -> Progress:
@@ -104,7 +93,7 @@ def contracts(
         print(to_markdown())
         return
     if table and table not in c.TABLES:
-        raise ValueError(f"unknown table {table!r}; known: {', '.join(c.TABLES)}")
+        raise InputError(f"unknown table {table!r}; known: {', '.join(c.TABLES)}")
     for t in [c.TABLES[table]] if table else c.TABLES.values():
         rt = RichTable(title=f"{t.name} ({t.family}) - {t.grain}; key: {', '.join(t.key) or '-'}", title_justify="left")
         for col in ("column", "type", "unit", "null", "range / values", "meaning"):
@@ -193,13 +182,14 @@ def validate(
     jobs = [(name, f) for name in TABLES for f in find_table_files(inputs, name)]
     if not jobs:
         raise FileNotFoundError(f"no input tables found in {inputs} (expected e.g. subscribers.parquet, xdr/)")
-    bad, rejected, rows = [], [], {}
+    bad, rejected, rows, own = [], [], {}, []
     with _progress() as bar:
         task = bar.add_task("validate", total=len(jobs))
         for name, f in jobs:
             try:
                 r = validate_file(f, name)
                 rows[name] = rows.get(name, 0) + r.valid.num_rows
+                own += r.unknown_messages()
                 if not r.ok:
                     bad.append(r)
             except ContractError as e:
@@ -209,6 +199,8 @@ def validate(
         if name in rows:
             n_bad = sum(r.quarantine.num_rows for r in bad if r.table == name)
             console.print(f"{name:15s} {rows[name]:>12,} valid rows  {n_bad:>8,} quarantined")
+    for msg in own:
+        console.print(f"[yellow]warning[/yellow] {escape(msg)}", soft_wrap=True)
     for msg in rejected:
         console.print(f"[red]rejected[/red] {msg}")
     if bad:
@@ -253,6 +245,8 @@ def measure(
     for name, n in res.rows.items():
         rt.add_row(f"measure/{name}", f"{n:,}")
     console.print(rt)
+    for msg in res.ingest.unknown:
+        console.print(f"[yellow]warning[/yellow] {escape(msg)}", soft_wrap=True)
     for name, n in res.ingest.quarantined.items():
         console.print(f"[yellow]quarantined[/yellow] {n:,} rows of {name}: see {workspace / 'quarantine' / (name + '.parquet')}")
     for msg in res.ingest.rejected:
@@ -306,9 +300,9 @@ def _anchors(values: list[str] | None) -> list[tuple[dt.date, float]]:
         try:
             out.append((dt.date.fromisoformat(day), float(nps)))
         except ValueError:
-            raise ValueError(f"--anchor {v!r}: expected DAY=NPS, e.g. 2026-10-19=12.5") from None
+            raise InputError(f"--anchor {v!r}: expected DAY=NPS, e.g. 2026-10-19=12.5") from None
         if not sep:
-            raise ValueError(f"--anchor {v!r}: expected DAY=NPS, e.g. 2026-10-19=12.5")
+            raise InputError(f"--anchor {v!r}: expected DAY=NPS, e.g. 2026-10-19=12.5")
     return out
 
 
@@ -535,7 +529,7 @@ def verify(
     from opencem.loop.verify import verify as run_verify
 
     if bool(cells) == bool(device_model):
-        raise ValueError("give either --cells or --device-model")
+        raise InputError("give either --cells or --device-model")
     with console.status("matching controls and scoring both windows"):
         v = run_verify(workspace, {"fix_id": "fix", "cells": cells.split(",") if cells else [], "device_model": device_model,
                                    "fix_date": fix_date.date(), "expected_nps_lift": predicted}, days)
@@ -574,7 +568,7 @@ def demo(
 
     _check_engine(engine)
     if not 7 <= fix_day <= days - 3:
-        raise ValueError(f"--fix-day {fix_day}: needs a week of data before it and 3 days after (7 .. {days - 3})")
+        raise InputError(f"--fix-day {fix_day}: needs a week of data before it and 3 days after (7 .. {days - 3})")
     cfg = LoopConfig(subscribers, days, seed, fix_day, budget, survey_rate, os.cpu_count() or 1, engine, ticket_endpoint)
     t0 = time.perf_counter()
     with _progress() as bars:

@@ -14,7 +14,8 @@ from opencem.loop import tmf
 from opencem.loop.prioritise import _spend, merge_episodes
 from opencem.loop.ticketing import send_tickets
 
-CFG = LoopConfig(subscribers=5_000, days=21, seed=7, fix_day=14, budget=8, survey_rate=1.0, workers=2, trend_every=3)
+# the smallest operator whose answers still split into fit / validation / test weeks before the fix day
+CFG = LoopConfig(subscribers=3_000, days=19, seed=7, fix_day=14, budget=8, survey_rate=1.0, workers=2, trend_every=3)
 
 
 @pytest.fixture(scope="module")

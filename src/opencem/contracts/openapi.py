@@ -34,6 +34,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from ..errors import InputError
+
 _REF = "#/components/schemas/"
 _BASE = "#/components/x-opencem-base/"
 _URI = "https://opencem.invalid/openapi.json"
@@ -238,7 +240,7 @@ class OpenAPISpec:
         """(path, mtime) of the file, the cache key of its compiled form; ValueError for an unknown schema."""
         key = (str(self.path), self.path.stat().st_mtime_ns)
         if schema not in _compiled(*key)["components"]["schemas"]:
-            raise ValueError(f"{self.name} has no component schema {schema!r}")
+            raise InputError(f"{self.name} has no component schema {schema!r}")
         return key
 
     def check(self, doc: dict, schema: str) -> list[tuple[str, str]]:

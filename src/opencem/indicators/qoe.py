@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = [
     "G107_DEFAULTS",
     "CODECS",
@@ -66,7 +68,7 @@ def sql_double(v: float) -> str:
     """DOUBLE SQL literal, exponent form, parenthesised when negative."""
     v = float(v)
     if not math.isfinite(v):
-        raise ValueError(f"cannot inline non-finite literal {v!r}")
+        raise InputError(f"cannot inline non-finite literal {v!r}")
     r = repr(v).replace("e", "E")
     if "E" not in r:
         r += "E0"
@@ -87,7 +89,7 @@ def _sql(x: Any) -> str:
     if isinstance(x, str):
         s = x.strip()
         if not s:
-            raise ValueError("empty SQL expression")
+            raise InputError("empty SQL expression")
         return f"({s})"
     raise TypeError(f"unsupported SQL argument type {type(x).__name__}")
 
@@ -525,7 +527,7 @@ WEB_MAX_MS = 20000.0
 def _web_ab(min_ms: float, max_ms: float) -> tuple[float, float]:
     min_ms, max_ms = float(min_ms), float(max_ms)
     if not (0.0 < min_ms < max_ms):
-        raise ValueError("need 0 < min_ms < max_ms")
+        raise InputError("need 0 < min_ms < max_ms")
     b = 4.0 / math.log(max_ms / min_ms)
     a = 5.0 + b * math.log(min_ms)
     return a, b
@@ -565,7 +567,7 @@ _LN9 = math.log(9.0)
 
 def _check_good_bad(good, bad) -> None:
     if np.isscalar(good) and np.isscalar(bad) and float(good) == float(bad):
-        raise ValueError("good and bad must differ")
+        raise InputError("good and bad must differ")
 
 
 def score_logistic(x, good, bad):

@@ -36,6 +36,8 @@ from pathlib import Path
 import pyarrow as pa
 from lxml import etree
 
+from ..errors import InputError
+
 __all__ = [
     "META_UNPARSEABLE",
     "META_WARNINGS",
@@ -113,19 +115,19 @@ def parse_duration_s(text: str) -> int:
     s = (text or "").strip()
     m = _DURATION.fullmatch(s)
     if not m or s in ("P", "-P") or s.endswith("T"):
-        raise ValueError(f"not an xs:duration: {text!r}")
+        raise InputError(f"not an xs:duration: {text!r}")
     if m["neg"]:
-        raise ValueError(f"negative duration: {text!r}")
+        raise InputError(f"negative duration: {text!r}")
     if (m["y"] and int(m["y"])) or (m["mo"] and int(m["mo"])):
-        raise ValueError(f"duration in years/months is not a fixed length: {text!r}")
+        raise InputError(f"duration in years/months is not a fixed length: {text!r}")
     seconds = float(m["s"] or 0)
     if seconds != int(seconds):
-        raise ValueError(f"duration is not a whole number of seconds: {text!r}")
+        raise InputError(f"duration is not a whole number of seconds: {text!r}")
     total = int(m["d"] or 0) * 86400 + int(m["h"] or 0) * 3600 + int(m["mi"] or 0) * 60 + int(seconds)
     if total <= 0:
-        raise ValueError(f"duration must be positive: {text!r}")
+        raise InputError(f"duration must be positive: {text!r}")
     if total > 2**31 - 1:
-        raise ValueError(f"duration too long: {text!r}")
+        raise InputError(f"duration too long: {text!r}")
     return total
 
 
@@ -138,7 +140,7 @@ def parse_datetime_ms(text: str) -> tuple[int, bool]:
     s = (text or "").strip()
     m = _DATETIME.fullmatch(s)
     if not m:
-        raise ValueError(f"not an xs:dateTime: {text!r}")
+        raise InputError(f"not an xs:dateTime: {text!r}")
     tz = m["tz"]
     body = s
     if tz and tz != "Z" and ":" not in tz:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import InputError
+
 KEY_ENV = "OPENCEM_PSEUDONYM_KEY"
 
 
@@ -24,10 +26,10 @@ def load_key(key_file: Path | None = None, create: bool = False) -> bytes:
     if env:
         return env.encode()
     if key_file is None:
-        raise ValueError(f"no pseudonymisation key: set {KEY_ENV} or pass a key file")
+        raise InputError(f"no pseudonymisation key: set {KEY_ENV} or pass a key file")
     if not key_file.exists():
         if not create:
-            raise ValueError(f"no pseudonymisation key: set {KEY_ENV} or create {key_file}")
+            raise InputError(f"no pseudonymisation key: set {KEY_ENV} or create {key_file}")
         key_file.parent.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_hex(32) + "\n")
         key_file.chmod(0o600)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.files import atomic_write_text
+from ..errors import InputError
 from .tmf import OWNER
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def plan_id_of(doc: dict) -> str:
     ids = [e for e in doc.get("externalIdentifier") or [] if isinstance(e, dict) and e.get("id")]
     ours = [e for e in ids if e.get("owner") == OWNER] or ids
     if not ours:
-        raise ValueError(f"document {doc.get('name', '?')!r} has no externalIdentifier id to make it idempotent")
+        raise InputError(f"document {doc.get('name', '?')!r} has no externalIdentifier id to make it idempotent")
     return str(ours[0]["id"])
 
 
@@ -73,9 +74,9 @@ def _load_ledger(ledger: Path) -> dict[str, dict]:
     try:
         data = json.loads(ledger.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"ticket ledger {ledger} is unreadable ({exc}); fix or move it: sending without it could duplicate tickets") from None
+        raise InputError(f"ticket ledger {ledger} is unreadable ({exc}); fix or move it: sending without it could duplicate tickets") from None
     if not isinstance(data, dict):
-        raise ValueError(f"ticket ledger {ledger} is not a JSON object")
+        raise InputError(f"ticket ledger {ledger} is not a JSON object")
     return data
 
 
@@ -129,10 +130,10 @@ def send_tickets(docs: list[dict], endpoint: str, ledger: Path, kind: str = "tro
     the status and the server's message; plans sent before it are already in the ledger.
     """
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", kind):
-        raise ValueError(f"kind must be a TMF resource name such as troubleTicket, got {kind!r}")
+        raise InputError(f"kind must be a TMF resource name such as troubleTicket, got {kind!r}")
     parts = urllib.parse.urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"endpoint must be an http(s) URL of a TMF API root, got {endpoint!r}")
+        raise InputError(f"endpoint must be an http(s) URL of a TMF API root, got {endpoint!r}")
     url = f"{endpoint.rstrip('/')}/{kind}"
     ledger = Path(ledger)
     book = _load_ledger(ledger)

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..contracts.openapi import OpenAPISpec, OpenAPIValidationError
 from ..engine.files import atomic_write_text
+from ..errors import InputError
 from ..vocabulary import NETWORK_CAUSES
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ _PLAN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 def _need(plan: dict, key: str) -> Any:
     if plan.get(key) in (None, ""):
-        raise ValueError(f"plan {plan.get('plan_id', '?')}: missing field {key!r}")
+        raise InputError(f"plan {plan.get('plan_id', '?')}: missing field {key!r}")
     return plan[key]
 
 
@@ -64,14 +65,14 @@ def _num(plan: dict, key: str, default: float = 0.0) -> float:
     value = plan.get(key)
     value = default if value is None else float(value)
     if not math.isfinite(value):
-        raise ValueError(f"plan {plan.get('plan_id', '?')}: field {key!r} is not a finite number: {value}")
+        raise InputError(f"plan {plan.get('plan_id', '?')}: field {key!r} is not a finite number: {value}")
     return value
 
 
 def _one_of(plan: dict, key: str, allowed: tuple[str, ...]) -> str:
     value = str(_need(plan, key)).lower()
     if value not in allowed:
-        raise ValueError(f"plan {plan.get('plan_id', '?')}: {key}={value!r} is not one of {', '.join(allowed)}")
+        raise InputError(f"plan {plan.get('plan_id', '?')}: {key}={value!r} is not one of {', '.join(allowed)}")
     return value
 
 
@@ -79,13 +80,13 @@ def _plan(plan: dict) -> dict:
     """The plan's fields, checked and converted to plain JSON types (numpy scalars become int/float)."""
     plan_id = str(_need(plan, "plan_id"))
     if not _PLAN_ID.match(plan_id):
-        raise ValueError(f"plan_id {plan_id!r} must match {_PLAN_ID.pattern} (it names the exported files)")
+        raise InputError(f"plan_id {plan_id!r} must match {_PLAN_ID.pattern} (it names the exported files)")
     created = plan.get("created")
     if created not in (None, ""):
         try:
             created = dt.date.fromisoformat(str(created)[:10])
         except ValueError:
-            raise ValueError(f"plan {plan_id}: created={created!r} is not an ISO date") from None
+            raise InputError(f"plan {plan_id}: created={created!r} is not an ISO date") from None
     actions = []
     for a in plan.get("actions") or []:
         actions.append({
@@ -281,7 +282,7 @@ def spec_dir() -> Path:
 def spec_path(api: str) -> Path:
     """The spec file for ``api``; FileNotFoundError (saying where it looked) when it is absent."""
     if api not in SPEC_FILES:
-        raise ValueError(f"unknown TMF api {api!r}; expected one of {', '.join(SPEC_FILES)}")
+        raise InputError(f"unknown TMF api {api!r}; expected one of {', '.join(SPEC_FILES)}")
     path = spec_dir() / SPEC_FILES[api]
     if not path.is_file():
         raise FileNotFoundError(
@@ -341,7 +342,7 @@ def export(plans: list[dict], out_dir: Path, *, require_spec: bool = False) -> l
     for plan in plans:
         pid = str(plan.get("plan_id", ""))
         if pid in seen:
-            raise ValueError(f"duplicate plan_id {pid!r} in export")
+            raise InputError(f"duplicate plan_id {pid!r} in export")
         seen.add(pid)
         for kind, build in builders.items():
             api, schema = KINDS[kind]
@@ -353,7 +354,7 @@ def export(plans: list[dict], out_dir: Path, *, require_spec: bool = False) -> l
         try:
             validate(doc, api, schema)
         except OpenAPIValidationError as exc:
-            raise ValueError(f"plan {pid}: {exc}") from exc
+            raise InputError(f"plan {pid}: {exc}") from exc
         except FileNotFoundError as exc:
             if require_spec:
                 raise

@@ -22,6 +22,7 @@ from sklearn.neighbors import NearestNeighbors
 from ..engine import Engine
 from ..engine.base import quote_ident
 from ..engine.pipeline import sql_file
+from ..errors import InputError
 from ..indicators.tree import load_tree, poor_session_sql
 from ..nps.features import Feature, build_features, feature_list
 from ..nps.model import NpsModel
@@ -65,7 +66,7 @@ def did(engine: Engine, model: NpsModel, feats: list[Feature], cells: list[str],
                            step="fix_subjects")
     treated = t["treated"].to_numpy(zero_copy_only=False)
     if treated.sum() < 10 or (~treated).sum() < CONTROLS:
-        raise ValueError(f"too few subscribers to verify: {int(treated.sum())} treated, {int((~treated).sum())} possible controls")
+        raise InputError(f"too few subscribers to verify: {int(treated.sum())} treated, {int((~treated).sum())} possible controls")
     who = t.select(["subscriber_id"])
     a, b = _window(engine, model, feats, who, *pre), _window(engine, model, feats, who, *post)
     x = np.column_stack([np.nan_to_num(a[c], nan=np.nanmedian(a[c])) for c in MATCH_ON])
@@ -99,7 +100,7 @@ def verify(workspace: Path, fix: dict, days: int = 7, model: NpsModel | None = N
         day = dt.date.fromisoformat(str(fix["fix_date"]))
         n = min(days, (last - day).days + 1, (day - first).days // 2)
         if n < 2:
-            raise ValueError(f"fix {fix['fix_id']} on {day}: need at least 2 days before and after it in {first} .. {last}")
+            raise InputError(f"fix {fix['fix_id']} on {day}: need at least 2 days before and after it in {first} .. {last}")
         w = dt.timedelta(days=n)
         cells, model_name = list(fix.get("cells") or []), fix.get("device_model")
         real = did(engine, model, feats, cells, model_name, (day - w, day), (day, day + w))

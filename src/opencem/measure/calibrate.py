@@ -19,6 +19,7 @@ from scipy.optimize import nnls
 from scipy.stats import pearsonr, spearmanr
 
 from ..engine import Engine, sql_file
+from ..errors import InputError
 from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql
 from ..workspace import Workspace
 
@@ -77,7 +78,7 @@ def _calibrate(eng: Engine, tree: Tree, window_days: int) -> CalibrationReport:
     eng.create_table("calibration_surveys", sql_file(_SQL, "calibration_surveys"))
     n = eng.row_count("calibration_surveys")
     if n < 40:
-        raise ValueError(f"only {n} survey answers in the workspace; calibration needs at least 40")
+        raise InputError(f"only {n} survey answers in the workspace; calibration needs at least 40")
     split = eng.query_arrow(sql_file(_SQL, "calibration_split"), step="calibration_split")
     ids = np.asarray(split["survey_id"].to_pylist())
     y = np.asarray(split["score"].to_pylist(), dtype=float)

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..engine.files import atomic_dir
+from ..errors import InputError
 from .features import CATEGORICAL
 
 CLASSES = ("detractor", "passive", "promoter")
@@ -95,7 +96,7 @@ class OrdinalLink:
 
         w = np.ones(len(y)) if weight is None else weight
         if len(set(y.tolist())) < 3:
-            raise ValueError("the ordinal link needs answers of all three classes")
+            raise InputError("the ordinal link needs answers of all three classes")
 
         def nll(p):
             link = cls(p[0], p[1], p[1] + math.exp(p[2]))
@@ -120,7 +121,7 @@ class OrdinalLink:
 
         for _, target in scores:
             if not -100 < target < 100:
-                raise ValueError(f"anchor NPS {target} is outside -100..100")
+                raise InputError(f"anchor NPS {target} is outside -100..100")
 
         def gap(s: float) -> float:
             return float(np.mean([nps_of(self.proba(mu + s)) - target for mu, target in scores]))
@@ -203,7 +204,7 @@ class NpsModel:
             raise FileNotFoundError(f"{folder}: no NPS model here; run `opencem train nps` first")
         state = json.loads((folder / "state.json").read_text())
         if "link" not in state:
-            raise ValueError(f"{folder}: a model of an earlier OpenCEM version; run `opencem train nps` again")
+            raise InputError(f"{folder}: a model of an earlier OpenCEM version; run `opencem train nps` again")
         replicas = [Replica(lgb.Booster(model_file=str(folder / f"replica-{i:02d}.txt")), OrdinalLink(**r["link"]), r["shift"])
                     for i, r in enumerate(state["replicas"])]
         return cls(Encoder(state["features"], state["vocab"]), lgb.Booster(model_file=str(folder / "regressor.txt")),

@@ -23,6 +23,7 @@ from .. import vocabulary
 from ..engine import Engine
 from ..engine.files import atomic_dir
 from ..engine.pipeline import sql_file
+from ..errors import InputError
 from ..geo import DEFAULT_RESOLUTION, grid_of
 from ..indicators.tree import load_tree, poor_session_sql
 from ..workspace import Workspace
@@ -58,7 +59,7 @@ def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None 
     tree = load_tree()
     feats = feature_list(tree)
     if [f.name for f in feats] != model.encoder.names:
-        raise ValueError(f"{ws.model('nps')}: the model was trained on other features; run `opencem train nps` again")
+        raise InputError(f"{ws.model('nps')}: the model was trained on other features; run `opencem train nps` again")
     with ws.session() as engine:
         last = engine.query_row(sql_file("opencem.nps", "measured_days"), step="measured_days")[1]
         as_of = as_of or (last + dt.timedelta(days=1))

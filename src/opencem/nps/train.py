@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from .. import __version__
 from ..engine import Engine
 from ..engine.pipeline import sql_file
+from ..errors import InputError
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
 from .features import WINDOW_DAYS, base_requests, build_features, feature_list
@@ -90,7 +91,7 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     if until is not None:
         data, tracker, invites = (t.filter(pc.less(t["as_of"], pa.scalar(until, pa.date32()))) for t in (data, tracker, invites))
     if data.num_rows < MIN_ANSWERS:
-        raise ValueError(f"{ws.lake / 'surveys'}: {data.num_rows} usable survey answers after day "
+        raise InputError(f"{ws.lake / 'surveys'}: {data.num_rows} usable survey answers after day "
                          f"{MIN_HISTORY_DAYS}; the model needs at least {MIN_ANSWERS}")
     days = np.array(data["as_of"].to_pylist())
     dnum = days.astype("datetime64[D]").astype(int)
@@ -98,7 +99,7 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     part = np.where(dnum <= cut1, 0, np.where(dnum <= cut2, 1, 2))
     if not all((part == k).sum() >= 50 for k in range(3)):
         counts = "/".join(str(int((part == k).sum())) for k in range(3))
-        raise ValueError(f"{ws.lake / 'surveys'}: the time split gives {counts} answers for fit / validation / test; "
+        raise InputError(f"{ws.lake / 'surveys'}: the time split gives {counts} answers for fit / validation / test; "
                          "each needs at least 50 (more answers or more answer days)")
     enc = Encoder.fit(data, names)
     monotone = [f.direction for f in feats]
@@ -196,7 +197,7 @@ def _level_sample(ws: Workspace, model: NpsModel, feats, anchor, tracker: pa.Tab
             for day, nps in anchor:
                 xb = build_features(engine, base_requests(engine, day, max(1, n // ANCHOR_SAMPLE)), feats)
                 if xb.num_rows == 0:
-                    raise ValueError(f"--anchor {day}: no subscribers with data on that day")
+                    raise InputError(f"--anchor {day}: no subscribers with data on that day")
                 waves.append((model.encoder.matrix(xb), nps))
         return ("anchor", waves)
     if tracker.num_rows >= MIN_TRACKER_ANSWERS:

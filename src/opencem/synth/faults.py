@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..vocabulary import CAUSE_OF_ACTION
 from .city import LAYERS, City
 from .radio import LAYER_NAMES
@@ -87,7 +88,7 @@ def load_requests(path) -> tuple[FixRequest, ...]:
     for i, r in enumerate(rows):
         missing = {"fix_id", "action"} - set(r)
         if missing:
-            raise ValueError(f"{path}: fix {i + 1} lacks {', '.join(sorted(missing))}")
+            raise InputError(f"{path}: fix {i + 1} lacks {', '.join(sorted(missing))}")
         out.append(FixRequest(str(r["fix_id"]), str(r["action"]), tuple(r.get("cells") or ()), r.get("device_model")))
     return tuple(out)
 
@@ -207,11 +208,11 @@ def _requested_fix(city: City, faults: list[Fault], r: FixRequest, day: int) -> 
     """The fault a requested fix repairs: same cause, still active on `day`, on the cells (or device
     model) named; a request that matches none is still carried out and changes nothing."""
     if r.action not in FIX_ACTIONS:
-        raise ValueError(f"fix {r.fix_id}: unknown action '{r.action}'; choose one of {', '.join(FIX_ACTIONS)}")
+        raise InputError(f"fix {r.fix_id}: unknown action '{r.action}'; choose one of {', '.join(FIX_ACTIONS)}")
     index = {c: i for i, c in enumerate(city.cells["cell_id"])}
     unknown = [c for c in r.cells if c not in index]
     if unknown:
-        raise ValueError(f"fix {r.fix_id}: unknown cell {unknown[0]}")
+        raise InputError(f"fix {r.fix_id}: unknown cell {unknown[0]}")
     cells = np.array(sorted(index[c] for c in r.cells), dtype=np.int64)
     cause = FIX_ACTIONS[r.action]
     match = next((f for f in faults if f.cause == cause and f.fixed_by is None and f.end_min > day * MIN_PER_DAY

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ..errors import InputError
 from .behaviour import ANSWER_NOISE_SD, TRACKER_SAMPLE, simulate_chunk
 from .city import build_city, xy_to_latlon
 from .faults import FixRequest, plan
@@ -41,13 +42,13 @@ class SynthConfig:
 
     def check(self) -> None:
         if self.subscribers < 100:
-            raise ValueError("--subscribers must be at least 100")
+            raise InputError("--subscribers must be at least 100")
         if not 3 <= self.days <= 120:
-            raise ValueError("--days must be between 3 and 120")
+            raise InputError("--days must be between 3 and 120")
         if not 0 < self.survey_rate <= 1:
-            raise ValueError("--survey-rate must be in (0, 1]")
+            raise InputError("--survey-rate must be in (0, 1]")
         if self.fix_day is not None and not 1 <= self.fix_day < self.days:
-            raise ValueError(f"--fix-day must be between 1 and {self.days - 1} (a day index inside the window)")
+            raise InputError(f"--fix-day must be between 1 and {self.days - 1} (a day index inside the window)")
 
 
 _STATE: dict = {}  # shared with forked workers

@@ -9,6 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .. import contracts
+from ..errors import InputError
 
 
 def conform(table: pa.Table, name: str) -> pa.Table:
@@ -20,7 +21,7 @@ def conform(table: pa.Table, name: str) -> pa.Table:
 class LakeWriter:
     def __init__(self, root: Path, fmt: str = "parquet") -> None:
         if fmt not in ("parquet", "csv"):
-            raise ValueError(f"unknown format {fmt!r}: use parquet or csv")
+            raise InputError(f"unknown format {fmt!r}: use parquet or csv")
         self.root, self.fmt = Path(root), fmt
 
     def write(self, name: str, table: pa.Table, *, day: str | None = None, part: int | None = None,

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from ..engine import Engine
 from ..engine.files import atomic_dir, atomic_write_text
 from ..engine.pipeline import sql_file
+from ..errors import InputError
 from ..geo import DEFAULT_RESOLUTION
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
@@ -46,12 +47,12 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
     say = progress or (lambda _m: None)
     ws = Workspace(workspace)
     if not 0 <= resolution <= 15:
-        raise ValueError(f"--resolution {resolution}: H3 resolutions run from 0 to 15 (9 is about 0.1 km2)")
+        raise InputError(f"--resolution {resolution}: H3 resolutions run from 0 to 15 (9 is about 0.1 km2)")
     with ws.session() as engine:
         first, last = engine.query_row(sql_file("opencem.twin", "xdr_days"), step="xdr_days")
         start, end = start or first, end or last + dt.timedelta(days=1)
         if start >= end:
-            raise ValueError(f"empty window: --start {start} is not before --end {end}")
+            raise InputError(f"empty window: --start {start} is not before --end {end}")
         say(f"twin state {start} .. {end - dt.timedelta(days=1)}, H3 resolution {resolution}")
         build_state(engine, tree_of(ws), start, end, resolution)
         say("testing every grid-hour against its own baseline")

@@ -37,6 +37,7 @@ from scipy.spatial import cKDTree
 from ..contracts.xdr import XDR
 from ..engine import Engine
 from ..engine.pipeline import sql_file
+from ..errors import InputError
 from ..indicators.tree import cei_service_sql, cei_subscriber_sql, load_tree, poor_session_sql
 from ..measure.steps import kqi_sql
 from ..nps.features import build_features, feature_list
@@ -177,14 +178,14 @@ def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> 
             good = np.nanquantile(col[c], 0.7) if np.isfinite(col[c]).any() else np.nan
             t = _set(t, c, np.maximum(col[c], good))
         return t
-    raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
+    raise InputError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
 
 
 def _check(action: str, cells: list[str] | None, device_model: str | None) -> None:
     if action not in FIX_ACTIONS:
-        raise ValueError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
+        raise InputError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
     if (action == "fix_device") != bool(device_model) or (action != "fix_device" and not cells):
-        raise ValueError("fix_device needs --device-model; the other actions need --cells")
+        raise InputError("fix_device needs --device-model; the other actions need --cells")
 
 
 def scope_sql(cells: list[str] | None, device_model: str | None) -> tuple[str, dict]:
@@ -239,7 +240,7 @@ class WhatIfEngine:
         since = self.end - dt.timedelta(days=horizon)
         observed = _sessions(self.engine, {"start": since, "end": self.end}, *scope_sql(cells, device_model))
         if observed.num_rows == 0:
-            raise ValueError(f"no sessions on {scope} between {since} and {self.end}")
+            raise InputError(f"no sessions on {scope} between {since} and {self.end}")
         who = subscribers or sorted(set(observed["subscriber_id"].to_pylist()))
         if action == "fix_device":  # the model's sessions replayed by its own sessions, then by other handsets'
             before = self.donors.replay(observed, device_model)
