@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from ..errors import InputError
+
 # Logical types used in contracts, with the Arrow type each is stored as and the DuckDB type
 # a raw (text) value is cast to during validation.
 ARROW_TYPES: dict[str, pa.DataType] = {
@@ -37,11 +39,14 @@ class Column:
     nullable: bool = False
     min: float | None = None
     max: float | None = None
-    allowed: tuple[str, ...] | None = None
+    allowed: tuple[str, ...] | None = None  # a closed vocabulary (a standard's: RAT); other values are bad rows
+    # an open vocabulary: the values OpenCEM gives a meaning by default. Any other string is the operator's
+    # own: it is kept, and validation counts it (ValidationResult.unknown) instead of quarantining the row.
+    known: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in ARROW_TYPES:
-            raise ValueError(f"column {self.name}: unknown type {self.dtype!r}")
+            raise InputError(f"column {self.name}: unknown type {self.dtype!r}")
 
 
 @dataclass(frozen=True)

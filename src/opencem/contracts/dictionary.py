@@ -11,6 +11,8 @@ def _range(c) -> str:
         parts.append(f"{'' if c.min is None else f'{c.min:g}'}..{'' if c.max is None else f'{c.max:g}'}")
     if c.allowed:
         parts.append(", ".join(c.allowed))
+    if c.known:  # an open vocabulary: other values are kept and counted
+        parts.append("open; defaults " + ", ".join(c.known))
     return "; ".join(parts)
 
 

@@ -21,9 +21,9 @@ CELLS = Table(
         Column("bandwidth_mhz", "float64", "MHz", "Channel bandwidth", min=1.4, max=400),
         Column("prbs", "int32", "PRB", "Downlink physical resource blocks", min=6, max=275),
         Column("tx_power_dbm", "float64", "dBm", "Total transmit power", min=0, max=60),
-        Column("area_type", "string", "-", "Morphology of the site", allowed=("core", "suburb", "highway")),
+        Column("area_type", "string", "-", "Morphology of the site", known=("core", "suburb", "highway")),
         Column("transport_link_id", "string", "-", "Backhaul link the site hangs on"),
-        Column("transport_type", "string", "-", "Backhaul medium", allowed=("fibre", "microwave")),
+        Column("transport_type", "string", "-", "Backhaul medium", known=("fibre", "microwave")),
         Column("on_air_date", "date", "-", "First day the cell carries traffic"),
     ),
 )

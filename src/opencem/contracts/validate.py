@@ -2,14 +2,17 @@
 
 A file that cannot be read at all, or lacks a required column, is rejected whole (ContractError).
 A bad row never disappears: it goes to the quarantine with file, row, column, value and reason.
+A value outside an open vocabulary (``Column.known``: plan names, care categories, channels, morphology)
+is the operator's own: the row stays valid and the value is counted in ``ValidationResult.unknown``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -35,6 +38,7 @@ class ValidationResult:
     source_file: str
     valid: pa.Table
     quarantine: pa.Table
+    unknown: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> value outside `known` -> rows
 
     @property
     def ok(self) -> bool:
@@ -43,6 +47,15 @@ class ValidationResult:
     def messages(self, limit: int = 20) -> list[str]:
         q = self.quarantine.slice(0, limit).to_pylist()
         return [f"{r['source_file']} row {r['row']} column '{r['column']}': {r['reason']} (value {r['value']!r})" for r in q]
+
+    def unknown_messages(self, limit: int = 5) -> list[str]:
+        """One line per open-vocabulary column with values OpenCEM has no default meaning for."""
+        out = []
+        for col, counts in self.unknown.items():
+            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            shown = ", ".join(f"{v!r} ({n:,} rows)" for v, n in top[:limit]) + (f" and {len(top) - limit} more" if len(top) > limit else "")
+            out.append(f"{self.source_file} column '{col}': {len(top)} value(s) outside OpenCEM's defaults, kept as the operator's own: {shown}")
+        return out
 
 
 def read_raw(path: Path, contract: Table) -> pa.Table:
@@ -116,7 +129,19 @@ def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> Va
                                 step="valid")
     valid = pa.Table.from_arrays([valid.column(f.name).cast(f.type) for f in contract.arrow_schema],
                                  schema=contract.arrow_schema)
-    return ValidationResult(contract.name, source_file, valid, quarantine.cast(QUARANTINE_SCHEMA))
+    return ValidationResult(contract.name, source_file, valid, quarantine.cast(QUARANTINE_SCHEMA), _unknown(valid, contract))
+
+
+def _unknown(valid: pa.Table, contract: Table) -> dict[str, dict[str, int]]:
+    """Per open-vocabulary column, the rows of each value outside its ``known`` list."""
+    out = {}
+    for c in contract.columns:
+        if c.known:
+            counts = pc.value_counts(valid[c.name].drop_null()).to_pylist() if valid.num_rows else []
+            other = {r["values"]: r["counts"] for r in counts if r["values"] not in c.known}
+            if other:
+                out[c.name] = other
+    return out
 
 
 def validate_file(path: Path | str, contract: Table | str) -> ValidationResult:

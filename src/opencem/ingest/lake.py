@@ -31,6 +31,7 @@ class IngestReport:
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # open-vocabulary values outside OpenCEM's defaults, per file
 
 
 def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
@@ -57,7 +58,7 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
     total = len(jobs) + len(xml)
 
     def one(job: tuple[str, Path]):
-        """Validate, pseudonymise and write one file; returns (rows, quarantine) or the rejection."""
+        """Validate, pseudonymise and write one file; returns (rows, validation result) or the rejection."""
         name, f = job
         try:
             res = validate_file(f, name)
@@ -71,17 +72,19 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
         out = lake_new / rel if rel.parent != Path(".") else lake_new / name / "part-00000.parquet"
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, out, compression="zstd", compression_level=1)
-        return name, f, table.num_rows, res.quarantine, None
+        return name, f, table.num_rows, res, None
 
     # files are independent: two at a time keeps both cores busy between DuckDB's and Arrow's own threads
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for i, (name, f, rows, q, error) in enumerate(pool.map(one, jobs)):
+        for i, (name, f, rows, res, error) in enumerate(pool.map(one, jobs)):
             if progress:
                 progress(f"ingest {name}", i + 1, total)
             if error is not None:
                 _reject(rejected_dir / name, f, error, report)
                 continue
             report.rows[name] = report.rows.get(name, 0) + rows
+            report.unknown += res.unknown_messages()
+            q = res.quarantine
             if q.num_rows:
                 quarantine.setdefault(name, []).append(q)
                 report.quarantined[name] = report.quarantined.get(name, 0) + q.num_rows

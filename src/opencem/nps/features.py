@@ -25,7 +25,7 @@ NETWORK, NON_NETWORK, PROFILE = "network", "non-network", "profile"
 WINDOW_DAYS = 28
 FAST, SLOW = 0.7, 0.88  # daily decay of the two memories
 CARE_NETWORK = ("coverage", "data_speed", "voice_quality", "device")
-CARE_OTHER = ("billing", "price", "other")
+CARE_OTHER = ("billing", "price", "other")  # "other": every category not named here
 CATEGORICAL = ("plan", "device_model", "device_capability", "age_band", "home_area")
 POOR_CEI = 60.0  # a day below this CEI counts as a poor day
 # the sources whose days before as_of the features aggregate: CTE name -> daily table
@@ -85,10 +85,13 @@ def feature_list(tree: Tree) -> list[Feature]:
     add("sessions_per_day", "usage", PROFILE, "sessions per day of history", "sum(sessions_total) / any_value(history_days)", "sd")
     # care contacts, per 28 days of history
     per_28 = f"* {WINDOW_DAYS}E0 / any_value(history_days)"
+    named = CARE_NETWORK + CARE_OTHER[:-1]
     for c in CARE_NETWORK + CARE_OTHER:
         kind = NETWORK if c in CARE_NETWORK else NON_NETWORK
-        add(f"care_{c}_rate", f"care.{c}", kind, f"care contacts about {c} per 28 days",
-            f"sum(CASE WHEN category = {quote_literal(c)} THEN 1 ELSE 0 END) {per_28}", "care", down)
+        # the operator's own categories (an open vocabulary) count as "other", a non-network matter
+        cond = f"category = {quote_literal(c)}" if c in named else f"category NOT IN ({', '.join(map(quote_literal, named))})"
+        add(f"care_{c}_rate", f"care.{c}", kind, f"care contacts about {c if c in named else 'any other category'} per 28 days",
+            f"sum(CASE WHEN {cond} THEN 1 ELSE 0 END) {per_28}", "care", down)
     add("care_complaint_rate", "care.complaints", NON_NETWORK, "complaints per 28 days",
         f"sum(CASE WHEN is_complaint THEN 1 ELSE 0 END) {per_28}", "care", down)
     add("care_unresolved_rate", "care.unresolved", NON_NETWORK, "contacts not resolved at first contact per 28 days",

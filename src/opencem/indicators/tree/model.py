@@ -18,7 +18,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ...contracts.bss import CARE_CATEGORIES
 from ...vocabulary import SERVICES
 
 #: Columns of ``kqi_pspu_day`` a KQI node may score (all DOUBLE; NULL where they do not apply to the
@@ -203,7 +202,7 @@ class CareStage(_Node):
     """
 
     weight: Weight
-    categories: list[Literal[CARE_CATEGORIES]] = Field(min_length=1)  # type: ignore[valid-type]
+    categories: list[Text] = Field(min_length=1)  # the operator's own category names (an open vocabulary)
     contact_penalty: Weight
     complaint_penalty: Weight
     unresolved_penalty: Weight
