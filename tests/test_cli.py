@@ -86,3 +86,15 @@ def test_a_programming_error_keeps_its_traceback(tmp_path, monkeypatch, bug):
     res = run("score", "--workspace", tmp_path)
     assert res.exit_code == 1
     assert res.exception is bug and "error:" not in res.output
+
+
+def test_validate_keeps_the_operators_own_words_and_says_so(tmp_path):
+    (tmp_path / "care_contacts.csv").write_text(
+        "contact_id,subscriber_id,contact_time,channel,category,is_complaint,resolved\n"
+        "1,s1,2026-10-05 10:00:00,call_centre,Roaming charges,true,false\n"
+        "2,s2,2026-10-05 11:00:00,call_centre,billing,false,true\n")
+    res = run("validate", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert ("warning care_contacts.csv column 'category': 1 value(s) outside OpenCEM's defaults, kept as the "
+            "operator's own: 'Roaming charges' (1 rows)") in res.output
+    assert "all files meet their contracts" in res.output and not (tmp_path / "_quarantine").exists()
