@@ -77,10 +77,15 @@ def specs():
 # ------------------------------------------------------------------------------------------ documents
 
 
-def test_default_spec_folder_is_next_to_the_project(monkeypatch):
+def test_the_specs_ship_with_the_package(monkeypatch):
+    """A fresh install validates tickets: the TMF files and their licence notice are package data."""
     monkeypatch.delenv(tmf.SPECS_ENV, raising=False)
-    project = Path(__file__).resolve().parents[2]
-    assert tmf.spec_dir() == project.parent / "shared" / "specs" / "tmf"
+    from importlib.resources import files
+
+    shipped = files("opencem.loop") / "tmf_specs"
+    assert tmf.spec_dir() == Path(str(shipped))
+    assert all(tmf.spec_available(api) for api in tmf.SPEC_FILES)
+    assert "Apache License, Version 2.0" in (shipped / "NOTICE").read_text()
 
 
 def test_trouble_ticket_content(specs):

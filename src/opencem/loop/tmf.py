@@ -6,8 +6,8 @@ A plan from the prioritise stage becomes two create bodies (the ``*_FVO`` schema
 * a TMF656 Service Problem Management v5 ``ServiceProblem`` (:func:`service_problem`).
 
 :func:`validate` checks a document against a component schema of the official OpenAPI 3.0 files (with
-the general validator of :mod:`opencem.contracts.openapi`). The files are not shipped with the package:
-they are looked up in ``$OPENCEM_TMF_SPECS`` or, by default, in ``<project root>/../shared/specs/tmf``
+the general validator of :mod:`opencem.contracts.openapi`). The files ship with the package
+(``tmf_specs/``, Apache-2.0, see its NOTICE); ``$OPENCEM_TMF_SPECS`` points to another folder of them
 (see :func:`spec_dir`).
 
 TMF schemas are open (no ``additionalProperties: false``); :func:`undeclared_fields` lists the fields of a
@@ -272,11 +272,11 @@ def service_problem(plan: dict) -> dict:
 
 
 def spec_dir() -> Path:
-    """``$OPENCEM_TMF_SPECS`` if set, else ``<project root>/../shared/specs/tmf`` (project root holds ``src/``)."""
+    """``$OPENCEM_TMF_SPECS`` if set, else the spec files shipped with the package."""
     env = os.environ.get(SPECS_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "tmf"
+    return Path(__file__).resolve().parent / "tmf_specs"
 
 
 def spec_path(api: str) -> Path:
@@ -286,8 +286,8 @@ def spec_path(api: str) -> Path:
     path = spec_dir() / SPEC_FILES[api]
     if not path.is_file():
         raise FileNotFoundError(
-            f"{api} OpenAPI spec not found: looked for {path}. The TM Forum spec files are not shipped with opencem; "
-            f"put {SPEC_FILES[api]} in that folder or set {SPECS_ENV} to the folder that holds it")
+            f"{api} OpenAPI spec not found: looked for {path}; put {SPEC_FILES[api]} in that folder, or unset "
+            f"{SPECS_ENV} to use the spec files shipped with opencem")
     return path
 
 
