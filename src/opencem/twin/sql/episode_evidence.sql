@@ -5,8 +5,9 @@ WITH eg AS (SELECT DISTINCT episode_id, grid FROM ep_units),
 net AS (SELECT hour(hour) AS hod, avg(ln(greatest(rtt_ms, 1))) AS log_rtt FROM sess GROUP BY ALL),
 eh AS (SELECT DISTINCT episode_id, hour(hour) AS hod FROM ep_units),
 s AS (  -- sessions in the episode's grids at its hours of day, inside the episode or not
-  SELECT eg.episode_id, x.*, (u.grid IS NOT NULL) AS inside, ln(greatest(x.rtt_ms, 1)) - net.log_rtt AS log_rtt_vs_net
+  SELECT eg.episode_id, x.*, cs.site_id, (u.grid IS NOT NULL) AS inside, ln(greatest(x.rtt_ms, 1)) - net.log_rtt AS log_rtt_vs_net
   FROM eg JOIN sess x ON x.grid = eg.grid JOIN net ON net.hod = hour(x.hour)
+  LEFT JOIN cells cs ON cs.cell_id = x.cell_id  -- the site comes from the cells table, never from the cell id
   JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(x.hour)
   LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = x.grid AND u.hour = x.hour),
 m AS (
@@ -27,7 +28,7 @@ sx AS (
     avg(CASE WHEN inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END)
       - avg(CASE WHEN NOT inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END) AS d_poor,
     avg(CASE WHEN inside THEN CASE WHEN prb_util_dl >= 0.85 THEN 1E0 ELSE 0E0 END END) AS hot_share_in,
-    count(DISTINCT CASE WHEN inside THEN split_part(cell_id, '-', 1) END) AS sites_in,
+    count(DISTINCT CASE WHEN inside THEN site_id END) AS sites_in,
     count(*) FILTER (WHERE inside) AS sessions
   FROM s GROUP BY episode_id),
 mx AS (
