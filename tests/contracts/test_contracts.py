@@ -68,16 +68,17 @@ def test_bad_rows_are_quarantined_with_row_column_and_reason():
 
 
 def test_operator_values_of_an_open_vocabulary_are_kept_and_counted():
-    """Care categories and channels are the operator's own words: a row with one OpenCEM has no default for
-    is valid, and the value is counted; a closed vocabulary (the RAT) still quarantines."""
+    """Care categories are the operator's own words: a row with one OpenCEM has no default meaning for is
+    valid, and the value is counted; a plain string (the channel) is just kept; a closed vocabulary (the
+    RAT) still quarantines."""
     rows = {"contact_id": ["1", "2", "3", "4"], "subscriber_id": ["s1"] * 4,
             "contact_time": ["2026-10-05 10:00:00"] * 4, "channel": ["call_centre", "WhatsApp", "WhatsApp", "shop"],
             "category": ["billing", "Roaming charges", "Roaming charges", "Network - no signal"],
             "is_complaint": ["true"] * 4, "resolved": ["false"] * 4}
     r = validate_table(pa.table(rows), "care_contacts", "care.csv")
     assert r.ok and r.valid.num_rows == 4
-    assert r.unknown == {"channel": {"WhatsApp": 2}, "category": {"Roaming charges": 2, "Network - no signal": 1}}
-    assert r.unknown_messages()[1] == ("care.csv column 'category': 2 value(s) outside OpenCEM's defaults, kept as the "
+    assert r.unknown == {"category": {"Roaming charges": 2, "Network - no signal": 1}}
+    assert r.unknown_messages()[0] == ("care.csv column 'category': 2 value(s) outside OpenCEM's defaults, kept as the "
                                        "operator's own: 'Roaming charges' (2 rows), 'Network - no signal' (1 rows)")
     xdr = _xdr_rows(2)
     xdr["rat"][1] = "Wi-Fi"

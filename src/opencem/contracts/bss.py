@@ -3,8 +3,6 @@ complaints, port-outs."""
 
 from .base import Check, Column, Table
 
-PLANS = ("prepaid_basic", "prepaid_plus", "postpaid_s", "postpaid_m", "postpaid_l", "business")
-AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 CARE_CATEGORIES = (
     "coverage", "data_speed", "voice_quality", "device", "billing", "price", "other",
 )
@@ -17,14 +15,14 @@ SUBSCRIBERS = Table(
     key=("subscriber_id",),
     columns=(
         Column("subscriber_id", "string", "-", "Operator's subscriber identifier; pseudonymised with a keyed hash at ingest"),
-        Column("plan", "string", "-", "Tariff plan", known=PLANS),
+        Column("plan", "string", "-", "Tariff plan (the operator's own names)"),
         Column("arpu_monthly", "float64", "EUR/month", "Average revenue per user over the last 3 months", min=0, max=10000),
         Column("tenure_months", "int32", "months", "Months since activation at the start of the window", min=0, max=600),
         Column("device_model", "string", "-", "Handset model from the IMEI TAC"),
         Column("device_vendor", "string", "-", "Handset vendor"),
-        Column("device_capability", "string", "-", "Best RAT the handset supports", known=("4G", "5G")),
+        Column("device_capability", "string", "-", "Best RAT the handset supports (the operator's own labels, e.g. 4G, 5G)"),
         Column("home_area", "string", "-", "District of the billing address"),
-        Column("age_band", "string", "years", "Age band of the contract holder", known=AGE_BANDS),
+        Column("age_band", "string", "years", "Age band of the contract holder (the operator's own bands)"),
         Column("consent_location", "bool", "-", "Consents to third-party device-location APIs (CAMARA)"),
         Column("consent_preferences", "bool", "-", "Consents to sharing preferences through the user-preference API"),
         Column("consent_marketing", "bool", "-", "Consents to marketing contact"),
@@ -57,7 +55,7 @@ SURVEYS = Table(
         Column("survey_id", "int64", "-", "Answer identifier"),
         Column("subscriber_id", "string", "-", "Who answered"),
         Column("survey_time", "timestamp", "UTC", "When the answer was given"),
-        Column("channel", "string", "-", "Survey channel", known=("sms", "email", "ivr", "app")),
+        Column("channel", "string", "-", "Survey channel (the operator's own names, e.g. sms, email, ivr, app)"),
         Column("score", "int32", "0-10", "Likelihood to recommend; 9-10 promoter, 7-8 passive, 0-6 detractor", min=0, max=10),
     ),
 )
@@ -107,7 +105,7 @@ CARE_CONTACTS = Table(
         Column("contact_id", "int64", "-", "Contact identifier"),
         Column("subscriber_id", "string", "-", "Who contacted care"),
         Column("contact_time", "timestamp", "UTC", "When the contact was opened"),
-        Column("channel", "string", "-", "Contact channel", known=("call_centre", "app", "shop", "chat")),
+        Column("channel", "string", "-", "Contact channel (the operator's own names, e.g. call_centre, app, shop, chat)"),
         Column("category", "string", "-", "Category the agent recorded", known=CARE_CATEGORIES),
         Column("is_complaint", "bool", "-", "True when logged as a complaint, false for an enquiry"),
         Column("resolved", "bool", "-", "Resolved at first contact"),

@@ -24,7 +24,7 @@ def to_markdown() -> str:
         "`src/opencem/contracts/`. Every input table, its grain and key, and each column's type, unit and "
         "meaning. `opencem validate DIR` checks files against it: a bad row goes to the quarantine with file, "
         "row, column and reason; a file missing a column or that cannot be read is rejected whole. A column "
-        "marked *open* takes the operator's own words (plan names, care categories, channels): a value outside "
+        "marked *open* takes the operator's own words (care categories, survey triggers, area types): a value outside "
         "the defaults listed keeps its row and is reported with its count, one warning line per file and column.",
         "",
     ]

@@ -23,7 +23,7 @@ CELLS = Table(
         Column("tx_power_dbm", "float64", "dBm", "Total transmit power", min=0, max=60),
         Column("area_type", "string", "-", "Morphology of the site", known=("core", "suburb", "highway")),
         Column("transport_link_id", "string", "-", "Backhaul link the site hangs on"),
-        Column("transport_type", "string", "-", "Backhaul medium", known=("fibre", "microwave")),
+        Column("transport_type", "string", "-", "Backhaul medium (the operator's own names, e.g. fibre, microwave)"),
         Column("on_air_date", "date", "-", "First day the cell carries traffic"),
     ),
 )

@@ -2,7 +2,7 @@
 
 A file that cannot be read at all, or lacks a required column, is rejected whole (ContractError).
 A bad row never disappears: it goes to the quarantine with file, row, column, value and reason.
-A value outside an open vocabulary (``Column.known``: plan names, care categories, channels, morphology)
+A value outside an open vocabulary (``Column.known``: care categories, survey triggers, area types)
 is the operator's own: the row stays valid and the value is counted in ``ValidationResult.unknown``.
 """
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..contracts.bss import AGE_BANDS, PLANS
 from ..vocabulary import SERVICES
 from .city import CITY_RADIUS_M, CORE_RADIUS_M, HIGHWAY_END_M
 
@@ -18,7 +17,8 @@ PLAN_TABLE = {
     "postpaid_l": (0.13, 55.0, 0.30, 0.2, 0.90),
     "business": (0.10, 48.0, 0.45, -0.2, 0.80),
 }
-assert tuple(PLAN_TABLE) == PLANS
+PLANS = tuple(PLAN_TABLE)  # the synthetic operator's own plan names
+AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 
 # model, vendor, capability, release year, market share; one model is the target of a device fault
 DEVICES = [
