@@ -186,18 +186,19 @@ def test_cli_validate_quarantines_a_corrupted_row(tmp_path):
     assert runner.invoke(app, ["synth", "--out", str(op), "--subscribers", "300", "--days", "3", "--format", "csv"]).exit_code == 0
     path = op / "inputs" / "subscribers.csv"
     lines = path.read_text().splitlines()
-    plan = lines[0].split(",").index('"plan"')
+    header = lines[0].split(",")
     cells = lines[2].split(",")
-    cells[plan] = '"gold"'
+    cells[header.index('"tenure_months"')] = "-3"
+    cells[header.index('"plan"')] = '"Gold 5G Unlimited"'  # the operator's own plan name is no error
     lines[2] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     before = path.read_bytes()
     res = runner.invoke(app, ["validate", str(op)])
     assert res.exit_code == 1
-    assert "subscribers.csv row 2 column 'plan': not one of prepaid_basic" in " ".join(res.output.split())
+    assert "subscribers.csv row 2 column 'tenure_months': below the minimum 0 months" in " ".join(res.output.split())
     assert path.read_bytes() == before
     quarantine = pq.read_table(op / "inputs" / "_quarantine" / "quarantine.parquet").to_pylist()
-    assert [(r["table"], r["row"], r["column"], r["value"]) for r in quarantine] == [("subscribers", 2, "plan", "gold")]
+    assert [(r["table"], r["row"], r["column"], r["value"]) for r in quarantine] == [("subscribers", 2, "tenure_months", "-3")]
 
 
 @pytest.mark.slow
