@@ -1,9 +1,8 @@
 """xDR: one row per user session per service, from the probes / DPI on the user plane and IMS."""
 
+from ..indicators.qoe import CODECS
 from ..vocabulary import SERVICES
 from .base import Check, Column, Table
-
-CODECS = ("AMR-NB", "AMR-WB", "EVS")
 
 XDR = Table(
     name="xdr",
@@ -19,7 +18,7 @@ XDR = Table(
     columns=(
         Column("session_id", "int64", "-", "Session identifier"),
         Column("subscriber_id", "string", "-", "Subscriber"),
-        Column("service", "string", "-", "Service class from DPI", allowed=SERVICES),
+        Column("service", "string", "-", "Service class from DPI; a service the indicator tree does not score counts as usage, without a CEI", known=SERVICES),
         Column("start_time", "timestamp", "UTC", "Session start"),
         Column("end_time", "timestamp", "UTC", "Session end"),
         Column("cell_id", "string", "-", "Serving cell at session start"),
@@ -40,7 +39,7 @@ XDR = Table(
         Column("voice_delay_ms", "float64", "ms", "Voice: mean one-way mouth-to-ear delay", nullable=True, min=0),
         Column("jitter_ms", "float64", "ms", "Voice / gaming: mean packet delay variation", nullable=True, min=0),
         Column("packet_loss_pct", "float64", "%", "Voice: RTP packet loss", nullable=True, min=0, max=100),
-        Column("codec", "string", "-", "Voice: speech codec", nullable=True, allowed=CODECS),
+        Column("codec", "string", "-", "Voice: speech codec; without G.107 parameters for it the E-model MOS is left out (NULL)", nullable=True, known=tuple(CODECS)),
     ),
     checks=(
         Check("end_time >= start_time", "session ends before it starts", ("end_time",)),
