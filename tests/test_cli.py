@@ -98,3 +98,25 @@ def test_validate_keeps_the_operators_own_words_and_says_so(tmp_path):
     assert ("warning care_contacts.csv column 'category': 1 value(s) outside OpenCEM's defaults, kept as the "
             "operator's own: 'Roaming charges' (1 rows)") in res.output
     assert "all files meet their contracts" in res.output and not (tmp_path / "_quarantine").exists()
+
+
+def test_doctor_says_what_is_missing_and_what_it_takes_away(tmp_path):
+    (tmp_path / "care_contacts.csv").write_text(
+        "contact_id,subscriber_id,contact_time,channel,category,is_complaint,resolved\n"
+        "1,s1,2026-10-05 10:00:00,call_centre,Roaming charges,true,false\n"
+        "2,s2,2026-10-07 11:00:00,call_centre,billing,false,true\n")
+    (tmp_path / "surveys.csv").write_text("survey_id,subscriber_id,survey_time,channel,score\n")
+    res = run("doctor", tmp_path, "--json", tmp_path / "doctor.json")
+    assert res.exit_code == 1, res.output
+    out = text(res)
+    assert "subscribers: `opencem measure` stops without it" in out
+    assert "nps_tracker: the NPS level is the survey respondents'" in out
+    assert "warning care_contacts.csv column 'category': 1 value(s) outside OpenCEM's defaults" in out
+    import json
+    doc = json.loads((tmp_path / "doctor.json").read_text())
+    by = {t["table"]: t for t in doc["tables"]}
+    assert doc["ready_for_measure"] is False
+    assert (by["care_contacts"]["status"], by["care_contacts"]["rows"], by["care_contacts"]["first_day"], by["care_contacts"]["last_day"]) == (
+        "ready", 2, "2026-10-05", "2026-10-07")
+    assert by["surveys"]["status"] == "unusable" and "needs at least 300" in by["surveys"]["effect"]
+    assert (by["xdr"]["status"], by["portouts"]["status"]) == ("missing", "absent")

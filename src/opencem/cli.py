@@ -218,6 +218,45 @@ def validate(
 
 @app.command()
 @friendly_errors
+def doctor(
+    data: Path = typer.Argument(..., help="Input tables (a synth output, its inputs/, or an operator's folder)"),
+    json_out: Path = typer.Option(None, "--json", help="Also write the report as JSON here"),
+) -> None:
+    """Readiness of an operator's data: per table its rows, days, quarantined rows, values outside OpenCEM's
+    defaults and empty columns, and what each missing table or column takes away."""
+    import json
+
+    from opencem.ingest.readiness import as_dict, check_readiness
+
+    with _progress() as bar:
+        task = bar.add_task("doctor", total=None)
+        report = check_readiness(data, lambda step, done, total: bar.update(task, description=step, completed=done, total=total))
+    rt = RichTable(title=f"readiness of {data}", title_justify="left")
+    for col, just in (("table", "left"), ("status", "left"), ("files", "right"), ("rows", "right"),
+                      ("quarantined", "right"), ("days", "left")):
+        rt.add_column(col, justify=just)
+    for r in report:
+        days = f"{r.first_day} .. {r.last_day}" if r.first_day else ""
+        rt.add_row(r.table, r.status, f"{r.files:,}", f"{r.rows:,}", f"{r.quarantined:,}", days)
+    console.print(rt)
+    for r in report:
+        if r.effect:
+            console.print(f"[yellow]{r.table}[/yellow]: {escape(r.effect)}", soft_wrap=True)
+        for msg in r.rejected:
+            console.print(f"[red]rejected[/red] {escape(msg)}", soft_wrap=True)
+        for msg in r.unknown:
+            console.print(f"[yellow]warning[/yellow] {escape(msg)}", soft_wrap=True)
+    doc = as_dict(report)
+    if json_out:
+        json_out.write_text(json.dumps(doc, indent=1))
+    console.print("[green]ready for `opencem measure`[/green]" if doc["ready_for_measure"]
+                  else "[red]not ready for `opencem measure`: see the tables above[/red]")
+    if not doc["ready_for_measure"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
 def measure(
     data: Path = typer.Option(..., "--data", help="Input tables (a synth output or its inputs/)"),
     workspace: Path = typer.Option(..., "--workspace", help="Workspace: lake/, measure/, catalog.duckdb"),
