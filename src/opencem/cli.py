@@ -189,7 +189,7 @@ def validate(
             try:
                 r = validate_file(f, name)
                 rows[name] = rows.get(name, 0) + r.valid.num_rows
-                own += r.unknown_messages()
+                own += r.warnings()
                 if not r.ok:
                     bad.append(r)
             except ContractError as e:
@@ -244,7 +244,7 @@ def doctor(
             console.print(f"[yellow]{r.table}[/yellow]: {escape(r.effect)}", soft_wrap=True)
         for msg in r.rejected:
             console.print(f"[red]rejected[/red] {escape(msg)}", soft_wrap=True)
-        for msg in r.unknown:
+        for msg in r.warnings:
             console.print(f"[yellow]warning[/yellow] {escape(msg)}", soft_wrap=True)
     doc = as_dict(report)
     if json_out:
@@ -284,7 +284,7 @@ def measure(
     for name, n in res.rows.items():
         rt.add_row(f"measure/{name}", f"{n:,}")
     console.print(rt)
-    for msg in res.ingest.unknown:
+    for msg in res.ingest.warnings:
         console.print(f"[yellow]warning[/yellow] {escape(msg)}", soft_wrap=True)
     for name, n in res.ingest.quarantined.items():
         console.print(f"[yellow]quarantined[/yellow] {n:,} rows of {name}: see {workspace / 'quarantine' / (name + '.parquet')}")

@@ -77,7 +77,7 @@ def test_operator_values_of_an_open_vocabulary_are_kept_and_counted():
     r = validate_table(pa.table(rows), "care_contacts", "care.csv")
     assert r.ok and r.valid.num_rows == 4
     assert r.unknown == {"category": {"Roaming charges": 2, "Network - no signal": 1}}
-    assert r.unknown_messages()[0] == ("care.csv column 'category': 2 value(s) outside OpenCEM's defaults, kept as the "
+    assert r.warnings()[0] == ("care.csv column 'category': 2 value(s) outside OpenCEM's defaults, kept as the "
                                        "operator's own: 'Roaming charges' (2 rows), 'Network - no signal' (1 rows)")
     xdr = _xdr_rows(2)
     xdr["service"] = ["streaming", "web"]

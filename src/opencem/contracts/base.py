@@ -43,10 +43,15 @@ class Column:
     # an open vocabulary: the values OpenCEM gives a meaning by default. Any other string is the operator's
     # own: it is kept, and validation counts it (ValidationResult.unknown) instead of quarantining the row.
     known: tuple[str, ...] | None = None
+    # a counter or attribute not every operator has: a file without the column reads it as NULL, and what
+    # is computed from it is unavailable (NULL) rather than made up; implies nullable
+    optional: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in ARROW_TYPES:
             raise InputError(f"column {self.name}: unknown type {self.dtype!r}")
+        if self.optional and not self.nullable:
+            raise InputError(f"column {self.name}: an optional column must be nullable")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ def _range(c) -> str:
         parts.append(", ".join(c.allowed))
     if c.known:  # an open vocabulary: other values are kept and counted
         parts.append("open; defaults " + ", ".join(c.known))
+    if c.optional:
+        parts.append("optional: a file may lack it (NULL)")
     return "; ".join(parts)
 
 

@@ -4,6 +4,8 @@ A file that cannot be read at all, or lacks a required column, is rejected whole
 A bad row never disappears: it goes to the quarantine with file, row, column, value and reason.
 A value outside an open vocabulary (``Column.known``: care categories, survey triggers, area types)
 is the operator's own: the row stays valid and the value is counted in ``ValidationResult.unknown``.
+An optional column (``Column.optional``: a counter not every operator has) may be absent from a file: it
+is read as NULL and listed in ``ValidationResult.absent``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ValidationResult:
     valid: pa.Table
     quarantine: pa.Table
     unknown: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> value outside `known` -> rows
+    absent: list[str] = field(default_factory=list)  # optional columns the file does not have (read as NULL)
 
     @property
     def ok(self) -> bool:
@@ -48,9 +51,11 @@ class ValidationResult:
         q = self.quarantine.slice(0, limit).to_pylist()
         return [f"{r['source_file']} row {r['row']} column '{r['column']}': {r['reason']} (value {r['value']!r})" for r in q]
 
-    def unknown_messages(self, limit: int = 5) -> list[str]:
-        """One line per open-vocabulary column with values OpenCEM has no default meaning for."""
-        out = []
+    def warnings(self, limit: int = 5) -> list[str]:
+        """One line per open-vocabulary column with values OpenCEM has no default meaning for, and one for
+        the optional columns the file does not have."""
+        out = [f"{self.source_file}: no column {', '.join(map(repr, self.absent))}; read as NULL, and what is computed "
+               "from it is unavailable"] if self.absent else []
         for col, counts in self.unknown.items():
             top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
             shown = ", ".join(f"{v!r} ({n:,} rows)" for v, n in top[:limit]) + (f" and {len(top) - limit} more" if len(top) > limit else "")
@@ -73,9 +78,12 @@ def read_raw(path: Path, contract: Table) -> pa.Table:
 
 def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> ValidationResult:
     contract = get(contract) if isinstance(contract, str) else contract
-    missing = [c.name for c in contract.columns if c.name not in raw.column_names]
+    missing = [c.name for c in contract.columns if c.name not in raw.column_names and not c.optional]
     if missing:
         raise ContractError(f"{source_file}: missing column(s) {', '.join(map(repr, missing))} required by {contract.name}")
+    absent = [c.name for c in contract.columns if c.name not in raw.column_names]
+    for name in absent:  # optional columns the file does not have: NULL
+        raw = raw.append_column(name, pa.nulls(raw.num_rows, pa.string()))
     src = raw.select(contract.column_names).append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64()))
 
     # Every rule as (column, SQL condition that flags a bad row, reason). Conditions see the raw
@@ -129,7 +137,7 @@ def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> Va
                                 step="valid")
     valid = pa.Table.from_arrays([valid.column(f.name).cast(f.type) for f in contract.arrow_schema],
                                  schema=contract.arrow_schema)
-    return ValidationResult(contract.name, source_file, valid, quarantine.cast(QUARANTINE_SCHEMA), _unknown(valid, contract))
+    return ValidationResult(contract.name, source_file, valid, quarantine.cast(QUARANTINE_SCHEMA), _unknown(valid, contract), absent)
 
 
 def _unknown(valid: pa.Table, contract: Table) -> dict[str, dict[str, int]]:

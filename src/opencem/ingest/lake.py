@@ -31,7 +31,7 @@ class IngestReport:
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)  # open-vocabulary values outside OpenCEM's defaults, per file
+    warnings: list[str] = field(default_factory=list)  # per file: values outside OpenCEM's defaults, absent optional columns
 
 
 def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
@@ -83,7 +83,7 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
                 _reject(rejected_dir / name, f, error, report)
                 continue
             report.rows[name] = report.rows.get(name, 0) + rows
-            report.unknown += res.unknown_messages()
+            report.warnings += res.warnings()
             q = res.quarantine
             if q.num_rows:
                 quarantine.setdefault(name, []).append(q)

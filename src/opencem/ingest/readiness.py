@@ -36,7 +36,7 @@ class TableReadiness:
     quarantined: int = 0
     first_day: str | None = None
     last_day: str | None = None
-    unknown: list[str] = field(default_factory=list)  # open-vocabulary values outside the defaults
+    warnings: list[str] = field(default_factory=list)  # values outside the defaults, absent optional columns
     empty_columns: list[str] = field(default_factory=list)  # nullable columns with no value in any file
     rejected: list[str] = field(default_factory=list)  # files that cannot be read or lack a column
 
@@ -86,7 +86,7 @@ def check_readiness(data: Path, progress: Callable[[str, int, int], None] | None
                 continue
             r.rows += res.valid.num_rows
             r.quarantined += res.quarantine.num_rows
-            r.unknown += res.unknown_messages()
+            r.warnings += res.warnings()
             filled |= {c.name for c in contract.columns if res.valid[c.name].null_count < res.valid.num_rows}
             if contract.partition_by and res.valid.num_rows:
                 mm = pc.min_max(res.valid[contract.partition_by])

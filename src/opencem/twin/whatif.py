@@ -106,8 +106,11 @@ class Donors:
         self.table = t.select(OUTCOMES + SUMMARY)
         self.device = np.asarray(t["device_model"].fill_null("").to_pylist(), dtype=object)
         self.x = np.stack([_floats(t, c) for c in NUMERIC], axis=1)
-        self.centre = np.nanmedian(self.x, axis=0)
-        q75, q25 = np.nanpercentile(self.x, [75, 25], axis=0)
+        # a condition with no value at all (a counter the operator does not have) sits at 0 with scale 1
+        seen = np.isfinite(self.x).any(axis=0)
+        self.centre, q75, q25 = np.zeros(len(NUMERIC)), np.zeros(len(NUMERIC)), np.zeros(len(NUMERIC))
+        self.centre[seen] = np.nanmedian(self.x[:, seen], axis=0)
+        q75[seen], q25[seen] = np.nanpercentile(self.x[:, seen], [75, 25], axis=0)
         self.scale = np.where((q75 - q25) > 0, q75 - q25, 1.0)
         self.strata = _strata(t)
         self._trees: dict = {}
@@ -170,6 +173,7 @@ def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> 
         return _set(t, "ctx_fail", np.minimum(col["ctx_fail"], quiet))
     if action == "clear_interference":
         (ul_q,) = engine.query_row(_sql("quiet_ul_interference"), step="quiet_ul_interference")
+        ul_q = np.nan if ul_q is None else ul_q  # no UL interference counter: SINR alone says it
         sinr_q = np.nanquantile(col["sinr_db"], 0.7) if np.isfinite(col["sinr_db"]).any() else np.nan
         t = _set(t, "ul_interference_dbm", np.minimum(col["ul_interference_dbm"], ul_q))
         return _set(t, "sinr_db", np.maximum(col["sinr_db"], sinr_q))
