@@ -173,11 +173,9 @@ def validate(
     import pyarrow.parquet as pq
 
     from opencem.contracts import TABLES
-    from opencem.contracts.validate import ContractError, find_table_files, validate_file
+    from opencem.contracts.validate import ContractError, find_table_files, inputs_folder, validate_file
 
-    inputs = data / "inputs" if (data / "inputs").is_dir() else data
-    if not inputs.is_dir():
-        raise FileNotFoundError(f"{data} is not a folder")
+    inputs = inputs_folder(data)
     quarantine = quarantine or inputs / "_quarantine"
     jobs = [(name, f) for name in TABLES for f in find_table_files(inputs, name)]
     if not jobs:
@@ -322,10 +320,10 @@ def calibrate(
 @friendly_errors
 def synth_check(data: Path = typer.Argument(..., help="A synth output folder")) -> None:
     """Compare the synthetic operator's throughput, RTT and page loads with the 5Gophers measurements."""
+    from opencem.contracts.validate import inputs_folder
     from opencem.synth.realism import compare_with_5gophers, render_markdown
 
-    inputs = data / "inputs" if (data / "inputs").is_dir() else data
-    print(render_markdown(compare_with_5gophers(inputs)))
+    print(render_markdown(compare_with_5gophers(inputs_folder(data))))
 
 
 train_app = typer.Typer(no_args_is_help=True, help="Fit models on a workspace (a scheduled step, separate from scoring).")

@@ -158,6 +158,15 @@ def validate_file(path: Path | str, contract: Table | str) -> ValidationResult:
     return validate_table(read_raw(path, contract), contract, path.name)
 
 
+def inputs_folder(data: Path) -> Path:
+    """The folder of input tables: ``data/inputs`` when there is one (a synth output), else ``data``."""
+    data = Path(data)
+    inputs = data / "inputs" if (data / "inputs").is_dir() else data
+    if not inputs.is_dir():
+        raise FileNotFoundError(f"{data} is not a folder of input tables")
+    return inputs
+
+
 def find_table_files(data_dir: Path, name: str) -> list[Path]:
     """Files holding one table: `name.parquet|csv`, or any under the folder `name/`."""
     files = [p for ext in ("parquet", "csv") for p in [data_dir / f"{name}.{ext}"] if p.exists()]

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..contracts import TABLES
-from ..contracts.validate import ContractError, find_table_files, validate_file
+from ..contracts.validate import ContractError, find_table_files, inputs_folder, validate_file
 from ..workspace import Workspace
 from .pm_xml import PmFileRejected, read_pm_xml
 from .pseudonym import Pseudonymiser
@@ -35,11 +35,7 @@ class IngestReport:
 
 
 def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
-    inputs, ws = Path(inputs), Workspace(workspace)
-    if (inputs / "inputs").is_dir():
-        inputs = inputs / "inputs"
-    if not inputs.is_dir():
-        raise FileNotFoundError(f"{inputs} is not a folder of input tables")
+    inputs, ws = inputs_folder(inputs), Workspace(workspace)
     jobs = [(name, f) for name in TABLES for f in find_table_files(inputs, name)]
     xml = sorted((inputs / PM_XML_FOLDER).glob("*.xml")) if (inputs / PM_XML_FOLDER).is_dir() else []
     if not jobs:

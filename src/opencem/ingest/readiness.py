@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from ..contracts import TABLES
-from ..contracts.validate import ContractError, find_table_files, validate_file
+from ..contracts.validate import ContractError, find_table_files, inputs_folder, validate_file
 from ..workspace import OPTIONAL_LAKE
 
 # what an operator loses without an optional table
@@ -44,9 +44,9 @@ class TableReadiness:
     def status(self) -> str:
         if self.files == 0:
             return "missing" if self.required else "absent"
-        if self.rejected or self.rows == 0:
-            return "unusable" if self.rows == 0 else "partly rejected"
-        return "ready"
+        if self.rows == 0:
+            return "unusable"
+        return "partly rejected" if self.rejected else "ready"
 
     @property
     def effect(self) -> str | None:
@@ -64,9 +64,7 @@ class TableReadiness:
 
 def check_readiness(data: Path, progress: Callable[[str, int, int], None] | None = None) -> list[TableReadiness]:
     """The readiness of every input table under ``data`` (or ``data/inputs``)."""
-    inputs = data / "inputs" if (data / "inputs").is_dir() else data
-    if not inputs.is_dir():
-        raise FileNotFoundError(f"{data} is not a folder")
+    inputs = inputs_folder(data)
     jobs = {name: find_table_files(inputs, name) for name in TABLES}
     total, done = sum(len(f) for f in jobs.values()), 0
     out = []
