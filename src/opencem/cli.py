@@ -119,14 +119,33 @@ def synth(
     apply_fixes: Path = typer.Option(None, "--apply-fixes", help="JSON list of fixes to carry out on --fix-day instead of "
                                      "the scenario's (fix_id, action, cells, device_model), e.g. a prioritise run's fix_requests.json"),
     overwrite: bool = typer.Option(False, help="Replace OUT if it exists"),
+    profile: str = typer.Option("canonical", help="canonical (OpenCEM's contracts) or foreign (another operator's "
+                                "names, units, local time and reduced PM, with OUT/mapping.yaml for `opencem import`)"),
 ) -> None:
     """Generate a synthetic operator: OSS/BSS input tables plus its hidden ground truth."""
+    import shutil
+    import tempfile
+
     from opencem.synth.faults import load_requests
+    from opencem.synth.foreign import export_foreign
     from opencem.synth.generator import SynthConfig
 
+    if profile not in ("canonical", "foreign"):
+        raise InputError(f"--profile {profile!r}: use canonical or foreign")
     requests = load_requests(apply_fixes) if apply_fixes else ()
     cfg = SynthConfig(subscribers, days, seed, start.date().isoformat(), fmt, fixes, survey_rate, workers, fix_day, requests)
-    _run_synth(out, cfg, overwrite)
+    if profile == "canonical":
+        _run_synth(out, cfg, overwrite)
+        return
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} exists; pass --overwrite to replace it")
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        _run_synth(Path(tmp) / "canonical", cfg, overwrite=False)
+        with console.status("writing the foreign operator's export"):
+            shutil.rmtree(out, ignore_errors=True)
+            export_foreign(Path(tmp) / "canonical", out)
+    console.print(f"foreign export in {out / 'inputs'}; bring it in with: opencem import --from {out / 'inputs'} "
+                  f"--mapping {out / 'mapping.yaml'} --out DATA")
 
 
 def _run_synth(out: Path, cfg, overwrite: bool) -> None:
@@ -212,6 +231,37 @@ def validate(
     if bad or rejected:
         raise typer.Exit(1)
     console.print("[green]all files meet their contracts[/green]")
+
+
+@app.command("import")
+@friendly_errors
+def import_cmd(
+    source: Path = typer.Option(..., "--from", help="The operator's folder of tables (CSV, Parquet, PM XML)"),
+    mapping: Path = typer.Option(..., "--mapping", help="YAML: columns, units, time zone and values (docs/byod.md)"),
+    out: Path = typer.Option(..., "--out", help="Folder to write OpenCEM's input tables to (replaced as a whole)"),
+) -> None:
+    """Bring an operator's own tables into OpenCEM's contracts through a mapping file."""
+    from opencem.ingest.importer import REPORT_FOLDER, import_tables
+
+    with _progress() as bar:
+        task = bar.add_task("import", total=None)
+        results = import_tables(source, mapping, out, lambda step, done, total: bar.update(
+            task, description=step, completed=done, total=total))
+    rt = RichTable(title=f"imported into {out}", title_justify="left")
+    for col in ("table", "files", "rows", "quarantined", "rejected files"):
+        rt.add_column(col, justify="left" if col == "table" else "right")
+    for r in results:
+        rt.add_row(r.table, str(len(r.files)), f"{r.rows:,}", f"{r.quarantined:,}", str(len(r.rejected)))
+    console.print(rt)
+    for r in results:
+        for msg in r.rejected:
+            console.print(f"[red]rejected[/red] {escape(msg)}", soft_wrap=True)
+        for msg in r.warnings:
+            console.print(f"[yellow]warning[/yellow] {escape(msg)}", soft_wrap=True)
+    if any(r.quarantined for r in results):
+        console.print(f"bad rows, with their source file, row and column: {out / REPORT_FOLDER / 'quarantine.parquet'}")
+    if any(r.rejected for r in results):
+        raise typer.Exit(1)
 
 
 @app.command()
