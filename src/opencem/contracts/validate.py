@@ -100,6 +100,8 @@ def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> Va
         checks.append((c.name, f"{raw_col} IS NOT NULL AND {col} IS NULL", f"not a valid {c.dtype}"))
         if not c.nullable:
             checks.append((c.name, f"{raw_col} IS NULL", "missing value in a required column"))
+        if c.dtype == "float64":  # 'nan', 'inf' and '1e309' read as numbers, and would poison every average
+            checks.append((c.name, f"NOT isfinite({col})", "not a finite number"))
         if c.min is not None:
             checks.append((c.name, f"{col} < {bound(c.min)}", f"below the minimum {c.min:g} {c.unit}"))
         if c.max is not None:
@@ -135,8 +137,9 @@ def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> Va
             "duplicate_rule": duplicate_rule, "table": contract.name, "source_file": source_file}, step="quarantine")
         valid = eng.query_arrow(sql_file(_SQL, "valid").format(columns=", ".join(map(quote_ident, contract.column_names))),
                                 step="valid")
-    valid = pa.Table.from_arrays([valid.column(f.name).cast(f.type) for f in contract.arrow_schema],
-                                 schema=contract.arrow_schema)
+    # timestamps are kept to the millisecond: a finer fraction is cut, not a reason to fail
+    valid = pa.Table.from_arrays([valid.column(f.name).cast(f.type, safe=not pa.types.is_timestamp(f.type))
+                                  for f in contract.arrow_schema], schema=contract.arrow_schema)
     return ValidationResult(contract.name, source_file, valid, quarantine.cast(QUARANTINE_SCHEMA), _unknown(valid, contract), absent)
 
 
