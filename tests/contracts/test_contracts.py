@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_column_has_type_unit_and_meaning():
-    assert set(contracts.TABLES) == {"subscribers", "tariffs", "surveys", "survey_invitations", "nps_tracker",
+    assert set(contracts.TABLES) == {"subscribers", "subscriber_contracts", "tariffs", "surveys", "survey_invitations", "nps_tracker",
                                      "care_contacts", "portouts", "cells", "pm", "radio_samples", "xdr"}
     for t in contracts.TABLES.values():
         assert len(t.arrow_schema) == len(t.columns)

@@ -1,4 +1,4 @@
-"""BSS tables: subscribers, tariffs, NPS surveys and their invitations, the NPS tracker, care contacts /
+"""BSS tables: subscribers, their contracts, tariffs, NPS surveys and their invitations, the NPS tracker, care contacts /
 complaints, port-outs."""
 
 from .base import Check, Column, Table
@@ -19,6 +19,8 @@ SUBSCRIBERS = Table(
         Column("arpu_monthly", "float64", "EUR/month", "Average revenue per user over the last 3 months", min=0, max=10000),
         Column("tenure_months", "int32", "months", "Months since activation at the start of the window", min=0, max=600),
         Column("device_model", "string", "-", "Handset model from the IMEI TAC"),
+        Column("device_tac", "string", "-", "Type Allocation Code: the first 8 digits of the handset's IMEI (GSMA)",
+               nullable=True, optional=True),
         Column("device_vendor", "string", "-", "Handset vendor"),
         Column("device_capability", "string", "-", "Best RAT the handset supports (the operator's own labels, e.g. 4G, 5G)"),
         Column("home_area", "string", "-", "District of the billing address"),
@@ -27,6 +29,25 @@ SUBSCRIBERS = Table(
         Column("consent_preferences", "bool", "-", "Consents to sharing preferences through the user-preference API"),
         Column("consent_marketing", "bool", "-", "Consents to marketing contact"),
     ),
+    checks=(Check("device_tac IS NULL OR regexp_full_match(device_tac, '[0-9]{8}')", "a TAC is 8 digits",
+                  ("device_tac",)),),
+)
+
+SUBSCRIBER_CONTRACTS = Table(
+    name="subscriber_contracts",
+    family="BSS",
+    description="Each subscriber's contract: its type, when it started and when its minimum term ends.",
+    grain="subscriber x contract",
+    key=("subscriber_id", "start_date"),
+    columns=(
+        Column("subscriber_id", "string", "-", "Whose contract"),
+        Column("contract_type", "string", "-", "The operator's own contract types (e.g. prepaid, postpaid_24m, business)"),
+        Column("start_date", "date", "-", "First day of the contract"),
+        Column("commitment_end", "date", "-", "Last day of the minimum term; empty without one (prepaid, rolling)",
+               nullable=True),
+    ),
+    checks=(Check("commitment_end IS NULL OR commitment_end >= start_date", "commitment ends before the contract starts",
+                  ("commitment_end",)),),
 )
 
 TARIFFS = Table(
@@ -57,6 +78,8 @@ SURVEYS = Table(
         Column("survey_time", "timestamp", "UTC", "When the answer was given"),
         Column("channel", "string", "-", "Survey channel (the operator's own names, e.g. sms, email, ivr, app)"),
         Column("score", "int32", "0-10", "Likelihood to recommend; 9-10 promoter, 7-8 passive, 0-6 detractor", min=0, max=10),
+        Column("reason", "string", "-", "The reason the customer gave for the score, coded or verbatim (the operator's own)",
+               nullable=True, optional=True),
     ),
 )
 
@@ -125,4 +148,4 @@ PORTOUTS = Table(
     ),
 )
 
-TABLES = (SUBSCRIBERS, TARIFFS, SURVEYS, SURVEY_INVITATIONS, NPS_TRACKER, CARE_CONTACTS, PORTOUTS)
+TABLES = (SUBSCRIBERS, SUBSCRIBER_CONTRACTS, TARIFFS, SURVEYS, SURVEY_INVITATIONS, NPS_TRACKER, CARE_CONTACTS, PORTOUTS)

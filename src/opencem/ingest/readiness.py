@@ -24,6 +24,7 @@ WITHOUT = {
     "tariffs": "the NPS model has no price features: a price change is not seen",
     "survey_invitations": "survey answers are not reweighted for who chose to answer (no response propensity)",
     "nps_tracker": "the NPS level is the survey respondents', who over-represent unhappy customers",
+    "subscriber_contracts": "churn cannot see the contract type or when a minimum term ends",
 }
 
 

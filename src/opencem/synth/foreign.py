@@ -77,10 +77,13 @@ def _c(col: str) -> str:
 EXPORTS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "subscribers": ("crm/customer_base", [
         ("MSISDN", _c("subscriber_id")), ("TARIFF_NAME", _plan("plan")), ("ARPU_3M", _c("arpu_monthly")),
-        ("TENURE_M", _c("tenure_months")), ("HANDSET", _c("device_model")), ("HANDSET_MAKER", _c("device_vendor")),
+        ("TENURE_M", _c("tenure_months")), ("HANDSET", _c("device_model")), ("TAC", _c("device_tac")), ("HANDSET_MAKER", _c("device_vendor")),
         ("HANDSET_TECH", _c("device_capability")), ("HOME_ZONE", _c("home_area")), ("AGE_GROUP", _c("age_band")),
         ("CONSENT_LOC", _yes_no("consent_location")), ("CONSENT_PREF", _yes_no("consent_preferences")),
         ("CONSENT_MKT", _yes_no("consent_marketing"))]),
+    "subscriber_contracts": ("crm/contracts", [
+        ("MSISDN", _c("subscriber_id")), ("CONTRACT", f"upper({_c('contract_type')})"),
+        ("SIGNED", f"strftime({_c('start_date')}, '%d/%m/%Y')"), ("MIN_TERM_END", f"strftime({_c('commitment_end')}, '%d/%m/%Y')")]),
     "tariffs": ("crm/tariff_history", [
         ("TARIFF_NAME", _plan("plan")), ("MONTHLY_FEE", _c("monthly_price")),
         ("VALID_FROM", f"strftime({_c('valid_from')}, '%d/%m/%Y')"), ("VALID_TO", f"strftime({_c('valid_to')}, '%d/%m/%Y')")]),

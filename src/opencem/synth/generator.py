@@ -19,7 +19,7 @@ from .behaviour import ANSWER_NOISE_SD, TRACKER_SAMPLE, simulate_chunk
 from .city import build_city, xy_to_latlon
 from .faults import FixRequest, plan
 from .pm import cell_quality, pm_day
-from .population import PLAN_TABLE, make_subscribers, subscribers_table
+from .population import PLAN_TABLE, contracts_table, make_subscribers, subscribers_table
 from .radio import RadioModel
 from .sessions import Context
 from .writer import LakeWriter
@@ -103,6 +103,7 @@ def generate(out: Path, cfg: SynthConfig, progress: Callable[[int, int], None] |
     _STATE.clear()
 
     writer.write("subscribers", subscribers_table(sub))
+    writer.write("subscriber_contracts", contracts_table(sub, start, np.random.default_rng([cfg.seed, 77])))
     writer.write("cells", city.cells_table(start))
     quality = cell_quality(ctx, rng_pm)
     for day in range(cfg.days):

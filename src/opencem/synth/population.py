@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pyarrow as pa
 
@@ -119,12 +121,34 @@ def make_subscribers(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
+def device_tac(models: np.ndarray) -> np.ndarray:
+    """One 8-digit Type Allocation Code per handset model (reporting body 35, then a stable hash of the name)."""
+    tac = {m: f"35{zlib.crc32(m.encode()) % 1_000_000:06d}" for m in np.unique(models)}
+    return np.array([tac[m] for m in models])
+
+
 def subscribers_table(sub: dict[str, np.ndarray]) -> pa.Table:
     return pa.table({
         "subscriber_id": sub["subscriber_id"], "plan": sub["plan"],
         "arpu_monthly": sub["arpu"], "tenure_months": sub["tenure_months"].astype(np.int32),
-        "device_model": sub["device_model"], "device_vendor": sub["device_vendor"],
+        "device_model": sub["device_model"], "device_tac": device_tac(sub["device_model"]),
+        "device_vendor": sub["device_vendor"],
         "device_capability": sub["device_capability"], "home_area": sub["home_area"],
         "age_band": sub["age_band"], "consent_location": sub["consent_location"],
         "consent_preferences": sub["consent_preferences"], "consent_marketing": sub["consent_marketing"],
     })
+
+
+def contracts_table(sub: dict[str, np.ndarray], start: np.datetime64, rng: np.random.Generator) -> pa.Table:
+    """Each subscriber's current contract: prepaid has no minimum term; postpaid and business contracts run 12 or
+    24 months, renewed within the customer's tenure. Drawn from its own random stream: it changes no other table."""
+    n = len(sub["subscriber_id"])
+    prepaid = np.char.startswith(sub["plan"].astype(str), "prepaid")
+    term = np.where(prepaid, 0, rng.choice([12, 24], n, p=[0.35, 0.65]))
+    into = np.floor(rng.random(n) * np.minimum(np.maximum(sub["tenure_months"], 1), np.maximum(term, 1)) * 30.4).astype(int)
+    first = np.datetime64(start, "D") - into.astype("timedelta64[D]")
+    end = first + np.round(term * 30.4).astype("timedelta64[D]") - np.timedelta64(1, "D")
+    kind = np.where(prepaid, "prepaid", np.char.add(np.where(sub["plan"] == "business", "business_", "postpaid_"),
+                                                    np.char.add(term.astype(str), "m")))
+    return pa.table({"subscriber_id": sub["subscriber_id"], "contract_type": kind, "start_date": first,
+                     "commitment_end": pa.array(np.where(prepaid, None, end.astype(object)), pa.date32())})

@@ -13,8 +13,11 @@ from ..errors import InputError
 
 
 def conform(table: pa.Table, name: str) -> pa.Table:
-    """Select and cast a table to its contract's schema, in the contract's column order."""
-    schema = contracts.get(name).arrow_schema
+    """Select and cast a table to its contract's schema, in the contract's column order; an optional column the
+    synthetic operator does not have (a survey's reason) is left out, as an operator's file would."""
+    contract = contracts.get(name)
+    schema = pa.schema([f for f in contract.arrow_schema
+                        if f.name in table.column_names or not contract.column(f.name).optional])
     return pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema)
 
 
