@@ -192,7 +192,7 @@ def validate(
     import pyarrow.parquet as pq
 
     from opencem.contracts import TABLES
-    from opencem.contracts.validate import ContractError, find_table_files, inputs_folder, validate_file
+    from opencem.contracts.validate import ContractError, collapse_warnings, find_table_files, inputs_folder, validate_file
 
     inputs = inputs_folder(data)
     quarantine = quarantine or inputs / "_quarantine"
@@ -204,7 +204,7 @@ def validate(
         task = bar.add_task("validate", total=len(jobs))
         for name, f in jobs:
             try:
-                r = validate_file(f, name)
+                r = validate_file(f, name, f.relative_to(inputs).as_posix())
                 rows[name] = rows.get(name, 0) + r.valid.num_rows
                 own += r.warnings()
                 if not r.ok:
@@ -216,7 +216,7 @@ def validate(
         if name in rows:
             n_bad = sum(r.quarantine.num_rows for r in bad if r.table == name)
             console.print(f"{name:15s} {rows[name]:>12,} valid rows  {n_bad:>8,} quarantined")
-    for msg in own:
+    for msg in collapse_warnings(own):
         console.print(f"[yellow]warning[/yellow] {escape(msg)}", soft_wrap=True)
     for msg in rejected:
         console.print(f"[red]rejected[/red] {msg}")

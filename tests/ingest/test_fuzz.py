@@ -163,7 +163,7 @@ def test_ingest_of_a_bad_extract_keeps_the_stored_lake_or_accounts_for_every_row
         assert {p: p.read_bytes() for p in sorted((ws / "lake").rglob("*.parquet"))} == before
         return
     if report.rejected:
-        assert (ws / "rejected" / "xdr" / "xdr.csv").exists()
+        assert (ws / "rejected" / "xdr.csv").exists()  # aside under its path in the inputs
         return
     read = read_raw(inputs / "xdr.csv", contracts.get("xdr")).num_rows
     assert report.rows.get("xdr", 0) + _distinct_quarantined(ws, "xdr") == read

@@ -84,9 +84,10 @@ def test_bad_rows_are_quarantined_and_bad_files_rejected_whole(small_csv, tmp_pa
     assert (q[0]["source_file"], q[0]["row"], q[0]["column"], q[0]["value"]) == ("subscribers.csv", 5, "arpu_monthly", "lots")
     assert len(rep.rejected) == 2
     assert any("missing column(s) 'RRU.PrbUsedDl'" in r for r in rep.rejected)
-    assert (ws / "rejected" / "pm" / pm_file.name).exists()
-    assert (ws / "rejected" / "pm" / f"{pm_file.name}.reason.txt").read_text().startswith(pm_file.name)
-    assert (ws / "rejected" / "xdr" / bad_xdr.name).exists()
+    aside = ws / "rejected" / pm_file.relative_to(data)  # under its path in the inputs, named by it
+    assert aside.exists() and aside.with_name(f"{pm_file.name}.reason.txt").read_text().startswith(
+        pm_file.relative_to(data).as_posix())
+    assert (ws / "rejected" / bad_xdr.relative_to(data)).exists()
     assert not any(p.name == bad_xdr.with_suffix(".parquet").name and p.parent.name == bad_xdr.parent.name
                    for p in (ws / "lake" / "xdr").rglob("*.parquet"))
 

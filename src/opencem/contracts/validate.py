@@ -155,10 +155,21 @@ def _unknown(valid: pa.Table, contract: Table) -> dict[str, dict[str, int]]:
     return out
 
 
-def validate_file(path: Path | str, contract: Table | str) -> ValidationResult:
+def validate_file(path: Path | str, contract: Table | str, source_file: str | None = None) -> ValidationResult:
+    """Validate one file; ``source_file`` is how messages name it (default: its name)."""
     path = Path(path)
     contract = get(contract) if isinstance(contract, str) else contract
-    return validate_table(read_raw(path, contract), contract, path.name)
+    return validate_table(read_raw(path, contract), contract, source_file or path.name)
+
+
+def collapse_warnings(warnings: list[str]) -> list[str]:
+    """One line for a warning that several files repeat (a counter no daily PM file has)."""
+    by_text: dict[str, list[str]] = {}
+    for w in warnings:
+        source, _, text = w.partition(": ")
+        by_text.setdefault(text, []).append(source)
+    return [f"{files[0]}{f' and {len(files) - 1} more files' if len(files) > 1 else ''}: {text}" if text else files[0]
+            for text, files in by_text.items()]
 
 
 def inputs_folder(data: Path) -> Path:

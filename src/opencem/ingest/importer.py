@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from .. import contracts
 from ..contracts.base import Table
-from ..contracts.validate import QUARANTINE_SCHEMA, ValidationResult, validate_table
+from ..contracts.validate import QUARANTINE_SCHEMA, ValidationResult, collapse_warnings, validate_table
 from ..engine import make_engine, quote_ident
 from ..engine.files import atomic_dir
 from ..errors import InputError
@@ -202,15 +202,6 @@ def import_tables(source: Path, mapping: Path | Mapping, out: Path,
     if progress:
         progress("import", len(jobs), len(jobs))
     for r in results.values():
-        r.warnings = _collapse(r.warnings)
+        r.warnings = collapse_warnings(r.warnings)
     return list(results.values())
 
-
-def _collapse(warnings: list[str]) -> list[str]:
-    """One line for a warning that every file of a table repeats (a counter no daily PM file has)."""
-    by_text: dict[str, list[str]] = {}
-    for w in warnings:
-        source, _, text = w.partition(": ")
-        by_text.setdefault(text, []).append(source)
-    return [f"{files[0]}{f' and {len(files) - 1} more files' if len(files) > 1 else ''}: {text}" if text else files[0]
-            for text, files in by_text.items()]

@@ -2,7 +2,7 @@
 
 Every input file is validated against its contract. Bad rows go to `WS/quarantine/<table>.parquet`
 with file, row, column, value and reason; a file that cannot be read or lacks a column is copied to
-`WS/rejected/<table>/` with a `.reason.txt`. The new lake is written beside the old one and swapped in
+`WS/rejected/` under its path in the inputs, with a `.reason.txt`. The new lake is written beside the old one and swapped in
 at the end, so a failed ingest leaves the previous lake untouched.
 """
 
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..contracts import TABLES
-from ..contracts.validate import ContractError, find_table_files, inputs_folder, validate_file
+from ..contracts.validate import ContractError, collapse_warnings, find_table_files, inputs_folder, validate_file
 from ..workspace import Workspace
 from .pm_xml import PmFileRejected, read_pm_xml
 from .pseudonym import Pseudonymiser
@@ -57,7 +57,7 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
         """Validate, pseudonymise and write one file; returns (rows, validation result) or the rejection."""
         name, f = job
         try:
-            res = validate_file(f, name)
+            res = validate_file(f, name, f.relative_to(inputs).as_posix())
         except ContractError as e:
             return name, f, None, None, str(e)
         table = res.valid
@@ -76,7 +76,7 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
             if progress:
                 progress(f"ingest {name}", i + 1, total)
             if error is not None:
-                _reject(rejected_dir / name, f, error, report)
+                _reject(rejected_dir, inputs, f, error, report)
                 continue
             report.rows[name] = report.rows.get(name, 0) + rows
             report.warnings += res.warnings()
@@ -91,7 +91,7 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
         try:
             xml_tables.append(read_pm_xml(f))
         except PmFileRejected as e:
-            _reject(rejected_dir / PM_XML_FOLDER, f, str(e), report)
+            _reject(rejected_dir, inputs, f, str(e), report)
     if xml_tables:
         t = pa.concat_tables(xml_tables, promote_options="default")
         (lake_new / "pm_xml").mkdir(parents=True, exist_ok=True)
@@ -110,13 +110,16 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
         ws.lake.rename(old)
     lake_new.rename(ws.lake)
     shutil.rmtree(old, ignore_errors=True)
+    report.warnings = collapse_warnings(report.warnings)
     if progress:
         progress("ingest", total, total)
     return report
 
 
-def _reject(folder: Path, f: Path, reason: str, report: IngestReport) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(f, folder / f.name)
-    (folder / f"{f.name}.reason.txt").write_text(reason + "\n")
+def _reject(rejected_dir: Path, inputs: Path, f: Path, reason: str, report: IngestReport) -> None:
+    """Copy a rejected file aside under its path in the inputs (two days' part-00000 files do not collide)."""
+    aside = rejected_dir / f.relative_to(inputs)
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(f, aside)
+    aside.with_name(f"{f.name}.reason.txt").write_text(reason + "\n")
     report.rejected.append(reason)

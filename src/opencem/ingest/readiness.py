@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from ..contracts import TABLES
-from ..contracts.validate import ContractError, find_table_files, inputs_folder, validate_file
+from ..contracts.validate import ContractError, collapse_warnings, find_table_files, inputs_folder, validate_file
 from ..workspace import OPTIONAL_LAKE
 
 # what an operator loses without an optional table
@@ -59,7 +59,11 @@ class TableReadiness:
         if self.table == "surveys" and self.rows < MIN_ANSWERS:
             return f"{self.rows:,} answers: `opencem train nps` needs at least {MIN_ANSWERS:,} (from day {MIN_HISTORY_DAYS + 1} of the data on)"
         if self.empty_columns:
-            return "every KPI, KQI and feature computed from " + ", ".join(self.empty_columns) + " is unavailable (NULL)"
+            from ..contracts.lineage import reach
+
+            lost = reach(self.table, self.empty_columns)
+            return ("every KPI, KQI and feature computed from " + ", ".join(self.empty_columns) + " is unavailable (NULL)"
+                    + (": " + "; ".join(lost) if lost else ""))
         return None
 
 
@@ -79,7 +83,7 @@ def check_readiness(data: Path, progress: Callable[[str, int, int], None] | None
             if progress:
                 progress(f"doctor {name}", done, total)
             try:
-                res = validate_file(f, name)
+                res = validate_file(f, name, f.relative_to(inputs).as_posix())
             except ContractError as e:
                 r.rejected.append(str(e))
                 continue
@@ -90,6 +94,7 @@ def check_readiness(data: Path, progress: Callable[[str, int, int], None] | None
             if contract.partition_by and res.valid.num_rows:
                 mm = pc.min_max(res.valid[contract.partition_by])
                 days += [mm["min"].as_py(), mm["max"].as_py()]
+        r.warnings = collapse_warnings(r.warnings)
         if r.rows:
             r.empty_columns = [c.name for c in contract.columns if c.nullable and c.name not in filled]
         if days:

@@ -42,7 +42,9 @@ def _col(t: pa.Table, name: str) -> np.ndarray:
 def cause_scores(ev: pa.Table) -> np.ndarray:
     """(episodes, 5) scores for coverage, interference, congestion, transport, core_dns."""
     d_rsrp, d_sinr, d_ul = _col(ev, "d_rsrp"), _col(ev, "d_sinr"), _col(ev, "d_ul_interf")
-    coverage = np.maximum(_col(ev, "silent_share") / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
+    # a cell that went silent: no sessions on it, or no PM from it (a real OSS exports nothing for a cell that is down)
+    silent = np.maximum(_col(ev, "silent_share"), _col(ev, "pm_down_share"))
+    coverage = np.maximum(silent / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
     # interference lowers SINR without lowering RSRP and shows on the cells' UL noise
     interference = np.maximum(d_ul / INTERFERENCE_UL_DB, np.where(d_rsrp > -3, d_sinr / INTERFERENCE_SINR_DB, 0))
     hot = _col(ev, "hot_share_in")
@@ -76,7 +78,7 @@ def attribute(ev: pa.Table) -> tuple[list[str], np.ndarray, list[list[str]], lis
 
 
 def _cells(r: dict, cause: str) -> list[str]:
-    pick = {"coverage": r["silent_cells"], "interference": r["interfered_cells"], "congestion": r["hot_cells"],
+    pick = {"coverage": r["silent_cells"] or r["pm_down_cells"], "interference": r["interfered_cells"], "congestion": r["hot_cells"],
             "transport": r["link_cells"]}.get(cause)
     return list(pick or r["serving_cells"] or [])[:12]
 
@@ -88,7 +90,9 @@ def _f(v, fmt: str) -> str:
 def _words(r: dict, cause: str) -> str:
     return {
         "coverage": f"{_f(r['silent_share'], '.0%')} of the area's usual traffic lost its serving cells "
-                    f"({', '.join((r['silent_cells'] or [])[:3]) or 'none silent'}); RSRP {_f(r['d_rsrp'], '+.1f')} dB",
+                    f"({', '.join((r['silent_cells'] or [])[:3]) or 'none silent'}); RSRP {_f(r['d_rsrp'], '+.1f')} dB"
+                    + (f"; no PM from {', '.join(r['pm_down_cells'][:3])} ({_f(r['pm_down_share'], '.0%')} of the usual traffic)"
+                       if r["pm_down_cells"] else ""),
         "interference": f"UL interference {_f(r['d_ul_interf'], '+.1f')} dB on the serving cells, SINR {_f(r['d_sinr'], '+.1f')} dB "
                         f"with RSRP {_f(r['d_rsrp'], '+.1f')} dB",
         "congestion": f"serving cells at {_f(r['prb_in'], '.0%')} PRB load ({_f(r['d_prb'], '+.0%')} on usual, "

@@ -1,9 +1,18 @@
 -- Cell x 15-minute KPIs from PM counters (TS 28.552 counter names).
 -- Each KPI cites its definition; ratios are NULL when the denominator is zero.
+-- A cell that has reported PM and then sends no row for a period it should have (any period the network
+-- reported, on the cell's own granularity) gets a row with pm_reported = false and every KPI NULL: a real
+-- OSS exports nothing for a cell that is down, which is outage evidence, not a cell with zero traffic.
+WITH periods AS (SELECT DISTINCT period_start FROM pm),
+first_seen AS (SELECT cell_id, min(period_start) AS first_period, max(granularity_s) AS granularity_s FROM pm GROUP BY cell_id),
+expected AS (
+  SELECT f.cell_id, p.period_start FROM first_seen f JOIN periods p ON p.period_start >= f.first_period
+  WHERE (epoch(p.period_start) - epoch(f.first_period)) % f.granularity_s = 0)
 SELECT
-  cell_id,
-  period_start,
-  CAST(period_start AS DATE) AS day,
+  e.cell_id,
+  e.period_start,
+  CAST(e.period_start AS DATE) AS day,
+  pm.cell_id IS NOT NULL AS pm_reported,
   -- Accessibility: RRC setup success rate (TS 32.450 §6.1.1 / TS 28.554 §6.1 "DRB accessibility" inputs)
   "RRC.ConnEstabSucc" * 1E0 / NULLIF("RRC.ConnEstabAtt", 0) AS rrc_setup_sr,
   -- Accessibility: DRB (E-RAB) setup success rate (TS 32.450 §6.1.1 E-RAB accessibility)
@@ -32,4 +41,4 @@ SELECT
   -- Radio quality (vendor-specific counters): UL interference + noise and mean CQI
   "VS.UlInterfAvg" AS ul_interference_dbm,
   "VS.CqiAvg" AS cqi_mean
-FROM pm
+FROM expected e LEFT JOIN pm ON pm.cell_id = e.cell_id AND pm.period_start = e.period_start
