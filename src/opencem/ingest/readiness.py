@@ -18,6 +18,8 @@ from ..contracts import TABLES
 from ..contracts.validate import ContractError, collapse_warnings, find_table_files, inputs_folder, validate_file
 from ..workspace import OPTIONAL_LAKE
 
+# the tables `opencem measure` cannot run on without a row; any other table may be empty in a small extract
+NEEDS_ROWS = ("subscribers", "xdr")
 # what an operator loses without an optional table
 WITHOUT = {
     "portouts": "the base keeps every subscriber (nobody leaves it), and churn has no outcome to learn from",
@@ -45,8 +47,8 @@ class TableReadiness:
     def status(self) -> str:
         if self.files == 0:
             return "missing" if self.required else "absent"
-        if self.rows == 0:
-            return "unusable"
+        if self.rows == 0:  # every row bad or every file rejected; or an extract with no row at all
+            return "unusable" if self.quarantined or self.rejected else "empty"
         return "partly rejected" if self.rejected else "ready"
 
     @property
@@ -105,4 +107,5 @@ def check_readiness(data: Path, progress: Callable[[str, int, int], None] | None
 
 def as_dict(report: list[TableReadiness]) -> dict:
     return {"tables": [{**asdict(r), "status": r.status, "effect": r.effect} for r in report],
-            "ready_for_measure": all(r.status in ("ready", "partly rejected") for r in report if r.required)}
+            "ready_for_measure": all(r.status in ("ready", "partly rejected") or (r.status == "empty" and r.table not in NEEDS_ROWS)
+                                     for r in report if r.required)}

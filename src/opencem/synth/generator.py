@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .. import contracts
 from ..errors import InputError
 from .behaviour import ANSWER_NOISE_SD, TRACKER_SAMPLE, simulate_chunk
 from .city import build_city, xy_to_latlon
@@ -140,15 +141,18 @@ def _write_collected(writer: LakeWriter, cfg: SynthConfig, ctx: Context, sub, pa
     sch, city = ctx.schedule, ctx.city
     cat = lambda key: [t for r in results for t in r[key]]  # noqa: E731
 
-    def concat(tables: list[pa.Table], sort: str) -> pa.Table:
+    def concat(name: str, tables: list[pa.Table], sort: str) -> pa.Table:
+        if not tables:  # a small operator over a few days may have no answer or contact at all: an empty table
+            contract = contracts.get(name)
+            return pa.schema([f for f in contract.arrow_schema if not contract.column(f.name).optional]).empty_table()
         return pa.concat_tables(tables).sort_by([(sort, "ascending")])
 
-    surveys = concat(cat("surveys"), "survey_time")
+    surveys = concat("surveys", cat("surveys"), "survey_time")
     writer.write("surveys", surveys)
-    writer.write("survey_invitations", concat(cat("invitations"), "invite_time"))
-    writer.write("nps_tracker", concat(cat("tracker"), "answer_time"))
+    writer.write("survey_invitations", concat("survey_invitations", cat("invitations"), "invite_time"))
+    writer.write("nps_tracker", concat("nps_tracker", cat("tracker"), "answer_time"))
     writer.write("tariffs", _tariffs(params))
-    writer.write("care_contacts", concat(cat("care_contacts"), "contact_time"))
+    writer.write("care_contacts", concat("care_contacts", cat("care_contacts"), "contact_time"))
     churners = pa.concat_tables([r["churners"] for r in results])
     leavers = churners.filter(churners["in_window"])
     writer.write("portouts", pa.table({
