@@ -27,6 +27,8 @@ from opencem.measure.run import measure
 from opencem.nps.score import score
 from opencem.nps.train import train_nps
 from opencem.synth.foreign import MAPPING, PM_DROPPED, export_foreign
+from opencem.twin.accuracy import _overlaps, load_faults
+from opencem.twin.run import diagnose
 from opencem.workspace import Workspace
 
 
@@ -282,3 +284,18 @@ def test_the_foreign_export_gives_the_same_kqi_cei_and_nps(shared, foreign):
     assert scored.base["nps"] == pytest.approx(shared.scored.base["nps"], abs=0.01)
     a, b = shared.scored.scores.sort_by("subscriber_id"), scored.scores.sort_by("subscriber_id")
     assert pc.max(pc.abs(pc.subtract(a["p_detractor"], b["p_detractor"]))).as_py() < 1e-4
+
+
+def test_a_site_that_sent_no_pm_is_found_and_named_coverage(shared, foreign):
+    """The foreign export has no PM rows for a site while it is off air: each such outage becomes an episode
+    named coverage, with the silent cells and the missing PM as its evidence (the canonical profile, whose PM
+    has zero-traffic rows instead, finds neither outage of this 3,000-subscriber operator)."""
+    root, _, _ = foreign
+    episodes = diagnose(root / "ws").episodes.to_pylist()
+    with Workspace(root / "ws").session(tables=("cells",)) as engine:
+        faults = [f for f in load_faults(shared.data / "truth", engine.table_arrow("cells")) if f["cause"] == "coverage"]
+    assert faults
+    for f in faults:
+        found = [e for e in episodes if _overlaps(e, f)]
+        assert any(e["cause"] == "coverage" and e["evidence"].startswith("no PM from")
+                   and set(e["cells"]) & set(f["cells"].split(";")) for e in found), (f, found)

@@ -63,6 +63,11 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
 def attribute(ev: pa.Table) -> tuple[list[str], np.ndarray, list[list[str]], list[str]]:
     """Cause, confidence, responsible cells and a sentence of evidence per episode."""
     sc = cause_scores(ev)
+    # cells that stopped reporting PM are unavailable: decisive for coverage, whatever their users' sessions on far
+    # cells show (their RTT and failures rise too). A backhaul that is cut silences a site the same way; telling
+    # the two apart needs the link's other sites, which this rule does not read yet.
+    down = _col(ev, "pm_down_share") >= COVERAGE_SILENT_SHARE
+    sc[down, 0] = np.maximum(sc[down, 0], sc[down, 1:].max(1) + 1)
     best = sc.argmax(1)
     top = sc[np.arange(len(sc)), best]
     pos = np.clip(sc, 0, None).sum(1)
@@ -78,7 +83,7 @@ def attribute(ev: pa.Table) -> tuple[list[str], np.ndarray, list[list[str]], lis
 
 
 def _cells(r: dict, cause: str) -> list[str]:
-    pick = {"coverage": r["silent_cells"] or r["pm_down_cells"], "interference": r["interfered_cells"], "congestion": r["hot_cells"],
+    pick = {"coverage": r["pm_down_cells"] or r["silent_cells"], "interference": r["interfered_cells"], "congestion": r["hot_cells"],
             "transport": r["link_cells"]}.get(cause)
     return list(pick or r["serving_cells"] or [])[:12]
 
@@ -89,10 +94,10 @@ def _f(v, fmt: str) -> str:
 
 def _words(r: dict, cause: str) -> str:
     return {
-        "coverage": f"{_f(r['silent_share'], '.0%')} of the area's usual traffic lost its serving cells "
-                    f"({', '.join((r['silent_cells'] or [])[:3]) or 'none silent'}); RSRP {_f(r['d_rsrp'], '+.1f')} dB"
-                    + (f"; no PM from {', '.join(r['pm_down_cells'][:3])} ({_f(r['pm_down_share'], '.0%')} of the usual traffic)"
-                       if r["pm_down_cells"] else ""),
+        "coverage": (f"no PM from {', '.join(r['pm_down_cells'][:3])}, which carry {_f(r['pm_down_share'], '.0%')} of the "
+                     f"area's usual traffic; RSRP {_f(r['d_rsrp'], '+.1f')} dB" if r["pm_down_cells"] else
+                     f"{_f(r['silent_share'], '.0%')} of the area's usual traffic lost its serving cells "
+                     f"({', '.join((r['silent_cells'] or [])[:3]) or 'none silent'}); RSRP {_f(r['d_rsrp'], '+.1f')} dB"),
         "interference": f"UL interference {_f(r['d_ul_interf'], '+.1f')} dB on the serving cells, SINR {_f(r['d_sinr'], '+.1f')} dB "
                         f"with RSRP {_f(r['d_rsrp'], '+.1f')} dB",
         "congestion": f"serving cells at {_f(r['prb_in'], '.0%')} PRB load ({_f(r['d_prb'], '+.0%')} on usual, "

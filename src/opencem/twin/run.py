@@ -24,6 +24,8 @@ from .cause import attribute, evidence
 from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust_z, score_grid_hours
 from .state import build_state
 
+OUTAGE_MIN_SHARE = 0.3  # a site's outage covers the grids whose sessions its cells usually carry this share of
+OUTAGE_SIGNAL = "pm_missing"
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
 
 
@@ -61,6 +63,7 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         flagged = z.max(1) > cfg.threshold
         units = scored.filter(pa.array(flagged)).append_column("z", pa.array(z.max(1)[flagged]))
         units = units.append_column("signal", pa.array([_signal(i) for i in z.argmax(1)[flagged]], pa.string()))
+        units = _with_outage_units(engine, units.select(["grid", "hour", "z", "signal"]), start, end, cfg)
         labels = cluster(np.array(units["grid"].to_pylist(), dtype=object), units["hour"].to_numpy(), cfg.max_gap_hours)
         keep = np.isin(labels, [k for k, n in zip(*np.unique(labels, return_counts=True)) if n >= cfg.min_grid_hours])
         units, labels = units.filter(pa.array(keep)), labels[keep]
@@ -77,6 +80,20 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         episodes = _with_device_episodes(engine, area_episodes, cfg)
         folder = _write(engine, ws, episodes)
         return Diagnosis(folder, episodes, engine.row_count("state_grid_hour"), start, end)
+
+
+def _with_outage_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date, cfg: DetectConfig) -> pa.Table:
+    """The anomalous grid-hours plus those of cells that sent no PM (outage_units.sql), at the threshold's z."""
+    out = engine.query_arrow(sql_file("opencem.twin", "outage_units"), {"start": start, "end": end, "min_share": OUTAGE_MIN_SHARE},
+                             step="outage_units")
+    seen = set(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
+    new = [(g, h) for g, h in zip(out["grid"].to_pylist(), out["hour"].to_pylist()) if (g, h) not in seen]
+    if not new:
+        return units
+    extra = pa.table({"grid": [g for g, _ in new], "hour": pa.array([h for _, h in new], units.schema.field("hour").type),
+                      "z": pa.array([cfg.threshold] * len(new), units.schema.field("z").type),
+                      "signal": [OUTAGE_SIGNAL] * len(new)})
+    return pa.concat_tables([units, extra]).sort_by([("hour", "ascending"), ("grid", "ascending")])
 
 
 def _signal(i: int) -> str:
