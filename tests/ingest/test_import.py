@@ -21,6 +21,7 @@ from opencem.cli import app
 from opencem.contracts.validate import find_table_files
 from opencem.errors import InputError
 from opencem.ingest.importer import REPORT_FOLDER, import_tables
+from opencem.ingest.readiness import check_readiness
 from opencem.ingest.mapping import load_mapping
 from opencem.ingest.units import conversion_sql
 from opencem.measure.run import measure
@@ -266,6 +267,25 @@ def test_the_foreign_export_gives_the_canonical_inputs_back(shared, foreign):
             for col in PM_DROPPED:
                 assert b[col].null_count == b.num_rows
         assert not _same(a, b, keys, skip), (name, _same(a, b, keys, skip))
+
+
+def test_the_foreign_kpis_match_and_doctor_names_exactly_what_was_degraded(shared, foreign):
+    root, _, _ = foreign
+    a = pa.concat_tables([pq.read_table(f) for f in Workspace(shared.ws).measure_files("kpi_cell_15min")])
+    b = pa.concat_tables([pq.read_table(f) for f in Workspace(root / "ws").measure_files("kpi_cell_15min")])
+    assert a.num_rows == b.num_rows and pc.all(a["pm_reported"]).as_py()
+    down = b.filter(pc.invert(b["pm_reported"]))  # the off-air periods: a row each, every KPI NULL
+    assert 0 < down.num_rows and down["prb_util_dl"].null_count == down.num_rows
+    reported = b.filter(b["pm_reported"])
+    a = a.join(reported.select(["cell_id", "period_start"]), ["cell_id", "period_start"], join_type="inner")
+    assert not _same(a.select(reported.column_names), reported, ["cell_id", "period_start"],
+                     skip=("rrc_users_max", "ul_interference_dbm"))
+    assert reported["rrc_users_max"].null_count == reported["ul_interference_dbm"].null_count == reported.num_rows
+
+    effects = {r.table: r.effect or "" for r in check_readiness(root / "data")}
+    lost_kpis = [p.split(" (")[0] for p in effects["pm"].split(": ", 1)[1].split("; ")]
+    assert lost_kpis == ["KPI rrc_users_max", "KPI ul_interference_dbm"], effects["pm"]
+    assert "height_m" in effects["cells"]
 
 
 def test_the_foreign_export_gives_the_same_kqi_cei_and_nps(shared, foreign):
