@@ -470,3 +470,15 @@ def test_pipeline_failure_names_step(tmp_path, events, lake):
         assert (tmp_path / "out" / "kpi_cell_hour").is_dir() and not (tmp_path / "out" / "cei_broken").exists()
         with pytest.raises(ValueError):
             run_pipeline(eng, [STEPS[0], STEPS[0]], None)
+
+
+def test_spark_without_pyspark_is_one_line_saying_how_to_install(monkeypatch):
+    import importlib.util
+
+    from opencem.engine import make_engine
+    from opencem.errors import InputError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
+    with pytest.raises(InputError, match=r"pip install 'opencem\[spark\]'"):
+        make_engine("spark")

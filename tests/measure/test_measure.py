@@ -131,3 +131,80 @@ def test_spark_gives_the_same_tables_as_duckdb(duck_ws, small_op, tmp_path, monk
         keys = KEYS.get(name, ["subscriber_id", "day", "service"])
         diffs = compare_tables(read(duck_ws, name), read(ws, name), keys, rel=1e-9)
         assert diffs == [], (name, diffs[:5])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory):
+    """A Spark standalone master and one worker on loopback, started with the `spark-class` launcher that ships
+    with pyspark; yields the master URL."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    logs = tmp_path_factory.mktemp("spark-cluster")
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+           "SPARK_LOG_DIR": str(logs), "SPARK_WORKER_DIR": str(logs / "work")}
+    port, ui = _free_port(), _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    launch = [str(home / "bin" / "spark-class")]
+    procs = [subprocess.Popen(launch + ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                                        "--webui-port", str(ui)], env=env, stdout=open(logs / "master.log", "w"),
+                              stderr=subprocess.STDOUT)]
+    procs.append(subprocess.Popen(launch + ["org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "2",
+                                            "--memory", "2g", "--webui-port", str(_free_port())], env=env,
+                                  stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the master's status page lists the worker once it has registered
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as r:
+                    if json.load(r).get("aliveworkers", 0) >= 1:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                pytest.fail("the Spark cluster did not start: " + (logs / "master.log").read_text()[-2000:]
+                            + (logs / "worker.log").read_text()[-2000:])
+            time.sleep(1)
+        yield url
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.mark.spark
+def test_a_spark_standalone_cluster_gives_the_same_tables_as_duckdb(spark_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "measure-test-key")
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # the driver on loopback too
+    # a cluster is tuned the way Spark reads it everywhere, spark-defaults.conf: few partitions for small data
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.sql.shuffle.partitions 4\nspark.default.parallelism 4\n")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path / "conf"))
+    op = tmp_path / "op"  # a small operator: the cluster's cost here is per step, not per row
+    generate(op, SynthConfig(subscribers=300, days=3, seed=3, workers=1))
+    measure(op, tmp_path / "duck", "duckdb")
+    measure(op, tmp_path / "cluster", "spark", spark_master=spark_cluster)
+    for name in OUTPUTS:
+        keys = KEYS.get(name, ["subscriber_id", "day", "service"])
+        diffs = compare_tables(read(tmp_path / "duck", name), read(tmp_path / "cluster", name), keys, rel=1e-9)
+        assert diffs == [], (name, diffs[:5])

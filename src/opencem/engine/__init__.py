@@ -7,6 +7,9 @@ only when a SparkEngine starts its session.
 
 from __future__ import annotations
 
+import importlib.util
+
+from ..errors import InputError
 from .base import (
     Engine,
     Params,
@@ -30,6 +33,8 @@ def make_engine(name: str = "duckdb", spark_master: str | None = None, **kwargs)
     if name == "duckdb":
         return DuckDBEngine(**kwargs)
     if name == "spark":
+        if importlib.util.find_spec("pyspark") is None:  # said before any work starts, in one line
+            raise InputError("the Spark engine needs pyspark: pip install 'opencem[spark]' (and Java 17 or later)")
         return SparkEngine(master=spark_master or "local[*]", **kwargs)
     raise ValueError(f"unknown engine {name!r}: use duckdb or spark")
 
