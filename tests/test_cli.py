@@ -118,5 +118,5 @@ def test_doctor_says_what_is_missing_and_what_it_takes_away(tmp_path):
     assert doc["ready_for_measure"] is False
     assert (by["care_contacts"]["status"], by["care_contacts"]["rows"], by["care_contacts"]["first_day"], by["care_contacts"]["last_day"]) == (
         "ready", 2, "2026-10-05", "2026-10-07")
-    assert by["surveys"]["status"] == "unusable" and "needs at least 300" in by["surveys"]["effect"]
+    assert by["surveys"]["status"] == "empty" and "needs at least 300" in by["surveys"]["effect"]
     assert (by["xdr"]["status"], by["portouts"]["status"]) == ("missing", "absent")

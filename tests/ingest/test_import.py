@@ -319,3 +319,8 @@ def test_a_site_that_sent_no_pm_is_found_and_named_coverage(shared, foreign):
         found = [e for e in episodes if _overlaps(e, f)]
         assert any(e["cause"] == "coverage" and e["evidence"].startswith("no PM from")
                    and set(e["cells"]) & set(f["cells"].split(";")) for e in found), (f, found)
+
+
+def test_the_docs_show_the_whole_shipped_mapping():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "byod.md").read_text()
+    assert MAPPING.read_text().rstrip("\n") in doc

@@ -28,11 +28,6 @@ from .. import contracts
 from ..errors import InputError
 from .units import conversion_sql
 
-FORMATS = ("csv", "parquet", "pm_xml")
-# What a PM XML file offers besides its counters: the measured object's distinguished name, and its
-# last relative name's value (the cell's own id in every vendor's DN), the default for cell_id.
-PM_XML_FIELDS = ("measObjLdn", "measObjId", "period_start", "granularity_s")
-
 
 class ColumnMap(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
