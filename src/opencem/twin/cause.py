@@ -63,9 +63,9 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
 def attribute(ev: pa.Table) -> tuple[list[str], np.ndarray, list[list[str]], list[str]]:
     """Cause, confidence, responsible cells and a sentence of evidence per episode."""
     sc = cause_scores(ev)
-    # cells that stopped reporting PM are unavailable: decisive for coverage, whatever their users' sessions on far
-    # cells show (their RTT and failures rise too). A backhaul that is cut silences a site the same way; telling
-    # the two apart needs the link's other sites, which this rule does not read yet.
+    # cells that stopped reporting PM, or carried nobody in hours they usually serve, are down: decisive for
+    # coverage, whatever their users' sessions on far cells show (their RTT and failures rise too). A cut backhaul
+    # silences a site the same way; telling the two apart needs the link's other sites, not read yet.
     down = _col(ev, "pm_down_share") >= COVERAGE_SILENT_SHARE
     sc[down, 0] = np.maximum(sc[down, 0], sc[down, 1:].max(1) + 1)
     best = sc.argmax(1)
@@ -94,7 +94,8 @@ def _f(v, fmt: str) -> str:
 
 def _words(r: dict, cause: str) -> str:
     return {
-        "coverage": (f"no PM from {', '.join(r['pm_down_cells'][:3])}, which carry {_f(r['pm_down_share'], '.0%')} of the "
+        "coverage": (f"{'no PM' if r['pm_missing'] else 'no traffic in their usual hours'} from "
+                     f"{', '.join(r['pm_down_cells'][:3])}, which carry {_f(r['pm_down_share'], '.0%')} of the "
                      f"area's usual traffic; RSRP {_f(r['d_rsrp'], '+.1f')} dB" if r["pm_down_cells"] else
                      f"{_f(r['silent_share'], '.0%')} of the area's usual traffic lost its serving cells "
                      f"({', '.join((r['silent_cells'] or [])[:3]) or 'none silent'}); RSRP {_f(r['d_rsrp'], '+.1f')} dB"),

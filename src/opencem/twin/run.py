@@ -83,9 +83,10 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
 
 
 def _with_outage_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date, cfg: DetectConfig) -> pa.Table:
-    """The anomalous grid-hours plus those of cells that sent no PM (outage_units.sql), at the threshold's z."""
-    out = engine.query_arrow(sql_file("opencem.twin", "outage_units"), {"start": start, "end": end, "min_share": OUTAGE_MIN_SHARE},
-                             step="outage_units")
+    """The anomalous grid-hours plus those of cells that were down as their PM shows it (cell_down.sql,
+    outage_units.sql), at the threshold's z."""
+    engine.create_table("cell_down", sql_file("opencem.twin", "cell_down"), {"start": start, "end": end})
+    out = engine.query_arrow(sql_file("opencem.twin", "outage_units"), {"min_share": OUTAGE_MIN_SHARE}, step="outage_units")
     seen = set(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
     new = [(g, h) for g, h in zip(out["grid"].to_pylist(), out["hour"].to_pylist()) if (g, h) not in seen]
     if not new:

@@ -1,7 +1,7 @@
 -- Per episode the condition changes inside it against the same grids at the same hours of day outside it
 -- (radio, PM load and interference, RTT, failures), the serving cells that went silent, the transport link
--- whose cells' RTT rose most and the hot / interfered / serving cells, and the area's usual cells that sent no
--- PM during the episode (kpi_cell_15min.pm_reported). Reads sess, mr, cells, kpi_cell_15min and ep_units.
+-- whose cells' RTT rose most and the hot / interfered / serving cells, and the area's usual cells that were down
+-- during the episode as their PM shows it. Reads sess, mr, cells, cell_down and ep_units.
 WITH eg AS (SELECT DISTINCT episode_id, grid FROM ep_units),
 net AS (SELECT hour(hour) AS hod, avg(ln(greatest(rtt_ms, 1))) AS log_rtt FROM sess GROUP BY ALL),
 eh AS (SELECT DISTINCT episode_id, hour(hour) AS hod FROM ep_units),
@@ -49,13 +49,14 @@ silent AS (
   SELECT episode_id, sum(share_out) AS silent_share, list(cell_id ORDER BY share_out DESC, cell_id) AS silent_cells
   FROM cell_share WHERE n_in = 0 AND share_out >= 0.02 GROUP BY episode_id),
 ep_hours AS (SELECT DISTINCT episode_id, hour FROM ep_units),
-pm_down AS (  -- the area's usual cells with a period inside the episode for which the OSS exported no PM
-  SELECT episode_id, sum(share_out) AS pm_down_share, list(cell_id ORDER BY share_out DESC, cell_id) AS pm_down_cells
-  FROM (SELECT DISTINCT cs.episode_id, cs.cell_id, cs.share_out
+pm_down AS (  -- the area's usual cells that were down inside the episode, as their PM shows it (cell_down)
+  SELECT episode_id, sum(share_out) AS pm_down_share, list(cell_id ORDER BY share_out DESC, cell_id) AS pm_down_cells,
+         bool_or(no_pm) AS pm_missing
+  FROM (SELECT cs.episode_id, cs.cell_id, any_value(cs.share_out) AS share_out, bool_or(d.reason = 'no_pm') AS no_pm
         FROM cell_share cs
-        JOIN kpi_cell_15min k ON k.cell_id = cs.cell_id AND NOT k.pm_reported
-        JOIN ep_hours h ON h.episode_id = cs.episode_id AND h.hour = date_trunc('hour', k.period_start)
-        WHERE cs.share_out >= 0.02)
+        JOIN cell_down d ON d.cell_id = cs.cell_id
+        JOIN ep_hours h ON h.episode_id = cs.episode_id AND h.hour = date_trunc('hour', d.period_start)
+        WHERE cs.share_out >= 0.02 GROUP BY cs.episode_id, cs.cell_id)
   GROUP BY episode_id),
 link AS (  -- the transport link whose cells' RTT rose most
   SELECT episode_id, first(transport_link_id ORDER BY greatest(d, d_net) DESC, transport_link_id) AS link, max(d) AS link_d_log_rtt,
@@ -70,7 +71,7 @@ hot AS (
          list(cell_id ORDER BY n_in DESC, cell_id) AS serving_cells
   FROM cell_share WHERE n_in > 0 GROUP BY episode_id)
 SELECT sx.*, mx.d_rsrp, mx.d_sinr, coalesce(silent.silent_share, 0) AS silent_share, silent.silent_cells,
-       coalesce(pm_down.pm_down_share, 0) AS pm_down_share, pm_down.pm_down_cells,
+       coalesce(pm_down.pm_down_share, 0) AS pm_down_share, pm_down.pm_down_cells, pm_down.pm_missing,
        link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells
 FROM sx LEFT JOIN mx USING (episode_id) LEFT JOIN silent USING (episode_id) LEFT JOIN pm_down USING (episode_id)
 LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id)

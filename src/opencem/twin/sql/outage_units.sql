@@ -1,11 +1,10 @@
--- Grid-hours of an outage seen in PM: the hours in which a cell that had reported PM sent none for a period
--- (kpi_cell_15min.pm_reported = false), crossed with the grids its site usually carries (the site's cells hold
--- at least $min_share of the grid's sessions in the window). A real OSS exports nothing for a cell that is down,
--- and its users make no session to be poor in, so these grid-hours join the anomalous ones as they are.
+-- Grid-hours of an outage seen in PM: the hours in which a cell was down (cell_down: no PM, or no traffic when
+-- it usually has some), crossed with the grids its site usually carries (the site's cells hold at least
+-- $min_share of the grid's sessions in the window). A down cell's users make no session to be poor in, so
+-- these grid-hours join the anomalous ones as they are.
 WITH down AS (
-  SELECT DISTINCT c.site_id, date_trunc('hour', k.period_start) AS hour
-  FROM kpi_cell_15min k JOIN cells c ON c.cell_id = k.cell_id
-  WHERE NOT k.pm_reported AND k.period_start >= $start AND k.period_start < $end),
+  SELECT DISTINCT c.site_id, date_trunc('hour', d.period_start) AS hour
+  FROM cell_down d JOIN cells c ON c.cell_id = d.cell_id),
 grid_sessions AS (SELECT grid, count(*) AS n FROM sess GROUP BY grid),
 usual AS (
   SELECT s.grid, c.site_id, count(*) * 1E0 / any_value(g.n) AS share
