@@ -308,8 +308,7 @@ def test_the_foreign_export_gives_the_same_kqi_cei_and_nps(shared, foreign):
 
 def test_a_site_that_sent_no_pm_is_found_and_named_coverage(shared, foreign):
     """The foreign export has no PM rows for a site while it is off air: each such outage becomes an episode
-    named coverage, with the silent cells and the missing PM as its evidence (the canonical profile, whose PM
-    has zero-traffic rows instead, finds neither outage of this 3,000-subscriber operator)."""
+    named coverage, with the site's cells and the missing PM as its evidence."""
     root, _, _ = foreign
     episodes = diagnose(root / "ws").episodes.to_pylist()
     with Workspace(root / "ws").session(tables=("cells",)) as engine:
