@@ -63,15 +63,19 @@ class ValidationResult:
         return out
 
 
+def read_csv_text(path: Path, delimiter: str = ",", encoding: str = "utf8") -> pa.Table:
+    """A CSV with every column as text (typing is validation's job); empty cells are NULL."""
+    opts, parse = pacsv.ReadOptions(encoding=encoding), pacsv.ParseOptions(delimiter=delimiter)
+    with pacsv.open_csv(path, read_options=opts, parse_options=parse) as reader:  # the first block, for the header
+        head = reader.schema.names
+    return pacsv.read_csv(path, read_options=opts, parse_options=parse, convert_options=pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in head}, strings_can_be_null=True))
+
+
 def read_raw(path: Path, contract: Table) -> pa.Table:
     """Read a file as it is: Parquet with its own types, CSV with every column as text."""
     try:
-        if path.suffix == ".csv":
-            with pacsv.open_csv(path) as reader:  # reads only the first block, for the header
-                head = reader.schema.names
-            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in head}, strings_can_be_null=True))
-        return pq.read_table(path)
+        return read_csv_text(path) if path.suffix == ".csv" else pq.read_table(path)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
         raise ContractError(f"{path.name}: cannot read as {contract.name} ({str(e).splitlines()[0]})") from None
 

@@ -13,23 +13,22 @@ previous output as it was, and a re-run on the same input writes the same files.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from .. import contracts
 from ..contracts.base import Table
-from ..contracts.validate import QUARANTINE_SCHEMA, ValidationResult, collapse_warnings, validate_table
+from ..contracts.validate import QUARANTINE_SCHEMA, ValidationResult, collapse_warnings, read_csv_text, validate_table
 from ..engine import make_engine, quote_ident
 from ..engine.files import atomic_dir
 from ..errors import InputError
+from .lake import set_aside
 from .mapping import Mapping, TableMap, load_mapping
 from .pm_xml import PmFileRejected, read_pm_xml
 from .units import conversion_sql
@@ -60,12 +59,7 @@ def _read(path: Path, t: TableMap) -> pa.Table:
     fmt = t.format or {".csv": "csv", ".parquet": "parquet", ".xml": "pm_xml", ".gz": "pm_xml"}.get(path.suffix)
     try:
         if fmt == "csv":
-            opts = pacsv.ReadOptions(encoding=t.encoding)
-            parse = pacsv.ParseOptions(delimiter=t.delimiter)
-            with pacsv.open_csv(path, read_options=opts, parse_options=parse) as reader:
-                head = reader.schema.names
-            return pacsv.read_csv(path, read_options=opts, parse_options=parse, convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in head}, strings_can_be_null=True))
+            return read_csv_text(path, t.delimiter, t.encoding)
         if fmt == "parquet":
             return pq.read_table(path)
         if fmt == "pm_xml":
@@ -77,7 +71,9 @@ def _read(path: Path, t: TableMap) -> pa.Table:
 
 def _pivot_pm(long: pa.Table) -> pa.Table:
     """3GPP PM XML (one row per counter value) -> one row per measured object and period, a column per counter.
-    Array counters (per-index values) are left out: the PM contract has none."""
+    ``cell_id`` is the value of the object's last relative name (the cell's own name in every vendor's DN);
+    ``measObjLdn`` keeps the whole name for a mapping that wants it. Array counters (per-index values) are
+    left out: the PM contract has none."""
     long = long.filter(pc.is_null(long["array_index"]))
     counters = sorted(pc.unique(long["counter"]).to_pylist())
     agg = ", ".join(f"max(value) FILTER (WHERE counter = {i}) AS {quote_ident(c)}" for i, c in enumerate(counters))
@@ -85,7 +81,7 @@ def _pivot_pm(long: pa.Table) -> pa.Table:
         eng.register_arrow("pm_long", long.set_column(long.schema.get_field_index("counter"), "counter",
                                                       pc.index_in(long["counter"], pa.array(counters))))
         return eng.query_arrow(
-            f"SELECT meas_obj_ldn AS measObjLdn, regexp_extract(meas_obj_ldn, '=([^=,]*)$', 1) AS measObjId, "
+            f"SELECT meas_obj_ldn AS measObjLdn, regexp_extract(meas_obj_ldn, '=([^=,]*)$', 1) AS cell_id, "
             f"period_start, granularity_s, {agg} FROM pm_long GROUP BY ALL ORDER BY measObjLdn, period_start",
             step="pivot PM XML")
 
@@ -93,8 +89,6 @@ def _pivot_pm(long: pa.Table) -> pa.Table:
 def _column_sql(contract: Table, t: TableMap, name: str, zone: str, present: set[str], params: dict) -> str | None:
     """The SQL giving one contract column as text from the operator's file, or None if the file lacks it."""
     cm = t.column(name)
-    if cm.source == name and name not in present and contract.name == "pm" and name == "cell_id":
-        cm = cm.model_copy(update={"source": "measObjId"})  # PM XML: the measured object's own id
     if cm.source not in present:
         return None
     col = contract.column(name)
@@ -166,10 +160,11 @@ def import_tables(source: Path, mapping: Path | Mapping, out: Path,
         raise InputError(f"{source} is not a folder")
     if out.exists() and any(out.iterdir()) and not (out / REPORT_FOLDER / "report.json").exists():
         raise InputError(f"{out} exists and is not an earlier import's output; choose a new folder")
-    jobs = [(name, t, f) for name, t in m.tables.items() for f in _sources(source, t)]
+    files = {name: _sources(source, t) for name, t in m.tables.items()}
+    jobs = [(name, t, f) for name, t in m.tables.items() for f in files[name]]
     results = {name: TableImport(name) for name in m.tables}
     for name, t in m.tables.items():
-        if not _sources(source, t):
+        if not files[name]:
             results[name].warnings.append(f"{name}: no file matches {', '.join(t.files)} under {source}")
     quarantine = []
     with atomic_dir(out) as tmp:
@@ -184,16 +179,15 @@ def import_tables(source: Path, mapping: Path | Mapping, out: Path,
                 v = _map_file(_read(f, t), contract, t, m.zone(name), rel)
             except (InputError, PmFileRejected) as e:  # a file that cannot be read or lacks a column: set aside whole
                 res.rejected.append(str(e))
-                aside = tmp / REPORT_FOLDER / "rejected" / rel
-                aside.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(f, aside)
-                aside.with_name(aside.name + ".reason.txt").write_text(str(e) + "\n")
+                set_aside(f, tmp / REPORT_FOLDER / "rejected" / rel, str(e))
                 continue
             _write(v.valid, contract, tmp, i)
             res.rows += v.valid.num_rows
             res.quarantined += v.quarantine.num_rows
             res.warnings += v.warnings()
             quarantine.append(v.quarantine)
+        for r in results.values():
+            r.warnings = collapse_warnings(r.warnings)
         report = tmp / REPORT_FOLDER
         report.mkdir(exist_ok=True)
         pq.write_table(pa.concat_tables(quarantine) if quarantine else QUARANTINE_SCHEMA.empty_table(),
@@ -201,7 +195,5 @@ def import_tables(source: Path, mapping: Path | Mapping, out: Path,
         (report / "report.json").write_text(json.dumps([asdict(r) for r in results.values()], indent=2) + "\n")
     if progress:
         progress("import", len(jobs), len(jobs))
-    for r in results.values():
-        r.warnings = collapse_warnings(r.warnings)
     return list(results.values())
 

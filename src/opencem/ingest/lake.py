@@ -117,9 +117,13 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
 
 
 def _reject(rejected_dir: Path, inputs: Path, f: Path, reason: str, report: IngestReport) -> None:
-    """Copy a rejected file aside under its path in the inputs (two days' part-00000 files do not collide)."""
-    aside = rejected_dir / f.relative_to(inputs)
+    """Keep a rejected file under its path in the inputs (two days' part-00000 files do not collide)."""
+    set_aside(f, rejected_dir / f.relative_to(inputs), reason)
+    report.rejected.append(reason)
+
+
+def set_aside(f: Path, aside: Path, reason: str) -> None:
+    """Copy a rejected file to ``aside``, with its reason beside it in ``<name>.reason.txt``."""
     aside.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(f, aside)
-    aside.with_name(f"{f.name}.reason.txt").write_text(reason + "\n")
-    report.rejected.append(reason)
+    aside.with_name(f"{aside.name}.reason.txt").write_text(reason + "\n")

@@ -42,9 +42,9 @@ def _col(t: pa.Table, name: str) -> np.ndarray:
 def cause_scores(ev: pa.Table) -> np.ndarray:
     """(episodes, 5) scores for coverage, interference, congestion, transport, core_dns."""
     d_rsrp, d_sinr, d_ul = _col(ev, "d_rsrp"), _col(ev, "d_sinr"), _col(ev, "d_ul_interf")
-    # a cell that went silent: no sessions on it, or no PM from it (a real OSS exports nothing for a cell that is down)
-    silent = np.maximum(_col(ev, "silent_share"), _col(ev, "pm_down_share"))
-    coverage = np.maximum(silent / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
+    # a cell that went silent: no sessions on it, or down as its PM shows it (no PM, or no traffic in its usual hours)
+    down = _col(ev, "pm_down_share")
+    coverage = np.maximum(np.maximum(_col(ev, "silent_share"), down) / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
     # interference lowers SINR without lowering RSRP and shows on the cells' UL noise
     interference = np.maximum(d_ul / INTERFERENCE_UL_DB, np.where(d_rsrp > -3, d_sinr / INTERFERENCE_SINR_DB, 0))
     hot = _col(ev, "hot_share_in")
@@ -57,17 +57,18 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
                                    np.where(radio_ok, _col(ev, "link_log_rtt_vs_net"), 0)]) / TRANSPORT_LOG_RTT
     # a core / DNS failure is wide: failures on a handful of cells are a radio or cell problem
     core = _col(ev, "d_fail") / CORE_FAIL * np.minimum(1.0, _col(ev, "sites_in") / CORE_MIN_SITES)
-    return np.stack([coverage, interference, congestion, transport, core], axis=1)
+    sc = np.stack([coverage, interference, congestion, transport, core], axis=1)
+    # cells down as their PM shows it are decisive for coverage, whatever their users' sessions on far cells show
+    # (their RTT and failures rise too). A cut backhaul silences a site the same way; telling the two apart needs
+    # the link's other sites, not read yet.
+    decisive = down >= COVERAGE_SILENT_SHARE
+    sc[decisive, 0] = np.maximum(sc[decisive, 0], sc[decisive, 1:].max(1) + 1)
+    return sc
 
 
 def attribute(ev: pa.Table) -> tuple[list[str], np.ndarray, list[list[str]], list[str]]:
     """Cause, confidence, responsible cells and a sentence of evidence per episode."""
     sc = cause_scores(ev)
-    # cells that stopped reporting PM, or carried nobody in hours they usually serve, are down: decisive for
-    # coverage, whatever their users' sessions on far cells show (their RTT and failures rise too). A cut backhaul
-    # silences a site the same way; telling the two apart needs the link's other sites, not read yet.
-    down = _col(ev, "pm_down_share") >= COVERAGE_SILENT_SHARE
-    sc[down, 0] = np.maximum(sc[down, 0], sc[down, 1:].max(1) + 1)
     best = sc.argmax(1)
     top = sc[np.arange(len(sc)), best]
     pos = np.clip(sc, 0, None).sum(1)

@@ -25,7 +25,7 @@ from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust
 from .state import build_state
 
 OUTAGE_MIN_SHARE = 0.3  # a site's outage covers the grids whose sessions its cells usually carry this share of
-OUTAGE_SIGNAL = "pm_missing"
+OUTAGE_SIGNAL = "cell_down"  # a grid-hour added because a cell its site carries it with was down
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
 
 
