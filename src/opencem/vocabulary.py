@@ -25,3 +25,7 @@ ACTION_FOR_CAUSE = {
 FIX_ACTIONS = tuple(ACTION_FOR_CAUSE.values())
 CAUSE_OF_ACTION = {a: c for c, a in ACTION_FOR_CAUSE.items()}
 
+
+# A measurement report with weak coverage or heavy interference (the NPS radio features count them).
+POOR_RSRP_DBM = -110
+POOR_SINR_DB = 0

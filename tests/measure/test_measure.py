@@ -5,6 +5,7 @@ import shutil
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -17,12 +18,15 @@ from opencem.ingest.pseudonym import KEY_ENV
 from opencem.measure.calibrate import calibrate
 from opencem.measure.run import measure
 from opencem.synth.generator import SynthConfig, generate
+from opencem.workspace import MEASURE_TABLES
 
 pytestmark = pytest.mark.slow  # every test measures or reads a generated operator
 
-OUTPUTS = ("kpi_cell_15min", "kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "cei_journey_day")
+OUTPUTS = MEASURE_TABLES
 KEYS = {"kpi_cell_15min": ["cell_id", "period_start"], "cei_subscriber_day": ["subscriber_id", "day"],
-        "cei_journey_day": ["subscriber_id", "day"]}
+        "cei_journey_day": ["subscriber_id", "day"], "radio_subscriber_day": ["subscriber_id", "day"],
+        "subscriber_position_day": ["subscriber_id", "day", "lat", "lon"],
+        "subscriber_cell_day": ["subscriber_id", "day", "cell_id"]}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +59,13 @@ def test_outputs_catalog_and_row_counts(duck_ws, small_op):
         FROM '{small_op}/inputs/xdr/*/*.parquet')""").fetchone()[0]
     assert read(duck_ws, "kqi_pspu_day").num_rows == groups
     assert read(duck_ws, "kpi_cell_15min").num_rows == pq.read_table(small_op / "inputs" / "pm").num_rows
+    # the per-subscriber daily summaries hold every session and report once
+    xdr, radio = pq.read_table(small_op / "inputs" / "xdr"), pq.read_table(small_op / "inputs" / "radio_samples")
+    assert pc.sum(read(duck_ws, "subscriber_cell_day")["sessions"]).as_py() == xdr.num_rows
+    assert pc.sum(read(duck_ws, "radio_subscriber_day")["reports"]).as_py() == radio.num_rows
+    assert pc.sum(read(duck_ws, "subscriber_position_day")["reports"]).as_py() == radio.num_rows - radio["lat"].null_count
+    poor = pc.sum(read(duck_ws, "subscriber_cell_day")["poor_sessions"]).as_py()
+    assert 0 < poor < xdr.num_rows
 
 
 def test_rerun_gives_the_same_output(duck_ws, small_op, tmp_path, monkeypatch):

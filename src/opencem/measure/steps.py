@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from ..engine.pipeline import Step, sql_file
 from ..indicators import qoe
-from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql, journey_sql
+from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql, journey_sql, poor_session_sql
+from ..vocabulary import POOR_RSRP_DBM, POOR_SINR_DB
 
 
 def kqi_sql(keys: str = "subscriber_id", period: str = "CAST(start_time AS DATE)", source: str = "xdr") -> str:
@@ -35,4 +36,11 @@ def measure_steps(tree: Tree) -> list[Step]:
         Step("cei_service_day", cei_service_sql(tree, "kqi_pspu_day"), partition_by=["day"]),
         Step("cei_subscriber_day", cei_subscriber_sql(tree, "cei_service_day"), partition_by=["day"]),
         Step("cei_journey_day", journey_sql(tree, "cei_subscriber_day", "care_contacts"), partition_by=["day"]),
+        # per-subscriber daily summaries of the raw radio and session rows, so that NPS features and
+        # scores over a window of days read one small row per subscriber and day
+        Step("radio_subscriber_day", sql_file("opencem.measure", "radio_subscriber_day").format(
+            poor_rsrp=POOR_RSRP_DBM, poor_sinr=POOR_SINR_DB), partition_by=["day"]),
+        Step("subscriber_position_day", sql_file("opencem.measure", "subscriber_position_day"), partition_by=["day"]),
+        Step("subscriber_cell_day", sql_file("opencem.measure", "subscriber_cell_day").format(
+            poor_session=poor_session_sql(tree)), partition_by=["day"]),
     ]

@@ -20,6 +20,7 @@ from ..engine import Engine
 from ..engine.base import quote_ident, quote_literal
 from ..engine.pipeline import sql_file
 from ..indicators.tree import Tree
+from ..vocabulary import POOR_RSRP_DBM, POOR_SINR_DB
 
 NETWORK, NON_NETWORK, PROFILE = "network", "non-network", "profile"
 WINDOW_DAYS = 28
@@ -29,7 +30,7 @@ CARE_OTHER = ("billing", "price", "other")  # "other": every category not named 
 CATEGORICAL = ("plan", "device_model", "device_capability", "age_band", "home_area")
 POOR_CEI = 60.0  # a day below this CEI counts as a poor day
 # the sources whose days before as_of the features aggregate: CTE name -> daily table
-WINDOWED_SOURCES = {"sd": "cei_subscriber_day", "svc": "cei_service_day", "mr": "radio_day", "care": "care_day"}
+WINDOWED_SOURCES = {"sd": "cei_subscriber_day", "svc": "cei_service_day", "mr": "radio_subscriber_day", "care": "care_day"}
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,14 @@ def feature_list(tree: Tree) -> list[Feature]:
             add(f"{s}_{k.name}_min_7", f"{s}.{k.name}", NETWORK, f"worst daily {s} {k.name} score in the last 7 days",
                 f"min(CASE WHEN age <= 7 THEN {col} END)", "svc", up)
     # radio
-    add("rsrp_mean", "radio.coverage", NETWORK, "mean RSRP of the subscriber's measurement reports (dBm)", "avg(rsrp_dbm)", "mr", up)
-    add("rsrp_poor_share", "radio.coverage", NETWORK, "share of reports with RSRP below -110 dBm",
-        "avg(CASE WHEN rsrp_dbm < -110 THEN 1E0 ELSE 0E0 END)", "mr", down)
-    add("sinr_mean", "radio.interference", NETWORK, "mean SINR (dB)", "avg(sinr_db)", "mr", up)
-    add("sinr_poor_share", "radio.interference", NETWORK, "share of reports with SINR below 0 dB",
-        "avg(CASE WHEN sinr_db < 0 THEN 1E0 ELSE 0E0 END)", "mr", down)
+    # radio, from the daily sums of the subscriber's measurement reports (radio_subscriber_day)
+    add("rsrp_mean", "radio.coverage", NETWORK, "mean RSRP of the subscriber's measurement reports (dBm)",
+        "sum(rsrp_sum) / NULLIF(sum(rsrp_reports), 0)", "mr", up)
+    add("rsrp_poor_share", "radio.coverage", NETWORK, f"share of reports with RSRP below {POOR_RSRP_DBM} dBm",
+        "sum(rsrp_poor) * 1E0 / sum(reports)", "mr", down)
+    add("sinr_mean", "radio.interference", NETWORK, "mean SINR (dB)", "sum(sinr_sum) / NULLIF(sum(sinr_reports), 0)", "mr", up)
+    add("sinr_poor_share", "radio.interference", NETWORK, f"share of reports with SINR below {POOR_SINR_DB} dB",
+        "sum(sinr_poor) * 1E0 / sum(reports)", "mr", down)
     # usage (per day of history)
     add("active_day_share", "usage", PROFILE, "share of days with sessions", "count(*) / any_value(history_days)", "sd")
     add("sessions_per_day", "usage", PROFILE, "sessions per day of history", "sum(sessions_total) / any_value(history_days)", "sd")
@@ -149,9 +152,8 @@ def _select(features: list[Feature]) -> str:
 
 
 def feature_views(engine: Engine) -> None:
-    """The by-day views of radio reports and care contacts the windowed features read (idempotent)."""
-    for name in ("radio_day", "care_day"):
-        engine.create_view(name, sql_file("opencem.nps", name))
+    """The by-day view of care contacts the windowed features read (idempotent)."""
+    engine.create_view("care_day", sql_file("opencem.nps", "care_day"))
 
 
 def build_features(engine: Engine, requests: pa.Table, features: list[Feature]) -> pa.Table:

@@ -67,15 +67,20 @@ def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None 
         req = base_requests(engine, as_of)
         x_table = build_features(engine, req, feats)
         x = model.encoder.matrix(x_table)
-        say(f"scoring {x_table.num_rows:,} subscribers")
+        say(f"scoring {x_table.num_rows:,} subscribers with the model and its {len(model.replicas)} replicas")
         pred = model.predict(x)
         p = pred["p"]
-        contrib = model.contributions(x)
         replicas = model.replica_nps(x)
+        # drivers are explained for the likely detractors only: TreeSHAP costs far more than a prediction
+        explained = np.flatnonzero(p[:, 0] >= DETRACTOR_P)
+        say(f"drivers of the {len(explained):,} likely detractors")
+        contrib = model.contributions(x[explained])
+        say("main cell and place of every subscriber")
         places = _places(engine, as_of)
-        scores = _score_table(x_table, p, pred["expected_score"], contrib, feats, places)
+        scores = _score_table(x_table, p, pred["expected_score"], explained, contrib, feats, places)
         say("potential detractors: evidence and network cause")
         detractors = _potential_detractors(engine, scores, as_of, poor_session_sql(tree))
+    say("NPS of the base and of every segment, grid and cell")
     scores = _risk_flags(ws, scores, as_of)
     segments = nps_by_segment(scores, replicas, model.level)
     folder = ws.nps
@@ -96,30 +101,36 @@ def _places(engine: Engine, as_of: dt.date) -> pa.Table:
 
 
 # -- per-subscriber table ------------------------------------------------------------------------------
-def _score_table(x_table, p, expected, contrib, feats, places) -> pa.Table:
+def _score_table(x_table, p, expected, explained, contrib, feats, places) -> pa.Table:
+    """One row per subscriber; the rows ``explained`` (with TreeSHAP ``contrib``, in that order) also get
+    their drivers, the others none."""
     nodes = sorted({f.node for f in feats})
     node_of = np.array([nodes.index(f.node) for f in feats])
     kind_of = {f.node: f.kind for f in feats}
-    by_node = np.zeros((len(p), len(nodes)))
+    by_node = np.zeros((len(explained), len(nodes)))
     for j in range(len(feats)):
         by_node[:, node_of[j]] += contrib[:, j]
     net_cols = [i for i, n in enumerate(nodes) if kind_of[n] == NETWORK]
     non_cols = [i for i, n in enumerate(nodes) if kind_of[n] == NON_NETWORK]
 
-    def top(cols: list[int]) -> tuple[list[str], list[str]]:
+    def top(cols: list[int]) -> tuple[list, list]:
         sub = by_node[:, cols]
         order = np.argsort(-sub, axis=1)[:, :TOP_DRIVERS]
-        names, text = [], []
-        for i in range(len(sub)):
+        names, text = [None] * len(p), [None] * len(p)
+        for i, row in enumerate(explained):
             picked = [(nodes[cols[j]], sub[i, j]) for j in order[i] if sub[i, j] > 0.02]
-            names.append(picked[0][0] if picked else None)
-            text.append("; ".join(f"{describe(n)} (+{v:.2f})" for n, v in picked))
+            names[row] = picked[0][0] if picked else None
+            text[row] = "; ".join(f"{describe(n)} (+{v:.2f})" for n, v in picked)
         return names, text
+
+    def push(cols: list[int]) -> pa.Array:
+        out = np.full(len(p), np.nan)
+        out[explained] = np.clip(by_node[:, cols], 0, None).sum(axis=1)
+        return pa.array(out, mask=np.isnan(out))
 
     net_top, net_text = top(net_cols)
     non_top, non_text = top(non_cols)
-    net_push = np.clip(by_node[:, net_cols], 0, None).sum(axis=1)
-    non_push = np.clip(by_node[:, non_cols], 0, None).sum(axis=1)
+    net_push, non_push = push(net_cols), push(non_cols)
     arpu = x_table["arpu_monthly"].to_numpy()
     t = pa.table({
         "subscriber_id": x_table["subscriber_id"], "as_of": x_table["as_of"],
@@ -129,8 +140,8 @@ def _score_table(x_table, p, expected, contrib, feats, places) -> pa.Table:
         "device_model": x_table["device_model"], "home_area": x_table["home_area"],
         "cei_28": x_table["cei_mean_28"],
         "network_push": net_push, "nonnetwork_push": non_push,
-        "top_network_driver": pa.array(net_top, pa.string()), "network_drivers": net_text,
-        "top_nonnetwork_driver": pa.array(non_top, pa.string()), "nonnetwork_drivers": non_text,
+        "top_network_driver": pa.array(net_top, pa.string()), "network_drivers": pa.array(net_text, pa.string()),
+        "top_nonnetwork_driver": pa.array(non_top, pa.string()), "nonnetwork_drivers": pa.array(non_text, pa.string()),
     })
     return _left_join(t, places, "subscriber_id")
 
@@ -177,12 +188,15 @@ def nps_by_segment(scores: pa.Table, replicas: np.ndarray, level: str) -> pa.Tab
     v = pp + pd - (pp - pd) ** 2
     groups = [("base", np.array(["all"], dtype=object), np.zeros(len(pp), dtype=np.int64))]
     for dim in SEGMENTS:
-        col = pc.cast(scores["main_cell" if dim == "cell" else dim], pa.string())
-        valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
-        uniq, inv_valid = np.unique(np.asarray(col.drop_null().to_pylist(), dtype=object), return_inverse=True)
-        inv = np.full(len(pp), -1)  # a row without a value is in no segment of this dimension
-        inv[valid] = inv_valid
-        groups.append((dim, uniq, inv))
+        codes = pc.dictionary_encode(pc.cast(scores["main_cell" if dim == "cell" else dim], pa.string()).combine_chunks())
+        words = np.asarray(codes.dictionary.to_pylist(), dtype=object)
+        order = np.argsort(words)  # segments in sorted order
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        idx = pc.fill_null(codes.indices, -1).to_numpy()
+        inv = np.full(len(idx), -1)  # a row without a value is in no segment of this dimension
+        inv[idx >= 0] = rank[idx[idx >= 0]]
+        groups.append((dim, words[order], inv))
     out = {k: [] for k in ("dimension", "segment", "subscribers", "nps", "ci_low", "ci_high", "p_promoter", "p_detractor")}
     for dim, uniq, inv in groups:
         ok = inv >= 0

@@ -1,16 +1,18 @@
 -- The network evidence of each candidate (`cand`: likely detractors) over the 7 days before $as_of: the
 -- cell with most of their poor sessions, when those happened, that cell's load and interference then,
 -- the candidate's radio then, round trips against the cell's median, failed web sessions, and the
--- device model's poor-session rate against the rest. The poor-session condition comes from the indicator tree.
-WITH s AS (
-  SELECT x.subscriber_id, x.cell_id, x.service, x.start_time, x.rtt_ms, x.success, x.day,
-         ({poor_session}) AS poor
-  FROM xdr x JOIN cand USING (subscriber_id) WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY),
+-- device model's poor-session rate against the rest. The cell and the device rates come from measure's
+-- subscriber_cell_day; only the poor sessions on each candidate's cell are read from xDR. The
+-- poor-session condition comes from the indicator tree.
+WITH week AS (SELECT * FROM subscriber_cell_day WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY),
 top AS (
   SELECT subscriber_id, first(cell_id ORDER BY n_poor DESC, cell_id) AS cell_id, max(n_poor) AS poor_sessions FROM (
-    SELECT subscriber_id, cell_id, sum(CASE WHEN poor THEN 1 ELSE 0 END) AS n_poor FROM s GROUP BY ALL)
+    SELECT subscriber_id, cell_id, sum(poor_sessions) AS n_poor FROM week JOIN cand USING (subscriber_id) GROUP BY ALL)
   GROUP BY ALL HAVING max(n_poor) > 0),
-ps AS (SELECT s.* FROM s JOIN top USING (subscriber_id, cell_id) WHERE s.poor),
+ps AS (
+  SELECT x.subscriber_id, x.cell_id, x.service, x.start_time, x.rtt_ms, x.success, x.day
+  FROM xdr x JOIN top USING (subscriber_id, cell_id)
+  WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY AND ({poor_session})),
 kpi AS (
   SELECT ps.subscriber_id, avg(k.prb_util_dl) AS prb_util, avg(k.ul_interference_dbm) AS ul_interf
   FROM ps JOIN kpi_cell_15min k ON k.cell_id = ps.cell_id
@@ -26,7 +28,8 @@ rtt AS (
          avg(CASE WHEN ps.service = 'voice' THEN 1E0 ELSE 0E0 END) AS voice_share,
          min(ps.day) AS first_day, max(ps.day) AS last_day
   FROM ps LEFT JOIN (SELECT cell_id, median(rtt_ms) AS rtt_p50 FROM xdr x
-                     WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY GROUP BY ALL) b
+                     WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY
+                       AND cell_id IN (SELECT cell_id FROM top) GROUP BY ALL) b
     ON b.cell_id = ps.cell_id GROUP BY ALL),
 hours AS (
   SELECT subscriber_id, first(band ORDER BY n DESC, band) AS when_ FROM (
@@ -34,9 +37,8 @@ hours AS (
            WHEN hour(start_time) < 17 THEN 'afternoons' ELSE 'evenings' END AS band, count(*) AS n
     FROM ps GROUP BY ALL) GROUP BY ALL),
 dev AS (  -- poor-session rate of each device model against the rest over the same week
-  SELECT b.device_model, avg(CASE WHEN ({poor_session}) THEN 1E0 ELSE 0E0 END) AS poor_rate
-  FROM xdr x JOIN subscribers b USING (subscriber_id)
-  WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY GROUP BY ALL)
+  SELECT b.device_model, sum(w.poor_sessions) * 1E0 / sum(w.sessions) AS poor_rate
+  FROM week w JOIN subscribers b USING (subscriber_id) GROUP BY ALL)
 SELECT top.subscriber_id, top.cell_id AS evidence_cell, top.poor_sessions, rtt.first_day, rtt.last_day,
        hours.when_ AS hours, kpi.prb_util, kpi.ul_interf, radio.rsrp, radio.sinr, rtt.rtt_ratio,
        rtt.web_fail_share, rtt.voice_share, dev.poor_rate / (SELECT avg(poor_rate) FROM dev) AS device_ratio
