@@ -3,6 +3,7 @@
 ```
 WS/
   .secrets/pseudonym.key   the keyed-hash key (never leaves the workspace)
+  .spill/                  the engine's spill files past its memory limit
   lake/<table>/            validated, pseudonymised inputs (ingest)
   measure/<table>/         KPI, KQI, CEI (measure)
   catalog.duckdb           views over measure/ for ad-hoc SQL
@@ -78,6 +79,11 @@ class Workspace:
         return self.root / "tree.calibrated.yaml"
 
     @property
+    def spill(self) -> Path:
+        """Where the engine spills what does not fit in its memory limit (emptied by the engine)."""
+        return self.root / ".spill"
+
+    @property
     def pseudonym_key(self) -> Path:
         return self.root / ".secrets" / "pseudonym.key"
 
@@ -101,7 +107,7 @@ class Workspace:
         A table without files raises a one-line error naming its folder, except the optional lake
         tables (:data:`OPTIONAL_LAKE`) and the measure tables nobody asked for.
         """
-        eng = make_engine(engine, **kwargs)
+        eng = make_engine(engine, spill_dir=self.spill, **kwargs)
         try:
             for name in tables:
                 folder = (self.measure if name in MEASURE_TABLES else self.lake) / name

@@ -7,6 +7,7 @@ Spark tests (marker `spark`) share one SparkSession per module and skip where py
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import duckdb
@@ -27,7 +28,9 @@ from opencem.engine import (
     transpile,
     write_catalog,
 )
+from opencem.engine.duckdb_engine import MEMORY_LIMIT_ENV, SPILL_DIR_ENV, THREADS_ENV
 from opencem.engine.files import atomic_dir, hive_base_path
+from opencem.errors import InputError
 
 
 DAYS = [dt.date(2024, 3, 30), dt.date(2024, 3, 31), dt.date(2024, 4, 1)]
@@ -482,3 +485,21 @@ def test_spark_without_pyspark_is_one_line_saying_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
     with pytest.raises(InputError, match=r"pip install 'opencem\[spark\]'"):
         make_engine("spark")
+
+
+def test_duckdb_resources_come_from_the_machine_unless_overridden(tmp_path, monkeypatch):
+    for var in (MEMORY_LIMIT_ENV, THREADS_ENV, SPILL_DIR_ENV):
+        monkeypatch.delenv(var, raising=False)
+    with make_engine("duckdb", spill_dir=tmp_path / "spill") as eng:
+        limit, threads, spill = eng.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads'), current_setting('temp_directory')").fetchone()
+        machine_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        assert limit.endswith("GiB") and abs(float(limit.split()[0]) - machine_gib / 4) < 0.2
+        assert threads == os.cpu_count() and spill == str(tmp_path / "spill")
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "1GB")
+    monkeypatch.setenv(THREADS_ENV, "1")
+    with make_engine("duckdb") as eng:
+        assert eng.con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone() == ("953.6 MiB", 1)
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "plenty")
+    with pytest.raises(InputError, match="OPENCEM_MEMORY_LIMIT='plenty' is not a memory size"):
+        make_engine("duckdb")

@@ -219,8 +219,12 @@ def test_likely_detractors_have_drivers(shared):
     explained = [r for r in likely if r["network_drivers"] or r["nonnetwork_drivers"]]
     assert len(explained) >= 0.5 * len(likely) > 0
     for r in likely:
+        assert r["network_push"] is not None and r["nonnetwork_push"] is not None
         if r["network_drivers"]:
             assert r["top_network_driver"] is not None and "(+" in r["network_drivers"]
+    # the others are not explained (TreeSHAP is for the likely detractors only)
+    others = s.filter(pc.less(s["p_detractor"], 0.5))
+    assert others.num_rows > 0 and others["network_push"].null_count == others["network_drivers"].null_count == others.num_rows
 
 
 # -- 7. anchoring ------------------------------------------------------------------------------------------

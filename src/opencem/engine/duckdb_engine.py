@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from ..errors import InputError
 from .base import Engine, Params, StepError, check_name, normalise_arrow
 from .base import quote_ident as _q
 from .base import quote_literal as _lit
@@ -45,21 +47,46 @@ def _normalised_cast(column_type: str) -> str | None:
     return None
 
 
+# Overrides of the resources DuckDB is given (otherwise set from the machine, see resources())
+MEMORY_LIMIT_ENV, THREADS_ENV, SPILL_DIR_ENV = "OPENCEM_MEMORY_LIMIT", "OPENCEM_THREADS", "OPENCEM_SPILL_DIR"
+MEMORY_SHARE = 0.25  # of the machine's memory: the rest is for Python, Arrow buffers and the page cache
+
+
+def resources(threads: int | None = None, memory_limit: str | None = None, spill_dir: str | Path | None = None) -> dict:
+    """DuckDB's threads, memory limit and spill directory: the arguments, else the environment
+    (OPENCEM_THREADS, OPENCEM_MEMORY_LIMIT such as '4GB', OPENCEM_SPILL_DIR), else the machine's cores,
+    a quarter of its memory and DuckDB's own temporary folder. Past the limit, DuckDB spills to disk."""
+    threads = threads or int(os.environ.get(THREADS_ENV, 0)) or os.cpu_count() or 1
+    if not memory_limit:
+        memory_limit = os.environ.get(MEMORY_LIMIT_ENV) or f"{max(1, int(_machine_memory() * MEMORY_SHARE / 2**20))}MiB"
+    spill_dir = spill_dir or os.environ.get(SPILL_DIR_ENV)
+    return {"threads": threads, "memory_limit": memory_limit, "spill_dir": str(spill_dir) if spill_dir else None}
+
+
+def _machine_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 class DuckDBEngine(Engine):
-    """An embedded DuckDB database (in memory by default). The session time zone is UTC."""
+    """An embedded DuckDB database (in memory by default). The session time zone is UTC; threads,
+    memory limit and spill directory come from :func:`resources`."""
 
     name = "duckdb"
 
     def __init__(self, database: str | Path = ":memory:", threads: int | None = None,
-                 memory_limit: str | None = None):
+                 memory_limit: str | None = None, spill_dir: str | Path | None = None):
         self.database = str(database)
         self.con = duckdb.connect(self.database)
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
-        if memory_limit:
-            self.con.execute(f"SET memory_limit = {_lit(memory_limit)}")
+        self.resources = resources(threads, memory_limit, spill_dir)
+        self.con.execute(f"SET threads = {int(self.resources['threads'])}")
+        try:
+            self.con.execute(f"SET memory_limit = {_lit(self.resources['memory_limit'])}")
+        except duckdb.Error as e:
+            raise InputError(f"{MEMORY_LIMIT_ENV}={self.resources['memory_limit']!r} is not a memory size DuckDB reads (e.g. '4GB')") from e
+        if self.resources["spill_dir"]:
+            self.con.execute(f"SET temp_directory = {_lit(self.resources['spill_dir'])}")
         self._arrow: dict[str, pa.Table] = {}  # name (lower case) -> registered Arrow table
 
     # -- helpers ---------------------------------------------------------------------------------

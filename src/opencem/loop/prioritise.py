@@ -6,8 +6,9 @@ overlapping cells merge, so a sector congested every evening is one candidate, n
 expected lift is the what-if's NPS change of the subscribers the scope touched, had the fix been made
 ``horizon_days`` before the decision: the mean over those days of their NPS with the fix minus without.
 The recent days stand for the days after the fix, and a customer's slowly fading memory of a problem
-counts as it does after a real fix. A problem not seen in the two days before the decision has ended (a
-crowd event, a one-off outage) and a fix gains nothing from it.
+counts as it does after a real fix. A problem not seen in the two days before the decision, and that the
+fix replayed on those two days no longer finds, has ended (a crowd event, a one-off outage) and a fix
+gains nothing from it.
 
 Episodes are deviations from a grid's own normal, so a problem that was there from the first day
 (a sector always congested at busy hour, a degraded backhaul) never shows as one: chronic cells are
@@ -60,6 +61,7 @@ COST = dict(zip(FIX_ACTIONS, (
 ), strict=True))
 RECENT_DAYS = 7
 ENDED_AFTER_DAYS = 2
+STILL_THERE = 0.5  # share of the horizon's poor-session gain a fix must still bring on the last days
 DEFAULT_BUDGET = 8
 CHRONIC_Z = 3.0  # a cell-day this far above the day's cells (robust z of the poor-session share) is bad
 CHRONIC_SHARE = 0.5  # a chronic cell is bad on at least this share of its days
@@ -105,6 +107,19 @@ def _days_seen(episodes: list[dict], start: dt.date, end: dt.date) -> int:
             days.add(d)
             d += dt.timedelta(days=1)
     return len(days)
+
+
+def _still_there(whatif: WhatIfEngine, g: dict, cells: list[str], w) -> bool:
+    """True when the fix, replayed on the last ENDED_AFTER_DAYS days alone, still takes away at least
+    STILL_THERE of the poor-session share it takes away over the whole horizon: the problem has not ended."""
+    gain = w.kqi_before["poor_share"] - w.kqi_after["poor_share"]
+    if gain <= 0:
+        return False
+    try:
+        recent = whatif.run(g["action"], cells=cells or None, device_model=g["device_model"], horizon_days=ENDED_AFTER_DAYS)
+    except ValueError:  # no session on the scope in those days
+        return False
+    return recent.kqi_before["poor_share"] - recent.kqi_after["poor_share"] >= STILL_THERE * gain
 
 
 def chronic_cells(engine: Engine, start: dt.date, end: dt.date) -> list[dict]:
@@ -173,9 +188,12 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             persistence = max(chronic, episodic) / RECENT_DAYS
             cost_class, units = COST[g["action"]]
             # a problem not seen in the last ENDED_AFTER_DAYS days has ended (a crowd event, a one-off outage):
-            # fixing it gains nothing (episodes of a device model cover whole days, hence two)
+            # fixing it gains nothing (episodes of a device model cover whole days, hence two), unless
+            # the sessions of those days say it is still there, which an episode that has become the
+            # grid's or model's normal no longer shows
             last_seen = max(e["end_time"] for e in g["episodes"])
-            ongoing = chronic > 0 or last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
+            ongoing = (chronic > 0 or last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
+                       or _still_there(whatif, g, cells, w))
             lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
             value_weight = (arpu / w.subscribers) / base_arpu if w.subscribers else 0.0

@@ -30,7 +30,7 @@ def measure(data: Path, workspace: Path, engine: str = "duckdb", tree_path: Path
     tree = load_tree(tree_path)  # fail on a bad tree before any work
     key = load_key(ws.pseudonym_key, create=True)
     report = IngestReport() if skip_ingest else ingest(Path(data), ws.root, key, progress)
-    eng = make_engine(engine, spark_master=spark_master)
+    eng = make_engine(engine, spark_master=spark_master, spill_dir=ws.spill)
     try:
         for name in LAKE_TABLES:  # the tables an operator has; a step reading a missing one fails naming it
             files = ws.lake_files(name)
