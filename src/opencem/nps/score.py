@@ -138,7 +138,7 @@ def _score_table(x_table, p, expected, explained, contrib, feats, places) -> pa.
         "expected_score": expected, "predicted_class": np.array(CLASSES)[p.argmax(axis=1)],
         "plan": x_table["plan"], "arpu_monthly": arpu, "value_tier": value_tier(arpu),
         "device_model": x_table["device_model"], "home_area": x_table["home_area"],
-        "cei_28": x_table["cei_mean_28"],
+        "cei_recent": x_table["cei_fast"],
         "network_push": net_push, "nonnetwork_push": non_push,
         "top_network_driver": pa.array(net_top, pa.string()), "network_drivers": pa.array(net_text, pa.string()),
         "top_nonnetwork_driver": pa.array(non_top, pa.string()), "nonnetwork_drivers": pa.array(non_text, pa.string()),
