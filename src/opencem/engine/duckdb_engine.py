@@ -84,7 +84,8 @@ class DuckDBEngine(Engine):
         try:
             self.con.execute(f"SET memory_limit = {_lit(self.resources['memory_limit'])}")
         except duckdb.Error as e:
-            raise InputError(f"{MEMORY_LIMIT_ENV}={self.resources['memory_limit']!r} is not a memory size DuckDB reads (e.g. '4GB')") from e
+            source = "memory_limit" if memory_limit else MEMORY_LIMIT_ENV
+            raise InputError(f"{source}={self.resources['memory_limit']!r} is not a memory size DuckDB reads (e.g. '4GB')") from e
         if self.resources["spill_dir"]:
             self.con.execute(f"SET temp_directory = {_lit(self.resources['spill_dir'])}")
         self._arrow: dict[str, pa.Table] = {}  # name (lower case) -> registered Arrow table
