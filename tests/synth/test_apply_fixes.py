@@ -2,11 +2,13 @@
 fix that matches a fault ends it, one that matches nothing changes nothing."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
+import numpy as np
 import pytest
 
-from opencem.synth.faults import FixRequest
+from opencem.synth.faults import MIN_PER_DAY, Fault, FixRequest, _requested_fix
 from opencem.synth.generator import SynthConfig, generate
 
 
@@ -54,6 +56,11 @@ def test_each_fix_is_matched_to_its_fault_and_has_its_true_effect(worlds):
     assert rows["C4"][2] == 0 and rows["C4"][3] == 0
     for fix in ("C1", "C2", "C3"):
         assert rows[fix][1] > 0 and rows[fix][3] > 0, fix  # fewer bad sessions with the fix than without
+    # C3 names one cell of the link and repairs the link: the truth counts the effect on all its cells
+    fix_cells = dict(q(f"SELECT fix_id, cells FROM '{b}/truth/fixes.parquet'"))
+    fault_cells = dict(q(f"SELECT fault_id, cells FROM '{b}/truth/faults.parquet'"))
+    assert len(fault_cells[rows["C3"][0]].split(";")) > 1
+    assert set(fault_cells[rows["C3"][0]].split(";")) <= set(fix_cells["C3"].split(";"))
     fixed_end = dict(q(f"SELECT fault_id, end_time FROM '{b}/truth/faults.parquet'"))
     assert str(fixed_end[rows["C3"][0]]) == "2026-10-10 00:00:00"
 
@@ -64,3 +71,14 @@ def test_unknown_action_or_cell_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown cell NOPE"):
         generate(tmp_path / "y", SynthConfig(**{**CFG.__dict__, "apply": (FixRequest("C1", "add_capacity", ("NOPE",)),)}))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_fix_repairs_a_fault_going_on_at_the_fix_not_one_that_begins_later():
+    city = SimpleNamespace(cells={"cell_id": np.array(["A", "B", "C"])})
+    day = 5 * MIN_PER_DAY
+    later = Fault("F1", "core_dns", day + 60, day + 300, np.array([0, 1]), np.array([0]))
+    going = Fault("F2", "core_dns", day - 60, day + 300, np.array([1, 2]), np.array([1]))
+    fix = _requested_fix(city, [later, going], FixRequest("C1", "fix_core", ("B",)), 5)
+    assert fix.fault_id == "F2" and later.fixed_by is None
+    assert sorted(fix.cells) == [1, 2]  # every cell of the fault it repairs, not only the one named
+    assert _requested_fix(city, [later], FixRequest("C2", "fix_core", ("A",)), 5).fault_id == ""

@@ -205,8 +205,9 @@ def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, wi
 
 
 def _requested_fix(city: City, faults: list[Fault], r: FixRequest, day: int) -> Fix:
-    """The fault a requested fix repairs: same cause, still active on `day`, on the cells (or device
-    model) named; a request that matches none is still carried out and changes nothing."""
+    """The fault a requested fix repairs: same cause, begun before `day` and still going on it, on the
+    cells (or device model) named; a request that matches none is still carried out and changes nothing
+    (a fault that begins later is not repaired in advance)."""
     if r.action not in FIX_ACTIONS:
         raise InputError(f"fix {r.fix_id}: unknown action '{r.action}'; choose one of {', '.join(FIX_ACTIONS)}")
     index = {c: i for i, c in enumerate(city.cells["cell_id"])}
@@ -215,10 +216,13 @@ def _requested_fix(city: City, faults: list[Fault], r: FixRequest, day: int) -> 
         raise InputError(f"fix {r.fix_id}: unknown cell {unknown[0]}")
     cells = np.array(sorted(index[c] for c in r.cells), dtype=np.int64)
     cause = FIX_ACTIONS[r.action]
-    match = next((f for f in faults if f.cause == cause and f.fixed_by is None and f.end_min > day * MIN_PER_DAY
+    match = next((f for f in faults if f.cause == cause and f.fixed_by is None and f.start_min < day * MIN_PER_DAY < f.end_min
                   and (f.params.get("model") == r.device_model if cause == "device" else np.isin(cells, f.cells).any())), None)
     if match is not None:
         match.fixed_by = r.fix_id  # claimed, so a second request for the same fault repairs nothing more
+        # the repair ends the whole fault, on every cell of it (a backhaul link serves all its sites'
+        # cells), so the truth's world without the fix must undo it on all of them, not only those named
+        cells = np.union1d(cells, match.cells) if cause != "device" else cells
     target = r.device_model if cause == "device" else ";".join(r.cells)
     return Fix(r.fix_id, r.action, day, match.fault_id if match else "", target, cells, device_model=r.device_model)
 
