@@ -17,7 +17,7 @@ from opencem.geo import grid_of
 from opencem.twin.accuracy import evaluate, load_faults
 from opencem.twin.episodes import cluster
 from opencem.twin.run import diagnose, episodes_geojson, load_episodes, state_geojson
-from opencem.twin.whatif import whatif
+from opencem.twin.whatif import WhatIfEngine, whatif
 from opencem.vocabulary import CAUSES
 from opencem.workspace import Workspace
 
@@ -117,3 +117,14 @@ def test_whatif_transport_fix_brings_rtt_down_and_nps_not_down(shared, faults):
     assert w.cei_change > 0 and w.nps_after >= w.nps_before
     with pytest.raises(ValueError, match="unknown what-if action"):
         whatif(shared.ws, "paint_it_green", start, end, cells=cells)
+
+
+def test_whatif_radio_fix_raises_the_reports_the_radio_features_read(shared):
+    with WhatIfEngine(shared.ws, shared.diag.start, shared.diag.end) as w:
+        weakest = w.engine.query_arrow("SELECT cell_id FROM radio_samples GROUP BY ALL ORDER BY median(rsrp_dbm), cell_id LIMIT 3")
+        w.run("restore_coverage", cells=weakest["cell_id"].to_pylist(), horizon_days=3)
+        sums = "SELECT sum(rsrp_sum), sum(rsrp_poor) FROM {} JOIN whatif_days USING (subscriber_id, day)"
+        observed, scenario = (w.engine.query_row(sums.format(t)) for t in ("radio_subscriber_day_observed", "whatif_radio_day"))
+        assert scenario[0] > observed[0] and scenario[1] < observed[1]
+        # the next scenario sees the observed reports again
+        assert w.engine.row_count("radio_subscriber_day") == w.engine.row_count("radio_subscriber_day_observed")

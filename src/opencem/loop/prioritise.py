@@ -122,6 +122,15 @@ def _still_there(whatif: WhatIfEngine, g: dict, cells: list[str], w) -> bool:
     return recent.kqi_before["poor_share"] - recent.kqi_after["poor_share"] >= STILL_THERE * gain
 
 
+def _whole_links(engine: Engine, episode: dict) -> dict:
+    """A transport episode with every cell its links carry: the repair of a backhaul link reaches all of
+    them, named by the episode or not (its other bands and sites carry the same fault)."""
+    if ACTION_FOR_CAUSE.get(episode["cause"]) != "fix_transport" or not episode["cells"]:
+        return episode
+    cells = engine.query_arrow(sql_file("opencem.loop", "link_cells"), {"cells": list(episode["cells"])}, step="link_cells")
+    return {**episode, "cells": cells["cell_id"].to_pylist()}
+
+
 def chronic_cells(engine: Engine, start: dt.date, end: dt.date) -> list[dict]:
     """Cells bad on most days against the other cells of the day, as pseudo-episodes with a cause from
     their evidence; cells of one site or transport link with the same cause come as one."""
@@ -171,7 +180,7 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
         recent = as_of - dt.timedelta(days=RECENT_DAYS)
         rows = [e for e in episodes.to_pylist() if e["end_time"].date() >= start and e["start_time"].date() < as_of]
         tick("chronic cells", 0, 1)
-        groups = merge_episodes(chronic_cells(engine, start, as_of) + rows)
+        groups = merge_episodes([_whole_links(engine, e) for e in chronic_cells(engine, start, as_of) + rows])
         base_n, base_arpu = engine.query_row(sql_file("opencem.loop", "base_value"), {"start": start, "end": as_of}, step="base_value")
     out = []
     with WhatIfEngine(ws.root, start, as_of) as whatif:

@@ -29,6 +29,11 @@ def kqi_sql(keys: str = "subscriber_id", period: str = "CAST(start_time AS DATE)
     )
 
 
+def radio_day_sql(source: str = "radio_samples") -> str:
+    """Each subscriber's measurement reports of `source` per day, as counts and sums."""
+    return sql_file("opencem.measure", "radio_subscriber_day").format(poor_rsrp=POOR_RSRP_DBM, poor_sinr=POOR_SINR_DB, source=source)
+
+
 def measure_steps(tree: Tree) -> list[Step]:
     return [
         Step("kpi_cell_15min", sql_file("opencem.measure", "kpi_cell_15min"), partition_by=["day"]),
@@ -38,8 +43,7 @@ def measure_steps(tree: Tree) -> list[Step]:
         Step("cei_journey_day", journey_sql(tree, "cei_subscriber_day", "care_contacts"), partition_by=["day"]),
         # per-subscriber daily summaries of the raw radio and session rows, so that NPS features and
         # scores over a window of days read one small row per subscriber and day
-        Step("radio_subscriber_day", sql_file("opencem.measure", "radio_subscriber_day").format(
-            poor_rsrp=POOR_RSRP_DBM, poor_sinr=POOR_SINR_DB), partition_by=["day"]),
+        Step("radio_subscriber_day", radio_day_sql(), partition_by=["day"]),
         Step("subscriber_position_day", sql_file("opencem.measure", "subscriber_position_day"), partition_by=["day"]),
         Step("subscriber_cell_day", sql_file("opencem.measure", "subscriber_cell_day").format(
             poor_session=poor_session_sql(tree)), partition_by=["day"]),

@@ -1,25 +1,30 @@
 """What-if on the twin: change a network condition, replay the sessions it touches, and measure and score
 the result through the same SQL and model as `opencem measure` and `opencem score`.
 
-1. **Conditions.** Each session of the window comes with the conditions it met: the serving cell's PRB load
-   and UL interference in that 15 minutes (PM), the subscriber's RSRP / SINR on that cell in that hour (MR),
-   the cell-hour's median RTT and failure share (the transport / core context) and the device model's poor
-   share that day (the device context). A fix sets its condition back to normal:
+1. **Conditions.** Each session of the window comes with the conditions it met: the serving cell's channel
+   bandwidth (cells), its PRB load and UL interference in that 15 minutes (PM), the subscriber's RSRP / SINR
+   on that cell in that hour (MR), the cell-hour's median RTT and failure share (the transport / core
+   context) and the device model's poor share that day (the device context). A fix sets its condition
+   back to normal:
 
    - ``add_capacity``: the cells' PRB load x ``factor`` (0.5: a second carrier of the same size);
    - ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
    - ``clear_interference``: the cells' UL interference and their users' SINR to the cell's quiet level;
    - ``fix_core``: the cells' failure context to the network's quiet level;
-   - ``fix_device``: the model's sessions take other handset models' outcomes under the same conditions;
+   - ``fix_device``: the model's sessions take other handset models' outcomes under the same conditions, with
+     the device context of the other models (their median poor share);
    - ``restore_coverage``: the users' RSRP and SINR on the cells to the scope's good level (70th percentile).
+
+   A radio fix (``clear_interference``, ``restore_coverage``) raises the subscribers' measurement reports on
+   the cells to the same levels, so the radio features move too.
 2. **Replay.** Every session in scope is replayed twice from a donor pool of the window's own sessions (one
    in :data:`DONOR_EVERY`): once with the outcome columns of the nearest donor of the same service and RAT
    under the conditions it met, once under the changed conditions. Nearest is in the standardised
    condition space. Comparing the two replays, rather than a replay with the observed session, cancels
    what the conditions do not capture about a session.
 3. **Measure and score.** Each replay's sessions, with the subscribers' other sessions, go through
-   measure's KQI -> service CEI -> subscriber CEI steps (the same SQL), the NPS features are built on those
-   CEI days (the same SQL) and the NPS model scores them. The lift is the difference of the two scores.
+   measure's KQI -> service CEI -> subscriber CEI steps (the same SQL), a radio fix's reports go through
+   measure's radio_subscriber_day step, the NPS features are built on those days (the same SQL) and the NPS model scores them. The lift is the difference of the two scores.
 """
 
 from __future__ import annotations
@@ -39,14 +44,14 @@ from ..engine import Engine
 from ..engine.pipeline import sql_file
 from ..errors import InputError
 from ..indicators.tree import cei_service_sql, cei_subscriber_sql, load_tree, poor_session_sql
-from ..measure.steps import kqi_sql
+from ..measure.steps import kqi_sql, radio_day_sql
 from ..nps.features import build_features, feature_list
 from ..nps.model import NpsModel
 from ..vocabulary import FIX_ACTIONS
 from ..workspace import Workspace
 from .run import tree_of
 
-NUMERIC = ("hod", "prb_util_dl", "ul_interference_dbm", "rsrp_dbm", "sinr_db", "ctx_log_rtt", "ctx_fail", "ctx_device_poor")
+NUMERIC = ("hod", "log_bandwidth", "prb_util_dl", "ul_interference_dbm", "rsrp_dbm", "sinr_db", "ctx_log_rtt", "ctx_fail", "ctx_device_poor")
 CONDITIONS = NUMERIC + ("device_model", "poor", "log_rtt", "log_thp")  # columns whatif_sessions adds to xDR's
 SUMMARY = ["poor", "log_rtt", "log_thp"]  # what the what-if reports of the sessions it replays
 # xDR columns that describe what happened in a session (the replay takes them from a donor); the rest say
@@ -54,6 +59,8 @@ SUMMARY = ["poor", "log_rtt", "log_thp"]  # what the what-if reports of the sess
 CONTEXT = ("session_id", "subscriber_id", "service", "start_time", "end_time", "cell_id", "rat", "volume_dl_bytes",
            "volume_ul_bytes", "codec", "day")
 OUTCOMES = [c.name for c in XDR.columns if c.name not in CONTEXT]
+# the measure tables a scenario shows its own days of, under their names (the observed ones get a suffix)
+SCENARIO_TABLES = ("cei_subscriber_day", "cei_service_day", "radio_subscriber_day")
 DONOR_EVERY = 10  # one session in 10 of the window lends its outcomes
 SAMPLE = "hash(session_id) % $sample_every = 0"  # the donor pool
 
@@ -115,6 +122,11 @@ class Donors:
         self.strata = _strata(t)
         self._trees: dict = {}
 
+    def typical(self, condition: str, not_device: str) -> float:
+        """The median of ``condition`` over the donors of every handset model but ``not_device``."""
+        x = self.x[self.device != not_device, NUMERIC.index(condition)]
+        return float(np.nanmedian(x)) if np.isfinite(x).any() else np.nan
+
     def _points(self, x: np.ndarray) -> np.ndarray:
         z = (x - self.centre) / self.scale
         return np.where(np.isnan(z), 0.0, z)
@@ -158,31 +170,38 @@ def _set(t: pa.Table, name: str, values: np.ndarray) -> pa.Table:
     return t.set_column(t.schema.get_field_index(name), name, pa.array(values, pa.float64()))
 
 
-def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> pa.Table:
+def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> tuple[pa.Table, dict]:
+    """The sessions ``t`` under the changed conditions, and the floors a radio fix sets on the scope's
+    measurement reports (``rsrp_floor`` / ``sinr_floor``, None: unchanged)."""
     col = {c: _floats(t, c) for c in NUMERIC}
+    radio = {"rsrp_floor": None, "sinr_floor": None}
     if action == "add_capacity":
-        return _set(t, "prb_util_dl", col["prb_util_dl"] * factor)
+        return _set(t, "prb_util_dl", col["prb_util_dl"] * factor), radio
     if action == "fix_transport":
         net = np.full(24, np.nan)
         by_hour = engine.query_arrow(_sql("network_log_rtt"), step="network_log_rtt")
         for h, v in zip(by_hour["hod"].to_pylist(), by_hour["log_rtt"].to_pylist()):
             net[h] = v
-        return _set(t, "ctx_log_rtt", np.minimum(col["ctx_log_rtt"], net[col["hod"].astype(int)]))
+        return _set(t, "ctx_log_rtt", np.minimum(col["ctx_log_rtt"], net[col["hod"].astype(int)])), radio
     if action == "fix_core":
         (quiet,) = engine.query_row(_sql("quiet_fail_share"), step="quiet_fail_share")
-        return _set(t, "ctx_fail", np.minimum(col["ctx_fail"], quiet))
+        return _set(t, "ctx_fail", np.minimum(col["ctx_fail"], quiet)), radio
     if action == "clear_interference":
         (ul_q,) = engine.query_row(_sql("quiet_ul_interference"), step="quiet_ul_interference")
         ul_q = np.nan if ul_q is None else ul_q  # no UL interference counter: SINR alone says it
         sinr_q = np.nanquantile(col["sinr_db"], 0.7) if np.isfinite(col["sinr_db"]).any() else np.nan
         t = _set(t, "ul_interference_dbm", np.minimum(col["ul_interference_dbm"], ul_q))
-        return _set(t, "sinr_db", np.maximum(col["sinr_db"], sinr_q))
+        return _set(t, "sinr_db", np.maximum(col["sinr_db"], sinr_q)), {**radio, "sinr_floor": _or_none(sinr_q)}
     if action == "restore_coverage":
-        for c in ("rsrp_dbm", "sinr_db"):
+        for c, floor in (("rsrp_dbm", "rsrp_floor"), ("sinr_db", "sinr_floor")):
             good = np.nanquantile(col[c], 0.7) if np.isfinite(col[c]).any() else np.nan
-            t = _set(t, c, np.maximum(col[c], good))
-        return t
+            t, radio[floor] = _set(t, c, np.maximum(col[c], good)), _or_none(good)
+        return t, radio
     raise InputError(f"unknown what-if action '{action}'; choose one of {', '.join(FIX_ACTIONS)}")
+
+
+def _or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
 
 
 def _check(action: str, cells: list[str] | None, device_model: str | None) -> None:
@@ -213,8 +232,8 @@ class WhatIfEngine:
         self.ws, self.start, self.end = ws.root, start, end
         self.window = {"start": start, "end": end}
         self.engine = ws.session()
-        # the observed CEI tables under second names: a scenario shows its own days in their place
-        for name in ("cei_subscriber_day", "cei_service_day"):
+        # the observed daily tables under second names: a scenario shows its own days in their place
+        for name in SCENARIO_TABLES:
             self.engine.register_parquet(f"{name}_observed", ws.measure_files(name))
         self.tree = tree_of(ws)
         self.donors = Donors(_sessions(self.engine, self.window, SAMPLE, {"sample_every": DONOR_EVERY}))
@@ -246,14 +265,19 @@ class WhatIfEngine:
         if observed.num_rows == 0:
             raise InputError(f"no sessions on {scope} between {since} and {self.end}")
         who = subscribers or sorted(set(observed["subscriber_id"].to_pylist()))
+        radio = None  # the reports' floors of a radio fix
         if action == "fix_device":  # the model's sessions replayed by its own sessions, then by other handsets'
-            before = self.donors.replay(observed, device_model)
-            after = self.donors.replay(observed, device_model, same_device=False)
+            before = self.donors.replay(observed, device_model)  # with the device context the others have
+            healthy = np.minimum(_floats(observed, "ctx_device_poor"), self.donors.typical("ctx_device_poor", device_model))
+            after = self.donors.replay(_set(observed, "ctx_device_poor", healthy), device_model, same_device=False)
         else:
             before = self.donors.replay(observed)
-            after = self.donors.replay(_counterfactual(self.engine, observed, action, factor))
+            changed, floors = _counterfactual(self.engine, observed, action, factor)
+            after = self.donors.replay(changed)
+            radio = {**floors, "scope_cells": list(cells)} if any(v is not None for v in floors.values()) else None
         days = [since + dt.timedelta(days=i) for i in range(horizon)]
-        (p_before, cei_before), (p_after, cei_after) = (self._measure_and_score(t, who, days) for t in (before, after))
+        p_before, cei_before = self._measure_and_score(before, who, days)
+        p_after, cei_after = self._measure_and_score(after, who, days, radio)
 
         def kqi(t: pa.Table) -> dict:
             return {"poor_share": float(np.nanmean(_floats(t, "poor"))), "rtt_ms": float(np.nanmean(np.exp(_floats(t, "log_rtt")))),
@@ -262,28 +286,36 @@ class WhatIfEngine:
         return WhatIf(action, scope, observed.num_rows, len(who), kqi(before), kqi(after), float(np.nanmean(cei_after - cei_before)),
                       _nps(p_before), _nps(p_after))
 
-    def _measure_and_score(self, replay: pa.Table, who: list[str], days: list[dt.date]) -> tuple[np.ndarray, np.ndarray]:
-        """Measure ``who``'s ``days`` with ``replay``'s sessions in place of theirs (measure's own steps), build
-        their features as of each day after the first on those CEI days and score them; returns the class
-        probabilities and the CEI of each replayed subscriber-day (in a stable order, so two replays compare
-        day by day)."""
+    def _measure_and_score(self, replay: pa.Table, who: list[str], days: list[dt.date], radio: dict | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """Measure ``who``'s ``days`` with ``replay``'s sessions in place of theirs (measure's own steps) and,
+        for a radio fix (``radio``: the scope's cells and report floors), with their changed measurement
+        reports; build their features as of each day after the first on those days and score them; returns
+        the class probabilities and the CEI of each replayed subscriber-day (in a stable order, so two
+        replays compare day by day)."""
         engine, tree = self.engine, self.tree
         engine.register_arrow("whatif_days", pa.table({"subscriber_id": np.repeat(who, len(days)),
                                                        "day": pa.array(np.tile(days, len(who)), pa.date32())}))
         engine.register_arrow("whatif_replay", replay.select([c for c in replay.column_names if c not in CONDITIONS]))
-        engine.create_table("whatif_xdr", _sql("whatif_xdr"), {"start": days[0], "end": days[-1] + dt.timedelta(days=1)})
+        span = {"start": days[0], "end": days[-1] + dt.timedelta(days=1)}
+        engine.create_table("whatif_xdr", _sql("whatif_xdr"), span)
         engine.create_table("whatif_kqi", kqi_sql(source="whatif_xdr"))
         engine.create_table("whatif_cei_service", cei_service_sql(tree, "whatif_kqi"))
         engine.create_table("whatif_cei_subscriber", cei_subscriber_sql(tree, "whatif_cei_service"))
-        for name, scenario in (("cei_service_day", "whatif_cei_service"), ("cei_subscriber_day", "whatif_cei_subscriber")):
-            engine.create_view(name, _sql("whatif_cei_view", observed=f"{name}_observed", scenario=scenario))
+        scenario = {"cei_service_day": "whatif_cei_service", "cei_subscriber_day": "whatif_cei_subscriber"}
+        if radio:
+            engine.create_table("whatif_radio_samples", _sql("whatif_radio_samples"), {**span, **radio})
+            engine.create_table("whatif_radio_day", radio_day_sql("whatif_radio_samples"))
+            scenario["radio_subscriber_day"] = "whatif_radio_day"
+        for name, table in scenario.items():
+            engine.create_view(name, _sql("whatif_scenario_view", observed=f"{name}_observed", scenario=table))
         try:
             as_of = [d + dt.timedelta(days=1) for d in days]
             req = pa.table({"subscriber_id": np.repeat(who, len(as_of)), "as_of": pa.array(np.tile(as_of, len(who)), pa.date32())})
             p = self.model.proba(self.model.encoder.matrix(build_features(engine, req, self.feats)))
             cei = _floats(engine.query_arrow(_sql("whatif_cei_days"), step="whatif_cei_days"), "cei")
         finally:  # back to the observed days for the next scenario
-            for name in ("cei_service_day", "cei_subscriber_day"):
+            for name in scenario:
                 engine.create_view(name, f"SELECT * FROM {name}_observed")
         return p, cei
 

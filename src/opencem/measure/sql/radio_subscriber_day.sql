@@ -9,5 +9,5 @@ SELECT subscriber_id, CAST(sample_time AS DATE) AS day,
   count(sinr_db) AS sinr_reports,
   sum(sinr_db) AS sinr_sum,
   sum(CASE WHEN sinr_db < {poor_sinr} THEN 1 ELSE 0 END) AS sinr_poor
-FROM radio_samples
+FROM {source}
 GROUP BY subscriber_id, CAST(sample_time AS DATE)
