@@ -2,7 +2,9 @@
 twin's what-if, the value of the customers it touches, a cost class and a rank.
 
 A candidate is one action on one set of cells (or one device model): episodes of the same cause on
-overlapping cells merge, so a sector congested every evening is one candidate, not fourteen. The
+overlapping cells merge, so a sector congested every evening is one candidate, not fourteen. A transport
+candidate covers every cell of its backhaul links (the cells inventory's ``transport_link_id``): the
+repair reaches the link's other bands and sites too, whether the episode named them or not. The
 expected lift is the what-if's NPS change of the subscribers the scope touched, had the fix been made
 ``horizon_days`` before the decision: the mean over those days of their NPS with the fix minus without.
 The recent days stand for the days after the fix, and a customer's slowly fading memory of a problem

@@ -24,7 +24,8 @@ the result through the same SQL and model as `opencem measure` and `opencem scor
    what the conditions do not capture about a session.
 3. **Measure and score.** Each replay's sessions, with the subscribers' other sessions, go through
    measure's KQI -> service CEI -> subscriber CEI steps (the same SQL), a radio fix's reports go through
-   measure's radio_subscriber_day step, the NPS features are built on those days (the same SQL) and the NPS model scores them. The lift is the difference of the two scores.
+   measure's radio_subscriber_day step, the NPS features are built on those days (the same SQL) and the
+   NPS model scores them. The lift is the difference of the two scores.
 """
 
 from __future__ import annotations
@@ -267,7 +268,8 @@ class WhatIfEngine:
         who = subscribers or sorted(set(observed["subscriber_id"].to_pylist()))
         radio = None  # the reports' floors of a radio fix
         if action == "fix_device":  # the model's sessions replayed by its own sessions, then by other handsets'
-            before = self.donors.replay(observed, device_model)  # with the device context the others have
+            before = self.donors.replay(observed, device_model)
+            # a fixed model's sessions meet the device context the other models have
             healthy = np.minimum(_floats(observed, "ctx_device_poor"), self.donors.typical("ctx_device_poor", device_model))
             after = self.donors.replay(_set(observed, "ctx_device_poor", healthy), device_model, same_device=False)
         else:
