@@ -37,17 +37,12 @@ from opencem.indicators.tree import load_tree
 from opencem.ingest.pseudonym import Pseudonymiser, load_key
 from opencem.measure.run import measure
 from opencem.nps.features import build_features, feature_list
-from opencem.nps.model import NpsModel
+from opencem.nps.model import NpsModel, nps_of
 from opencem.synth.generator import SynthConfig, generate
 from opencem.twin.whatif import WhatIfEngine
 from opencem.workspace import Workspace
 
-POST_DAYS = 7
-
-
-def _latent_nps(s: np.ndarray) -> float:
-    r = np.round(np.clip(s, 0, 10))
-    return float(100 * ((r >= 9).mean() - (r <= 6).mean()))
+from nps_sensitivity import POST_DAYS, _latent_nps  # the same week and truth NPS as the sensitivity benchmark
 
 
 def main() -> None:
@@ -82,7 +77,7 @@ def main() -> None:
         truth = pq.read_table(operator / "truth" / "subscriber_daily",
                               filters=[("date", ">=", fix_day), ("date", "<", fix_day + dt.timedelta(days=POST_DAYS))])
         sat = truth.filter(pc.is_in(truth["subscriber_id"], value_set=pa.array(touched)))["satisfaction"].to_numpy()
-        got[name] = (100 * (p[:, 2].mean() - p[:, 0].mean()), _latent_nps(sat))
+        got[name] = (nps_of(p), _latent_nps(sat))
     who = Pseudonymiser(load_key(ws_none.pseudonym_key)).column(pa.array(touched)).to_pylist()
     with WhatIfEngine(ws_none.root, start, fix_day) as whatif:
         w = whatif.run(request["action"], cells=request["cells"] or None, device_model=request["device_model"],

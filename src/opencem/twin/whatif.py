@@ -47,7 +47,7 @@ from ..errors import InputError
 from ..indicators.tree import cei_service_sql, cei_subscriber_sql, load_tree, poor_session_sql
 from ..measure.steps import kqi_sql, radio_day_sql
 from ..nps.features import build_features, feature_list
-from ..nps.model import NpsModel
+from ..nps.model import NpsModel, nps_of
 from ..vocabulary import FIX_ACTIONS
 from ..workspace import Workspace
 from .run import tree_of
@@ -286,7 +286,7 @@ class WhatIfEngine:
                     "throughput_kbps": float(np.nanmean(np.exp(_floats(t, "log_thp"))))}
 
         return WhatIf(action, scope, observed.num_rows, len(who), kqi(before), kqi(after), float(np.nanmean(cei_after - cei_before)),
-                      _nps(p_before), _nps(p_after))
+                      nps_of(p_before), nps_of(p_after))
 
     def _measure_and_score(self, replay: pa.Table, who: list[str], days: list[dt.date], radio: dict | None = None
                            ) -> tuple[np.ndarray, np.ndarray]:
@@ -320,10 +320,6 @@ class WhatIfEngine:
             for name in scenario:
                 engine.create_view(name, f"SELECT * FROM {name}_observed")
         return p, cei
-
-
-def _nps(p: np.ndarray) -> float:
-    return float(100 * (p[:, 2].mean() - p[:, 0].mean()))
 
 
 def whatif(workspace: Path, action: str, start: dt.date, end: dt.date, cells: list[str] | None = None,
