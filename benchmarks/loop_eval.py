@@ -39,7 +39,8 @@ def main() -> None:
                        "did_nps": nps["estimate"], "ci": [nps["ci_low"], nps["ci_high"]], "true": truth,
                        "true_inside_ci": truth is not None and nps["ci_low"] <= truth <= nps["ci_high"],
                        "placebo": v["placebo"]["estimate"], "placebo_ci": [v["placebo"]["ci_low"], v["placebo"]["ci_high"]],
-                       "placebo_holds_zero": v["placebo"]["ci_low"] <= 0 <= v["placebo"]["ci_high"]})
+                       "placebo_holds_zero": v["placebo"]["ci_low"] <= 0 <= v["placebo"]["ci_high"],
+                       "window_days": v["window_days"], "verdict": v["verdict"]})
     line = {"subscribers": a.subscribers, "days": a.days, "fix_day": a.fix_day, "seed": a.seed, "budget_units": a.budget,
             "ranking": s["ranking"], "verification": checks, "tickets": s["tickets"], "care_list": s["care_total"],
             "base_nps": s["kpis"]["base_nps"], "true_nps": s["kpis"]["true_nps"], "nps_level": s["nps_level"],

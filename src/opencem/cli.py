@@ -609,19 +609,21 @@ def verify(
     fix_date: dt.datetime = typer.Option(..., **DAY, help="First day the fix was in place"),
     cells: str = typer.Option(None, help="Comma-separated cells the fix touched"),
     device_model: str = typer.Option(None, "--device-model", help="Or the device model of a device campaign"),
-    days: int = typer.Option(7, help="Days before and after the fix to compare"),
+    days: int = typer.Option(28, help="Days after the fix to read (fewer if the data ends sooner); the 7 before are the baseline"),
     predicted: float = typer.Option(None, help="The NPS lift the fix was expected to bring (for the comparison)"),
 ) -> None:
-    """NPS, CEI and KQI change of the subscribers a fix touched against matched controls (DiD, placebo)."""
+    """NPS, CEI and KQI change of the subscribers a fix touched against matched controls (DiD, event study, placebo)."""
     from opencem.loop.verify import verify as run_verify
 
     if bool(cells) == bool(device_model):
         raise InputError("give either --cells or --device-model")
-    with console.status("matching controls and scoring both windows"):
-        v = run_verify(workspace, {"fix_id": "fix", "cells": cells.split(",") if cells else [], "device_model": device_model,
-                                   "fix_date": fix_date.date(), "expected_nps_lift": predicted}, days)
-    rt = RichTable(title=f"{v['subscribers']:,} treated vs {v['controls']:,} matched controls, {v['window_days']} days each side",
-                   title_justify="left")
+    with console.status("matching controls and scoring every day around the fix"):
+        v = run_verify(workspace, [{"fix_id": "fix", "cells": cells.split(",") if cells else [], "device_model": device_model,
+                                    "fix_date": fix_date.date(), "expected_nps_lift": predicted}], days)[0]
+    if "not_verified" in v:
+        raise InputError(v["not_verified"])
+    rt = RichTable(title=f"{v['subscribers']:,} treated vs {v['controls']:,} matched controls, {v['pre_days']} days before "
+                         f"and {v['window_days']} after", title_justify="left")
     for col in ("metric", "treated before", "treated after", "DiD", "95 % CI"):
         rt.add_column(col, justify="right")
     for e in v["effects"]:
@@ -629,9 +631,10 @@ def verify(
                    f"{e['ci_low']:+.3f} .. {e['ci_high']:+.3f}")
     console.print(rt)
     p = v["placebo"]
-    verdict = "holds 0: no pre-trend seen" if p["ci_low"] <= 0 <= p["ci_high"] else "excludes 0: a pre-trend, read the estimate with care"
-    console.print(f"placebo (the {v['window_days']} days before, nothing done): NPS {p['estimate']:+.2f} "
-                  f"({p['ci_low']:+.2f} .. {p['ci_high']:+.2f}), {verdict}")
+    console.print(f"placebo ({v['pre_days']} days earlier, nothing done): NPS {p['estimate']:+.2f} ({p['ci_low']:+.2f} .. {p['ci_high']:+.2f})")
+    console.print("event study, NPS treated - controls by day from the fix: "
+                  + " ".join(f"{r['day']:+d}:{r['estimate']:+.1f}" for r in v["event_study"]))
+    console.print(f"verdict: {v['verdict']}" + "".join(f"\n  - {w}" for w in v["warnings"]))
     if predicted is not None:
         console.print(f"predicted NPS lift {predicted:+.2f}, realised {v['realised_nps_lift']:+.2f}")
 

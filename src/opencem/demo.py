@@ -110,16 +110,15 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     generate(out / "severity" / "operator", replace(synth, apply=_fix_requests(r for r in pri.candidates.to_pylist() if r["fix_id"] in severity_ids)),
              progress=progress("synth"), overwrite=True)
 
-    say("7/8 verify each fix against matched controls")
+    say("7/8 verify the fixes against matched controls")
     truth = _true_effects(after / "operator")
+    rows = {r["fix_id"]: r for r in chosen.to_pylist()}
     checks = []
-    for r in chosen.to_pylist():
-        try:
-            v = verify(ws_after, {**r, "fix_date": fix_date}, model=model)
-        except ValueError as e:  # a fix that touched too few subscribers to measure is reported, not hidden
-            say(f"   {r['fix_id']}: not verified: {e}")
+    for v in verify(ws_after, [{**r, "fix_date": fix_date} for r in rows.values()], model=model):
+        if "not_verified" in v:  # a fix that touched too few subscribers to measure is reported, not hidden
+            say(f"   {v['fix_id']}: not verified: {v['not_verified']}")
             continue
-        t = truth.get(r["fix_id"], {})
+        t, r = truth.get(v["fix_id"], {}), rows[v["fix_id"]]
         checks.append({**v, "true_nps_lift": t.get("nps_lift"), "true_fault": t.get("fault_id"), "action": r["action"], "target": r["target"]})
     base_n = _active(ws_after, fix_date)
     gained = {"ours": _true_base_gain(truth, base_n),
@@ -208,8 +207,8 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
     ranking = {"k": len(applied), "budget": f"{pri.comparison['budget_units']} cost units",
                **{k: {"expected": pri.comparison[k]["expected_base_nps_lift"], "true": gained[k], "fixes": pri.comparison[k]["fixes"]}
                   for k in ("ours", "severity")}}
-    verification = [{k: c[k] for k in ("fix_id", "subscribers", "controls", "effects", "placebo", "predicted_nps_lift", "true_nps_lift")}
-                    for c in checks]
+    verification = [{k: c[k] for k in ("fix_id", "subscribers", "controls", "window_days", "effects", "placebo", "event_study", "verdict",
+                                       "warnings", "predicted_nps_lift", "true_nps_lift")} for c in checks]
     deltas = [{"fix_id": c["fix_id"], **d} for c in checks for d in c["deltas"]]
     sc = final.scores
     arpu = sc["arpu_monthly"].to_numpy(zero_copy_only=False)

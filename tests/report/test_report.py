@@ -74,7 +74,9 @@ def example_data() -> dict:
     verification = [
         {"fix_id": "C001", "subscribers": 212, "controls": 840,
          "effects": [eff("nps", 5.1, 3.1), eff("cei", 4.3, 1.2), eff("throughput_kbps", 2150.0, 700.0), eff("rtt_ms", -12.0, 6.0)],
-         "placebo": eff("nps", 0.3, 2.4), "predicted_nps_lift": 6.2, "true_nps_lift": 5.5},
+         "placebo": eff("nps", 0.3, 2.4), "predicted_nps_lift": 6.2, "true_nps_lift": 5.5,
+         "event_study": [{"day": d, **eff("nps", 0.0 if d < 0 else min(d + 1, 5) * 1.0, 1.5)} for d in range(-14, 7)],
+         "verdict": "unsafe", "warnings": ["the placebo 3 days earlier reads -2.1 NPS", "7 of 28 days after the fix"]},
         {"fix_id": "C002", "subscribers": 180, "controls": 700,
          "effects": [eff("nps", 3.4, 3.9), eff("cei", 2.1, 1.5), eff("throughput_kbps", 640.0, 500.0)],
          "placebo": eff("nps", -0.6, 2.9), "predicted_nps_lift": 5.1, "true_nps_lift": 4.1},
@@ -124,7 +126,9 @@ def test_report_written_with_every_section(report):
     for sid in SECTION_IDS + CHART_IDS + ("table-fixes", "table-deltas", "table-care", "table-verification-0"):
         assert f'id="{sid}"' in text, sid
     assert 'data-grids="169"' in text
-    assert text.count("Plotly.newPlot(") == 7  # trend, segments, map, ranking, 2 verification forests, value x experience
+    # trend, segments, map, ranking, 2 verification forests, 1 event study, value x experience
+    assert text.count("Plotly.newPlot(") == 8 and 'id="chart-event-study-0"' in text
+    assert "<strong>unsafe</strong>: the placebo 3 days earlier reads -2.1 NPS; 7 of 28 days after the fix." in text
     assert 'class="empty"' not in text
     assert "First 20 of 27 subscribers" in text and text.split('id="table-care"')[1].split("</table>")[0].count("<tr>") == 21
     assert "CELL-0123-2-B3" in text and "Altstadt-Lehel" in text

@@ -1,13 +1,21 @@
-"""Verify an executed fix: the change of the subscribers it touched against a matched control group.
+"""Verify executed fixes: the change of the subscribers a fix touched against matched controls.
 
-Treated: subscribers with at least MIN_SESSIONS sessions on the fix's cells (or on the device model)
-in the ``days`` before the fix. Controls: subscribers who used none of the cells of the same sites or
-transport links in either window (so the fix cannot reach them), matched to each treated subscriber
-on their before-window NPS estimate, CEI, poor-session share, usage and ARPU (the CONTROLS nearest,
-standardised). Per metric, each treated subscriber's after - before change minus the mean change of
-their controls is one difference-in-differences; the estimate is their mean, with a normal 95 %
-interval. The placebo runs the same estimate on the ``days`` before, when nothing was done: its
-interval should hold 0.
+Treated: subscribers with at least MIN_SESSIONS sessions on the fix's cells (or with its device model)
+in the PRE_DAYS before the fix. Controls: subscribers out of reach of every fix of the period (no
+session on a cell of the same sites or transport links as any fix's cells, no handset of a fixed model),
+CONTROLS nearest to each treated subscriber on their trajectory before the fix (the estimated NPS in
+each half of the pre window) and their CEI, poor-session share, usage and ARPU, standardised.
+
+The NPS is the model's estimate of each subscriber on every day: a window's NPS is the mean over its
+days, so the estimate is the fix's mean effect over the days after it, as the customers lived them.
+Per metric, each treated subscriber's after - before change minus their controls' mean change is one
+difference-in-differences; the estimate is their mean. Its 95 % interval holds the spread across the
+treated and, for the NPS, the model's error: the same estimate with each of the model's bootstrap replicas.
+
+Around it: an event study (the same difference on every day from 2 x PRE_DAYS before the fix to the
+end: a fault's onset shows there), and a placebo that runs the whole design, matching included, inside
+the pre window as if the fix had been made half of it earlier. A placebo interval that excludes 0 says the
+groups were drifting apart just before the fix, so part of the estimate may be that drift.
 """
 
 from __future__ import annotations
@@ -24,93 +32,178 @@ from ..engine.base import quote_ident
 from ..engine.pipeline import sql_file
 from ..errors import InputError
 from ..indicators.tree import load_tree, poor_session_sql
-from ..nps.features import Feature, build_features, feature_list
+from ..nps.features import build_features, feature_list
 from ..nps.model import NpsModel
 from ..twin.whatif import scope_sql
 from ..workspace import Workspace
 
 MIN_SESSIONS = 3
 CONTROLS = 5
+PRE_DAYS = 7  # the baseline before a fix; its two halves are the trajectory controls are matched on
+POST_DAYS = 28  # after a fix: long enough for the NPS to settle; shortened to the days the data has
+MIN_TREATED = 30  # fewer treated subscribers and a verdict is called unsafe
 METRICS = ("nps", "cei", "poor_share", "throughput_kbps", "rtt_ms", "dou_mb", "complaints", "churned", "revenue_eur")
-MATCH_ON = ("nps", "cei", "poor_share", "log_sessions", "arpu_monthly")
+MATCH_ON = ("nps_early", "nps_late", "cei", "poor_share", "log_sessions", "arpu_monthly")
 Z95 = 1.959964
 MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas are shown
 
 
-# sessions on the other cells of the fix's sites or transport links (``scope``: a condition on cell_id)
-NEAR_CELLS = ("cell_id IN (SELECT cell_id FROM cells WHERE site_id IN (SELECT site_id FROM cells WHERE {scope})\n"
-              "  OR transport_link_id IN (SELECT transport_link_id FROM cells WHERE {scope}))")
+def verify(workspace: Path, fixes: list[dict], days: int = POST_DAYS, model: NpsModel | None = None) -> list[dict]:
+    """``fixes``: each with fix_id, cells, device_model, fix_date (the first day it was in place),
+    optionally expected_nps_lift. Fixes verified together keep each other's subscribers out of their
+    controls. Returns per fix the effects, the event study, the placebo, the verdict and the deltas by
+    segment and location; a fix that cannot be verified gets ``not_verified`` with the reason instead."""
+    ws = Workspace(workspace)
+    model = model or NpsModel.load(ws.model("nps"))
+    with ws.session() as engine:
+        first, last = engine.query_row(sql_file("opencem.loop", "session_days"), step="session_days")
+        designs = {}
+        for f in fixes:
+            try:
+                designs[f["fix_id"]] = _design(engine, f, fixes, first, last, days)
+            except InputError as e:  # reported with the others, not hidden
+                designs[f["fix_id"]] = str(e)
+        ready = [d for d in designs.values() if isinstance(d, dict)]
+        panel = _NpsPanel(engine, model, ready) if ready else None
+        return [_verify_one(engine, panel, d) if isinstance(d, dict) else {"fix_id": i, "not_verified": d}
+                for i, d in designs.items()]
 
 
-def _window(engine: Engine, model: NpsModel, feats: list[Feature], who: pa.Table, start: dt.date, end: dt.date) -> dict[str, np.ndarray]:
-    """Every metric per subscriber of ``who`` over start <= day < end (NaN where they had no sessions)."""
-    engine.register_arrow("who_in", who)
-    sql = sql_file("opencem.loop", "subscriber_window").format(poor_session=poor_session_sql(load_tree()))
-    t = engine.query_arrow(sql, {"start": start, "end": end, "days": (end - start).days}, step="subscriber_window")
-    engine.drop("who_in")
-    out = {c: t[c].to_numpy(zero_copy_only=False).astype(float) for c in t.column_names if c != "subscriber_id"}
-    req = pa.table({"subscriber_id": t["subscriber_id"], "as_of": pa.array([end] * t.num_rows, pa.date32())})
-    p = model.proba(model.encoder.matrix(build_features(engine, req, feats)))
-    out["nps"] = 100 * (p[:, 2] - p[:, 0])
-    out["log_sessions"] = np.log1p(np.nan_to_num(out.pop("n")))
+def _design(engine: Engine, fix: dict, fixes: list[dict], first: dt.date, last: dt.date, days: int) -> dict:
+    """The fix's windows and subjects: treated, and possible controls out of reach of every fix."""
+    day = dt.date.fromisoformat(str(fix["fix_date"]))
+    w = min(PRE_DAYS, (day - first).days // 2)  # the placebo needs two pre windows
+    n = min(days, (last - day).days + 1)
+    if w < 2 or n < 1:
+        raise InputError(f"fix {fix['fix_id']} on {day}: need {2 * PRE_DAYS} days before it and 1 after in {first} .. {last}")
+    scope, scope_params = scope_sql(list(fix.get("cells") or []), fix.get("device_model"))
+    near_cells = sorted({c for f in fixes if not f.get("device_model") for c in (f.get("cells") or [])})
+    near_models = sorted({f["device_model"] for f in fixes if f.get("device_model")})
+    params = {"start": day - dt.timedelta(days=w), "end": day, "near_start": day - dt.timedelta(days=2 * w),
+              "post_end": day + dt.timedelta(days=n), "min_sessions": MIN_SESSIONS,
+              "near_cells": near_cells, "near_models": near_models, **scope_params}
+    t = engine.query_arrow(sql_file("opencem.loop", "fix_subjects").format(scope=scope), params, step="fix_subjects")
+    treated = t["treated"].to_numpy(zero_copy_only=False)
+    if treated.sum() < 10 or (~treated).sum() < CONTROLS:
+        raise InputError(f"fix {fix['fix_id']}: too few subscribers to verify: {int(treated.sum())} treated, "
+                         f"{int((~treated).sum())} possible controls")
+    return {"fix": fix, "day": day, "pre_days": w, "post_days": n, "who": t.select(["subscriber_id"]), "treated": treated}
+
+
+class _NpsPanel:
+    """The model's NPS (x100) of every subject of the designs on every day they need, once: the
+    model's and each replica's, per (subscriber, day of experience)."""
+
+    def __init__(self, engine: Engine, model: NpsModel, designs: list[dict]):
+        self.start = min(d["day"] - dt.timedelta(days=2 * d["pre_days"]) for d in designs)
+        end = max(d["day"] + dt.timedelta(days=d["post_days"]) for d in designs)
+        ids = sorted({s for d in designs for s in d["who"]["subscriber_id"].to_pylist()})
+        self.days = (end - self.start).days
+        self.row = {s: i for i, s in enumerate(ids)}
+        # experience through day t is the estimate as of t + 1
+        as_of = [self.start + dt.timedelta(days=k + 1) for k in range(self.days)]
+        req = pa.table({"subscriber_id": pa.array(np.repeat(np.array(ids, dtype=object), self.days).tolist(), pa.string()),
+                        "as_of": pa.array(as_of * len(ids), pa.date32())})
+        x = model.encoder.matrix(build_features(engine, req, feature_list(load_tree())))
+        p = model.proba(x)
+        self.nps = (100 * (p[:, 2] - p[:, 0])).reshape(len(ids), self.days)
+        self.replicas = (100 * model.replica_nps(x)).reshape(len(model.replicas), len(ids), self.days)
+
+    def of(self, who: pa.Table, start: dt.date, end: dt.date) -> tuple[np.ndarray, np.ndarray]:
+        """(model, replicas) daily NPS of ``who`` over start <= day < end."""
+        rows = np.array([self.row[s] for s in who["subscriber_id"].to_pylist()])
+        a, b = (start - self.start).days, (end - self.start).days
+        return self.nps[rows, a:b], self.replicas[:, rows, a:b]
+
+
+def _verify_one(engine: Engine, panel: _NpsPanel, d: dict) -> dict:
+    fix, day, w, n = d["fix"], d["day"], d["pre_days"], d["post_days"]
+    real = _did(engine, panel, d, day, w, n)
+    h = w // 2  # the placebo: the same design inside the pre window, as if the fix had been made h days early
+    placebo = _did(engine, panel, d, day - dt.timedelta(days=h), w - h, h)
+    unsafe, notes = [], []
+    if real["subscribers"] < MIN_TREATED:
+        unsafe.append(f"only {real['subscribers']} treated subscribers (fewer than {MIN_TREATED})")
+    p = placebo["effects"][0]
+    if not p["ci_low"] <= 0 <= p["ci_high"]:
+        unsafe.append(f"the placebo {h} days earlier reads {p['estimate']:+.1f} NPS: the treated and their controls "
+                      "were already drifting apart just before the fix, and part of the estimate may be that drift")
+    if n < POST_DAYS:
+        notes.append(f"{n} of {POST_DAYS} days after the fix: the NPS may not have settled")
+    return {"fix_id": fix["fix_id"], "fix_date": str(day), "window_days": n, "pre_days": w,
+            "subscribers": real["subscribers"], "controls": real["controls"], "effects": real["effects"],
+            "event_study": _event_study(panel, d, real["match"]), "placebo": p, "placebo_effects": placebo["effects"],
+            "verdict": "unsafe" if unsafe else "safe", "warnings": unsafe + notes,
+            "predicted_nps_lift": fix.get("expected_nps_lift"), "realised_nps_lift": real["effects"][0]["estimate"],
+            "deltas": _deltas(engine, real)}
+
+
+def _event_study(panel: _NpsPanel, d: dict, match: np.ndarray) -> list[dict]:
+    """The NPS difference on each day from 2 x pre_days before the fix to the end, against the pre
+    window's mean, with the controls of the estimate (day 0 is the fix's first day)."""
+    day, w, treated = d["day"], d["pre_days"], d["treated"]
+    y, _ = panel.of(d["who"], day - dt.timedelta(days=2 * w), day + dt.timedelta(days=d["post_days"]))
+    base = y[:, w:2 * w].mean(1)
+    out = []
+    for k in range(y.shape[1]):
+        e = _differences(y[:, k] - base, treated, match)
+        mean, se = float(e.mean()), float(e.std(ddof=1) / np.sqrt(len(e)))
+        out.append({"day": k - 2 * w, "estimate": round(mean, 3), "ci_low": round(mean - Z95 * se, 3), "ci_high": round(mean + Z95 * se, 3)})
     return out
 
 
-def did(engine: Engine, model: NpsModel, feats: list[Feature], cells: list[str], device_model: str | None,
-        pre: tuple[dt.date, dt.date], post: tuple[dt.date, dt.date]) -> dict:
-    """Matched difference-in-differences of every metric between the ``pre`` and ``post`` windows."""
-    scope, scope_params = scope_sql(cells, device_model)
-    near = scope if device_model else NEAR_CELLS.format(scope=scope)  # a device campaign reaches only its model
-    sql = sql_file("opencem.loop", "fix_subjects").format(scope=scope, near=near)
-    t = engine.query_arrow(sql, {"start": pre[0], "end": pre[1], "post_end": post[1], "min_sessions": MIN_SESSIONS, **scope_params},
-                           step="fix_subjects")
-    treated = t["treated"].to_numpy(zero_copy_only=False)
-    if treated.sum() < 10 or (~treated).sum() < CONTROLS:
-        raise InputError(f"too few subscribers to verify: {int(treated.sum())} treated, {int((~treated).sum())} possible controls")
-    who = t.select(["subscriber_id"])
-    a, b = _window(engine, model, feats, who, *pre), _window(engine, model, feats, who, *post)
-    x = np.column_stack([np.nan_to_num(a[c], nan=np.nanmedian(a[c])) for c in MATCH_ON])
-    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
-    ctrl = np.flatnonzero(~treated)
-    nn = NearestNeighbors(n_neighbors=CONTROLS).fit(x[ctrl])
-    match = ctrl[nn.kneighbors(x[treated], return_distance=False)]  # (treated, CONTROLS)
+def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int) -> dict:
+    """Matched difference-in-differences of every metric, the fix taken as made on ``day``: the ``n``
+    days from it against the ``w`` days before, on which the controls are matched."""
+    who, treated = d["who"], d["treated"]
+    pre, post = (day - dt.timedelta(days=w), day), (day, day + dt.timedelta(days=n))
+    y, y_rep = panel.of(who, pre[0], post[1])  # days pre[0] .. post[1] - 1
+    a, b = _window(engine, who, *pre), _window(engine, who, *post)
+    a["nps"], b["nps"] = y[:, :w].mean(1), y[:, w:].mean(1)
+    a["nps_early"], a["nps_late"] = y[:, :w // 2].mean(1), y[:, w // 2:w].mean(1)
+    match = _match(np.column_stack([a[c] for c in MATCH_ON]), treated)
     effects, per_sub = [], {}
     for m in METRICS:
-        delta = b[m] - a[m]
-        d = delta[treated] - np.nanmean(delta[match], axis=1)
-        per_sub[m] = d
-        ok = d[np.isfinite(d)]
-        est, se = float(ok.mean()), float(ok.std(ddof=1) / np.sqrt(len(ok))) if len(ok) > 1 else float("nan")
+        per_sub[m] = _differences(b[m] - a[m], treated, match)
+        ok = per_sub[m][np.isfinite(per_sub[m])]
+        est = float(ok.mean())
+        var = float(ok.var(ddof=1) / len(ok)) if len(ok) > 1 else float("nan")
+        if m == "nps":  # the model's error: the estimate again with each bootstrap replica of the model
+            reps = [np.nanmean(_differences(r[:, w:].mean(1) - r[:, :w].mean(1), treated, match)) for r in y_rep]
+            var += float(np.var(reps, ddof=1)) if len(reps) > 1 else 0.0
+        se = np.sqrt(var)
         effects.append({"metric": m, "estimate": round(est, 4), "ci_low": round(est - Z95 * se, 4), "ci_high": round(est + Z95 * se, 4),
                         "subscribers": int(len(ok)), "treated_before": round(float(np.nanmean(a[m][treated])), 4),
                         "treated_after": round(float(np.nanmean(b[m][treated])), 4)})
     ids = np.array(who["subscriber_id"].to_pylist(), dtype=object)[treated]
     return {"subscribers": int(treated.sum()), "controls": int(len(np.unique(match))), "effects": effects,
-            "treated_ids": ids, "per_subscriber": per_sub}
+            "match": match, "treated_ids": ids, "per_subscriber": per_sub}
 
 
-def verify(workspace: Path, fix: dict, days: int = 7, model: NpsModel | None = None) -> dict:
-    """``fix``: fix_id, cells, device_model, fix_date (the first day it was in place), optionally
-    expected_nps_lift. Returns the effects, the placebo and the deltas by segment and location."""
-    ws = Workspace(workspace)
-    model = model or NpsModel.load(ws.model("nps"))
-    feats = feature_list(load_tree())
-    with ws.session() as engine:
-        first, last = engine.query_row(sql_file("opencem.loop", "session_days"), step="session_days")
-        day = dt.date.fromisoformat(str(fix["fix_date"]))
-        n = min(days, (last - day).days + 1, (day - first).days // 2)
-        if n < 2:
-            raise InputError(f"fix {fix['fix_id']} on {day}: need at least 2 days before and after it in {first} .. {last}")
-        w = dt.timedelta(days=n)
-        cells, model_name = list(fix.get("cells") or []), fix.get("device_model")
-        real = did(engine, model, feats, cells, model_name, (day - w, day), (day, day + w))
-        placebo = did(engine, model, feats, cells, model_name, (day - 2 * w, day - w), (day - w, day))
-        deltas = _deltas(engine, real)
-    nps = next(e for e in real["effects"] if e["metric"] == "nps")
-    return {"fix_id": fix["fix_id"], "fix_date": str(day), "window_days": n, "subscribers": real["subscribers"],
-            "controls": real["controls"], "effects": real["effects"],
-            "placebo": next(e for e in placebo["effects"] if e["metric"] == "nps"), "placebo_effects": placebo["effects"],
-            "predicted_nps_lift": fix.get("expected_nps_lift"), "realised_nps_lift": nps["estimate"], "deltas": deltas}
+def _match(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
+    """The CONTROLS nearest untreated subjects of each treated one on standardised ``x`` (missing values
+    at the median): (treated, CONTROLS) indices."""
+    x = np.where(np.isfinite(x), x, np.nanmedian(x, axis=0))
+    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
+    ctrl = np.flatnonzero(~treated)
+    nn = NearestNeighbors(n_neighbors=CONTROLS).fit(x[ctrl])
+    return ctrl[nn.kneighbors(x[treated], return_distance=False)]
+
+
+def _differences(delta: np.ndarray, treated: np.ndarray, match: np.ndarray) -> np.ndarray:
+    """Each treated subject's change minus the mean change of their matched controls."""
+    return delta[treated] - np.nanmean(delta[match], axis=1)
+
+
+def _window(engine: Engine, who: pa.Table, start: dt.date, end: dt.date) -> dict[str, np.ndarray]:
+    """Every metric but the NPS per subscriber of ``who`` over start <= day < end (NaN where they had no sessions)."""
+    engine.register_arrow("who_in", who)
+    sql = sql_file("opencem.loop", "subscriber_window").format(poor_session=poor_session_sql(load_tree()))
+    t = engine.query_arrow(sql, {"start": start, "end": end, "days": (end - start).days}, step="subscriber_window")
+    engine.drop("who_in")
+    out = {c: t[c].to_numpy(zero_copy_only=False).astype(float) for c in t.column_names if c != "subscriber_id"}
+    out["log_sessions"] = np.log1p(np.nan_to_num(out.pop("n")))
+    return out
 
 
 def _deltas(engine: Engine, real: dict) -> list[dict]:

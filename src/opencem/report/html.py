@@ -47,7 +47,8 @@ ranking: {k, budget, ours: {expected, true?}, severity: {expected, true?}}
                                     base NPS points gained by the same budget spent on our top k fixes
                                     versus the k worst by severity
 verification: [{fix_id, subscribers, controls, effects: [{metric, estimate, ci_low, ci_high}],
-                placebo: {metric, estimate, ci_low, ci_high}, predicted_nps_lift, true_nps_lift?}]
+                placebo: {metric, estimate, ci_low, ci_high}, predicted_nps_lift, true_nps_lift?,
+                event_study?: [{day, estimate, ci_low, ci_high}], verdict?: safe|unsafe, warnings?: [str]}]
                                     difference-in-differences per applied fix, 95 % intervals
 deltas: [{dimension, group, nps, dou_mb, complaints_per_1k, churn_pct, revenue, ...}]
                                     changes after the fixes per segment and location (any numeric columns)
@@ -480,10 +481,31 @@ def _forest(v: dict) -> go.Figure | None:
     return fig
 
 
+def _event_study(v: dict) -> go.Figure | None:
+    """The NPS difference treated - controls on each day around the fix, against the days before it."""
+    rows = [r for r in v.get("event_study") or [] if _num(r.get("estimate")) is not None]
+    if not rows:
+        return None
+    x = [r["day"] for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=[r["ci_high"] for r in rows] + [r["ci_low"] for r in rows][::-1], fill="toself",
+                             fillcolor="rgba(31,119,180,0.15)", line=dict(width=0), hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=x, y=[r["estimate"] for r in rows], mode="lines+markers", line=dict(color=BLUE), showlegend=False,
+                             hovertemplate="day %{x:+d}<br>NPS difference %{y:+.1f}<extra></extra>"))
+    fig.add_vline(x=-0.5, line=dict(color="#5b6875", dash="dash"), annotation_text="fix", annotation_position="top")
+    fig.add_hline(y=0, line=dict(color="#5b6875", width=1))
+    fig.update_layout(height=260, margin=dict(l=60, r=30, t=30, b=40))
+    fig.update_xaxes(title_text="days from the fix")
+    fig.update_yaxes(title_text="NPS, treated - controls")
+    return fig
+
+
 def _verification(data: dict) -> str:
     ver = data.get("verification") or []
-    explain = ("Difference-in-differences per applied fix: change of the treated subscribers after the fix minus that of matched "
-               "controls, with 95 % intervals (blue: clears zero); the placebo repeats the test before the fix and should straddle zero.")
+    explain = ("Difference-in-differences per applied fix: change of the treated subscribers after the fix minus that of controls "
+               "matched on their trajectory before it, with 95 % intervals (blue: clears zero; the NPS interval includes the model's "
+               "error); the placebo repeats the test a week earlier and should straddle zero. The event study shows the difference "
+               "day by day around the fix.")
     if not ver:
         return _section("sec-verification", "Verification", explain, _chart("chart-verification", None, _empty("verified fixes")))
     fixes = {str(f.get("fix_id")): f for f in data.get("fixes") or []}
@@ -497,6 +519,12 @@ def _verification(data: dict) -> str:
                   f'{_esc(_fmt(v.get("controls"), ",.0f"))} controls.</p>')
         fig = _forest(v)
         chart = _empty("effect estimates") if fig is None else _plot(fig, f"chart-verification-{n}")
+        study = _event_study(v)
+        if study is not None:
+            chart += "\n" + _plot(study, f"chart-event-study-{n}")
+        if v.get("verdict"):
+            said = "; ".join(str(w) for w in v.get("warnings") or []) or "no pre-trend seen"
+            counts += f'<p class="note"><strong>{_esc(str(v["verdict"]))}</strong>: {_esc(said)}.</p>'
         nps = next((e for e in v.get("effects") or [] if e.get("metric") == "nps"), {})
         realised = _fmt(nps.get("estimate"), "+.1f")
         if _num(nps.get("ci_low")) is not None and _num(nps.get("ci_high")) is not None:

@@ -1,10 +1,17 @@
 -- Who a fix's verification compares: the treated (at least $min_sessions sessions in its scope in
--- [$start, $end)) and the possible controls (active then, and with no session near the scope, on the
--- other cells of its sites or transport links, from $start until $post_end).
+-- [$start, $end)) and the possible controls: active then, and out of reach of every fix of the period
+-- from $near_start until $post_end, that is with no session on a cell of the sites or transport links of
+-- $near_cells and no handset among $near_models (this fix's and the other fixes' cells and models).
 WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope
              FROM xdr WHERE start_time >= CAST($start AS TIMESTAMP) AND start_time < CAST($end AS TIMESTAMP) GROUP BY 1),
+     reach AS (SELECT cell_id FROM cells
+               WHERE site_id IN (SELECT site_id FROM cells WHERE cell_id IN (SELECT unnest($near_cells)))
+                  OR transport_link_id IN (SELECT transport_link_id FROM cells WHERE cell_id IN (SELECT unnest($near_cells)))),
      near AS (SELECT DISTINCT subscriber_id FROM xdr
-              WHERE start_time >= CAST($start AS TIMESTAMP) AND start_time < CAST($post_end AS TIMESTAMP) AND {near})
+              WHERE start_time >= CAST($near_start AS TIMESTAMP) AND start_time < CAST($post_end AS TIMESTAMP)
+                AND cell_id IN (SELECT cell_id FROM reach)
+              UNION
+              SELECT subscriber_id FROM subscribers WHERE device_model IN (SELECT unnest($near_models)))
 SELECT subscriber_id, on_scope >= $min_sessions AS treated FROM act
 WHERE on_scope >= $min_sessions OR subscriber_id NOT IN (SELECT subscriber_id FROM near)
 ORDER BY subscriber_id

@@ -1,0 +1,61 @@
+"""Verification's design on the shared workspace: who is compared, and what a verdict holds."""
+
+import datetime as dt
+
+import pytest
+
+from opencem.loop.verify import PRE_DAYS, POST_DAYS, _design, verify
+from opencem.workspace import Workspace
+
+
+def _busiest(engine):
+    cell = engine.query_row("SELECT cell_id FROM xdr GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1", step="test")[0]
+    model = engine.query_row("SELECT device_model FROM subscribers GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1", step="test")[0]
+    return cell, model
+
+
+@pytest.fixture(scope="module")
+def two_fixes(shared):
+    """A cell fix and a device campaign, made on the same day, two days before the data ends."""
+    with Workspace(shared.ws).session() as engine:
+        cell, model = _busiest(engine)
+        last = engine.query_row("SELECT max(CAST(start_time AS DATE)) FROM xdr", step="test")[0]
+    day = last - dt.timedelta(days=1)
+    return [{"fix_id": "A", "cells": [cell], "device_model": None, "fix_date": day},
+            {"fix_id": "B", "cells": [], "device_model": model, "fix_date": day}]
+
+
+def test_controls_are_out_of_reach_of_every_fix_of_the_period(shared, two_fixes):
+    a, b = two_fixes
+    with Workspace(shared.ws).session() as engine:
+        first, last = engine.query_row("SELECT min(CAST(start_time AS DATE)), max(CAST(start_time AS DATE)) FROM xdr", step="test")
+        design = {f["fix_id"]: _design(engine, f, two_fixes, first, last, POST_DAYS) for f in two_fixes}
+        engine.register_arrow("controls_a", design["A"]["who"].filter(~design["A"]["treated"]))
+        engine.register_arrow("controls_b", design["B"]["who"].filter(~design["B"]["treated"]))
+        # the cell fix's controls have none of the campaign's handsets ...
+        fixed_handsets = engine.query_row("SELECT count(*) FROM controls_a JOIN subscribers USING (subscriber_id) "
+                                          "WHERE device_model = $m", {"m": b["device_model"]}, step="test")[0]
+        # ... and the campaign's controls used no cell of the fixed cell's site, before or after the fix
+        near_cell = engine.query_row(
+            "SELECT count(DISTINCT subscriber_id) FROM xdr WHERE subscriber_id IN (SELECT subscriber_id FROM controls_b) "
+            "AND cell_id IN (SELECT cell_id FROM cells WHERE site_id = (SELECT site_id FROM cells WHERE cell_id = $c)) "
+            "AND start_time >= CAST($s AS TIMESTAMP)", {"c": a["cells"][0], "s": a["fix_date"] - dt.timedelta(days=2 * PRE_DAYS)},
+            step="test")[0]
+    assert design["A"]["treated"].sum() >= 10 and design["B"]["treated"].sum() >= 10
+    assert (~design["A"]["treated"]).sum() >= 100 and (~design["B"]["treated"]).sum() >= 100
+    assert fixed_handsets == 0 and near_cell == 0
+
+
+def test_verification_reads_an_event_study_a_placebo_and_a_verdict(shared, two_fixes):
+    out = {v["fix_id"]: v for v in verify(shared.ws, two_fixes, model=shared.model)}
+    v = out["A"]
+    assert v["pre_days"] == PRE_DAYS and v["window_days"] == 2
+    assert [r["day"] for r in v["event_study"]] == list(range(-2 * PRE_DAYS, 2))
+    # the study's days after the fix average to the estimate's NPS (same controls, same baseline)
+    nps = v["effects"][0]
+    after = [r["estimate"] for r in v["event_study"] if r["day"] >= 0]
+    assert nps["metric"] == "nps" and abs(sum(after) / len(after) - nps["estimate"]) < 0.01
+    assert v["verdict"] in ("safe", "unsafe")
+    assert any("may not have settled" in w for w in v["warnings"])
+    for e in v["effects"] + [v["placebo"]]:
+        assert e["ci_low"] <= e["estimate"] <= e["ci_high"]
