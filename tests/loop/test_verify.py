@@ -59,3 +59,18 @@ def test_verification_reads_an_event_study_a_placebo_and_a_verdict(shared, two_f
     assert any("may not have settled" in w for w in v["warnings"])
     for e in v["effects"] + [v["placebo"]]:
         assert e["ci_low"] <= e["estimate"] <= e["ci_high"]
+
+
+def test_cli_verify_prints_the_estimate_the_event_study_and_the_verdict(shared, two_fixes):
+    from typer.testing import CliRunner
+
+    from opencem.cli import app
+
+    b = two_fixes[1]
+    res = CliRunner().invoke(app, ["verify", "--workspace", str(shared.ws), "--fix-date", str(b["fix_date"]),
+                                   "--device-model", b["device_model"], "--predicted", "2.5"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"{PRE_DAYS} days before and 2 after" in out and "event study" in out and "-14:" in out
+    assert "verdict: safe" in out or "verdict: unsafe" in out
+    assert "may not have settled" in out and "predicted NPS lift +2.50" in out

@@ -494,7 +494,7 @@ def _event_study(v: dict) -> go.Figure | None:
                              hovertemplate="day %{x:+d}<br>NPS difference %{y:+.1f}<extra></extra>"))
     fig.add_vline(x=-0.5, line=dict(color="#5b6875", dash="dash"), annotation_text="fix", annotation_position="top")
     fig.add_hline(y=0, line=dict(color="#5b6875", width=1))
-    fig.update_layout(height=260, margin=dict(l=60, r=30, t=30, b=40))
+    fig.update_layout(height=260, margin=dict(l=60, r=30, t=40, b=40), title=dict(text="event study", font=dict(size=13)))
     fig.update_xaxes(title_text="days from the fix")
     fig.update_yaxes(title_text="NPS, treated - controls")
     return fig
@@ -504,8 +504,8 @@ def _verification(data: dict) -> str:
     ver = data.get("verification") or []
     explain = ("Difference-in-differences per applied fix: change of the treated subscribers after the fix minus that of controls "
                "matched on their trajectory before it, with 95 % intervals (blue: clears zero; the NPS interval includes the model's "
-               "error); the placebo repeats the test a week earlier and should straddle zero. The event study shows the difference "
-               "day by day around the fix.")
+               "error); the placebo repeats the test inside the week before the fix and should straddle zero. The event study "
+               "shows the NPS difference day by day around the fix.")
     if not ver:
         return _section("sec-verification", "Verification", explain, _chart("chart-verification", None, _empty("verified fixes")))
     fixes = {str(f.get("fix_id")): f for f in data.get("fixes") or []}
