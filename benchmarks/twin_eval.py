@@ -38,12 +38,17 @@ def main() -> None:
         first, last = engine.query_row(sql_file("opencem.twin", "xdr_days"))
         faults = load_faults(a.data / "truth", engine.table_arrow("cells"))
     res = evaluate(load_episodes(a.workspace), faults, first, last + dt.timedelta(days=1))
-    res.update(data=str(a.data.name), diagnose_s=round(secs, 1) if not a.skip_diagnose else None)
+    manifest = a.data / "truth" / "manifest.json"
+    config = json.loads(manifest.read_text())["config"] if manifest.exists() else {}
+    res.update(data=str(a.data.name), seed=config.get("seed"), subscribers=config.get("subscribers"), days=config.get("days"), fix_day=config.get("fix_day"),
+               diagnose_s=round(secs, 1) if not a.skip_diagnose else None)
     if a.whatif:
         from opencem.twin.whatif import fix_scenarios
         res["whatif"] = fix_scenarios(a.workspace, a.data / "truth")
     print(json.dumps(res, indent=1, default=str))
-    print("confusion (rows true, columns diagnosed):", " ".join(c[:6] for c in CAUSES))
+    print("per fault (found / cause right of faults):", ", ".join(f"{c} {v['found']}/{v['cause_right']} of {v['faults']}"
+                                                                for c, v in res["by_cause"].items()))
+    print("confusion of matched episodes (rows true, columns diagnosed):", " ".join(c[:6] for c in CAUSES))
     for c, row in zip(CAUSES, confusion_matrix(res["confusion"])):
         print(f"  {c:<13}", " ".join(f"{n:>6}" for n in row))
     out = Path(__file__).parent / "results" / "twin_eval.jsonl"

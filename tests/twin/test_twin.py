@@ -76,6 +76,13 @@ def test_diagnosis_finds_the_injected_faults_with_their_causes(shared, faults):
     # this checks that what is found is real.
     assert res["precision"] >= 0.6, why
     assert res["faults_found"] >= 2, why
+    # scored once per fault too: every fault once, its cause from its largest episode, per cause class
+    per = res["per_fault"]
+    assert sorted(r["fault_id"] for r in per) == sorted({f["fault_id"] for f in per}) and len(per) == res["faults"], why
+    assert sum(r["found"] for r in per) == res["faults_found"], why
+    assert all((r["diagnosed"] is None) == (not r["found"]) for r in per), why
+    assert sum(c["faults"] for c in res["by_cause"].values()) == res["faults"], why
+    assert res["fault_cause_right"] == sum(c["cause_right"] for c in res["by_cause"].values()) / res["faults"], why
 
 
 def test_rerun_gives_the_same_episodes(shared, clone):

@@ -3,9 +3,11 @@
 An area episode matches a fault when they overlap in time (an hour of slack either side) and in
 place: a hexagon of the episode lies within the fault's radius (+300 m) of its centre, or within
 800 m of a site whose cells the fault touched. A device episode matches a device fault of the same
-model that overlaps it in time. Precision counts matched episodes, recall matched faults; the root
-cause is scored on matched episodes (against the nearest matching fault); the localisation error is
-the distance from a fault's centre to the centre of its largest matching episode.
+model that overlaps it in time. Precision counts matched episodes, recall matched faults. The root
+cause is scored twice: on matched episodes (against the nearest matching fault), and once per fault
+(the cause of its largest matching episode; a missed fault counts as wrong), per cause class too. The
+localisation error is the distance from a fault's centre to the centre of its largest matching episode.
+A fault that began before the window is persistent.
 """
 
 from __future__ import annotations
@@ -69,13 +71,21 @@ def evaluate(episodes, faults: list[dict], start, end) -> dict:
         if e["center_lat"] is not None and len(fs) > 1:
             fs = sorted(fs, key=lambda f: _dist_m(e["center_lat"], e["center_lon"], f["center_lat"] or 0, f["center_lon"] or 0))
         confusion[(fs[0]["cause"], e["cause"])] += 1
-    loc = []
+    loc, per_fault = [], []
     for f in faults:
-        if f["cause"] in ("device", "core_dns"):  # a device has no place; a DNS pool is half the city
-            continue
+        # the fault as an operator meets it: its largest matching episode names the cause and the place
         best = max((e for e in eps if f in matches[e["episode_id"]]), key=lambda e: e["affected_subscribers"], default=None)
-        if best is not None:
-            loc.append(float(_dist_m(best["center_lat"], best["center_lon"], f["center_lat"], f["center_lon"])))
+        row = {"fault_id": f["fault_id"], "cause": f["cause"], "found": best is not None,
+               "diagnosed": best["cause"] if best is not None else None,
+               "persistent": bool(np.datetime64(f["start_time"]) <= np.datetime64(start)), "localisation_m": None}
+        # a device has no place; a DNS pool is half the city
+        if best is not None and f["cause"] not in ("device", "core_dns") and best["center_lat"] is not None:
+            row["localisation_m"] = float(_dist_m(best["center_lat"], best["center_lon"], f["center_lat"], f["center_lon"]))
+            loc.append(row["localisation_m"])
+        per_fault.append(row)
+    by_cause = {c: {"faults": sum(r["cause"] == c for r in per_fault), "found": sum(r["found"] for r in per_fault if r["cause"] == c),
+                    "cause_right": sum(r["diagnosed"] == c for r in per_fault if r["cause"] == c)}
+                for c in sorted({r["cause"] for r in per_fault})}
     right = sum(n for (t, p), n in confusion.items() if t == p)
     matched = sum(1 for fs in matches.values() if fs)
     return {
@@ -83,6 +93,10 @@ def evaluate(episodes, faults: list[dict], start, end) -> dict:
         "faults": len(faults), "faults_found": len(found), "recall": len(found) / len(faults) if faults else None,
         "missed": sorted(f"{f['fault_id']} {f['cause']}" for f in faults if f["fault_id"] not in found),
         "cause_right": right / sum(confusion.values()) if confusion else None,
+        "fault_cause_right": sum(r["diagnosed"] == r["cause"] for r in per_fault) / len(per_fault) if per_fault else None,
+        "persistent_faults": sum(r["persistent"] for r in per_fault),
+        "persistent_found": sum(r["found"] for r in per_fault if r["persistent"]),
+        "by_cause": by_cause, "per_fault": per_fault,
         "confusion": {f"{t}->{p}": n for (t, p), n in sorted(confusion.items())},
         "localisation_m_median": float(np.median(loc)) if loc else None,
         "localisation_m_p90": float(np.percentile(loc, 90)) if loc else None,
