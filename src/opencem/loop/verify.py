@@ -104,7 +104,10 @@ class _NpsPanel:
         as_of = [self.start + dt.timedelta(days=k + 1) for k in range(self.days)]
         req = pa.table({"subscriber_id": pa.array(np.repeat(np.array(ids, dtype=object), self.days).tolist(), pa.string()),
                         "as_of": pa.array(as_of * len(ids), pa.date32())})
-        x = model.encoder.matrix(build_features(engine, req, feature_list(load_tree())))
+        feats = build_features(engine, req, feature_list(load_tree()))
+        if not feats["subscriber_id"].equals(req["subscriber_id"]):  # the rows are reshaped by position below
+            raise RuntimeError("features came back in another order than the requests")
+        x = model.encoder.matrix(feats)
         p = model.proba(x)
         self.nps = (100 * (p[:, 2] - p[:, 0])).reshape(len(ids), self.days)
         self.replicas = (100 * model.replica_nps(x)).reshape(len(model.replicas), len(ids), self.days)
