@@ -174,7 +174,7 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
         if m == "nps":  # the model's error: the estimate again with each bootstrap replica of the model
             reps = [np.nanmean(_differences(r[:, w:].mean(1) - r[:, :w].mean(1), treated, match)) for r in y_rep]
             var += float(np.var(reps, ddof=1)) if len(reps) > 1 else 0.0
-        se = np.sqrt(var)
+        se = float(np.sqrt(var))
         effects.append({"metric": m, "estimate": round(est, 4), "ci_low": round(est - Z95 * se, 4), "ci_high": round(est + Z95 * se, 4),
                         "subscribers": int(len(ok)), "treated_before": round(float(np.nanmean(a[m][treated])), 4),
                         "treated_after": round(float(np.nanmean(b[m][treated])), 4)})
