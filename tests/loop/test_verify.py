@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from opencem.loop.verify import PRE_DAYS, POST_DAYS, _design, verify
+from opencem.loop.verify import PRE_DAYS, POST_DAYS, _design, _reach, verify
 from opencem.workspace import Workspace
 
 
@@ -29,7 +29,7 @@ def test_controls_are_out_of_reach_of_every_fix_of_the_period(shared, two_fixes)
     a, b = two_fixes
     with Workspace(shared.ws).session() as engine:
         first, last = engine.query_row("SELECT min(CAST(start_time AS DATE)), max(CAST(start_time AS DATE)) FROM xdr", step="test")
-        design = {f["fix_id"]: _design(engine, f, two_fixes, first, last, POST_DAYS) for f in two_fixes}
+        design = {f["fix_id"]: _design(engine, f, _reach(two_fixes), first, last, POST_DAYS) for f in two_fixes}
         engine.register_arrow("controls_a", design["A"]["who"].filter(~design["A"]["treated"]))
         engine.register_arrow("controls_b", design["B"]["who"].filter(~design["B"]["treated"]))
         # the cell fix's controls have none of the campaign's handsets ...

@@ -57,10 +57,11 @@ def verify(workspace: Path, fixes: list[dict], days: int = POST_DAYS, model: Nps
     model = model or NpsModel.load(ws.model("nps"))
     with ws.session() as engine:
         first, last = engine.query_row(sql_file("opencem.loop", "session_days"), step="session_days")
+        reach = _reach(fixes)
         designs = {}
         for f in fixes:
             try:
-                designs[f["fix_id"]] = _design(engine, f, fixes, first, last, days)
+                designs[f["fix_id"]] = _design(engine, f, reach, first, last, days)
             except InputError as e:  # reported with the others, not hidden
                 designs[f["fix_id"]] = str(e)
         ready = [d for d in designs.values() if isinstance(d, dict)]
@@ -69,19 +70,23 @@ def verify(workspace: Path, fixes: list[dict], days: int = POST_DAYS, model: Nps
                 for i, d in designs.items()]
 
 
-def _design(engine: Engine, fix: dict, fixes: list[dict], first: dt.date, last: dt.date, days: int) -> dict:
-    """The fix's windows and subjects: treated, and possible controls out of reach of every fix."""
+def _reach(fixes: list[dict]) -> dict:
+    """What the fixes of a period reach, as fix_subjects' parameters: their cells (with the cells' sites
+    and transport links) and their handset models."""
+    return {"near_cells": sorted({c for f in fixes if not f.get("device_model") for c in (f.get("cells") or [])}),
+            "near_models": sorted({f["device_model"] for f in fixes if f.get("device_model")})}
+
+
+def _design(engine: Engine, fix: dict, reach: dict, first: dt.date, last: dt.date, days: int) -> dict:
+    """The fix's windows and subjects: treated, and possible controls out of ``reach`` of every fix."""
     day = dt.date.fromisoformat(str(fix["fix_date"]))
     w = min(PRE_DAYS, (day - first).days // 2)  # the placebo needs two pre windows
     n = min(days, (last - day).days + 1)
     if w < 2 or n < 1:
         raise InputError(f"fix {fix['fix_id']} on {day}: need {2 * PRE_DAYS} days before it and 1 after in {first} .. {last}")
     scope, scope_params = scope_sql(list(fix.get("cells") or []), fix.get("device_model"))
-    near_cells = sorted({c for f in fixes if not f.get("device_model") for c in (f.get("cells") or [])})
-    near_models = sorted({f["device_model"] for f in fixes if f.get("device_model")})
     params = {"start": day - dt.timedelta(days=w), "end": day, "near_start": day - dt.timedelta(days=2 * w),
-              "post_end": day + dt.timedelta(days=n), "min_sessions": MIN_SESSIONS,
-              "near_cells": near_cells, "near_models": near_models, **scope_params}
+              "post_end": day + dt.timedelta(days=n), "min_sessions": MIN_SESSIONS, **reach, **scope_params}
     t = engine.query_arrow(sql_file("opencem.loop", "fix_subjects").format(scope=scope), params, step="fix_subjects")
     treated = t["treated"].to_numpy(zero_copy_only=False)
     if treated.sum() < 10 or (~treated).sum() < CONTROLS:
