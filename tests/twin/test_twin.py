@@ -135,3 +135,13 @@ def test_whatif_radio_fix_raises_the_reports_the_radio_features_read(shared):
         assert scenario[0] > observed[0] and scenario[1] < observed[1]
         # the next scenario sees the observed reports again
         assert w.engine.row_count("radio_subscriber_day") == w.engine.row_count("radio_subscriber_day_observed")
+
+
+def test_an_interferer_seen_in_pm_is_an_interference_episode_naming_its_cells(shared, faults):
+    """UL interference far above the band's other cells in the same hour places the interfered cells' grids
+    in an episode (whether or not experience moved), and the cause names those cells."""
+    interfered = {c for f in faults if f["cause"] == "interference" for c in (f["cells"] or "").split(";") if c}
+    named = [e for e in shared.diag.episodes.to_pylist() if e["cause"] == "interference"]
+    assert interfered and named, [(e["episode_id"], e["cause"], e["cells"]) for e in shared.diag.episodes.to_pylist()]
+    assert all(set(e["cells"]) & interfered for e in named), ([e["cells"] for e in named], interfered)
+    assert all("over their band's other cells" in e["evidence"] for e in named)

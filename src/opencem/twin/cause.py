@@ -22,9 +22,12 @@ COVERAGE_SILENT_SHARE = 0.25  # share of the baseline's sessions whose serving c
 COVERAGE_RSRP_DB = -6.0
 INTERFERENCE_UL_DB = 4.0  # rise of the serving cells' UL interference-plus-noise
 INTERFERENCE_SINR_DB = -4.0
+INTERFERENCE_PEER_DB = 6.0  # UL interference above the median cell of the same band in the same hour
+INTERFERENCE_SHARE = 0.2  # share of the episode's sessions on cells that far above their band's
 CONGESTION_PRB = 0.15  # rise of the serving cells' PRB utilisation, with the cells above 80 %
 CONGESTION_HOT_SHARE = 0.3  # share of the episode's sessions on cells above 85 % PRB
 TRANSPORT_LOG_RTT = 0.4  # rise of mean ln(RTT) (x1.5)
+TRANSPORT_FULL_SHARE = 0.4  # share of the episode's sessions the link's cells must carry to explain it fully
 CORE_FAIL = 0.04  # rise of the failed-session share
 CORE_MIN_SITES = 8  # sites the failures must span to score fully
 
@@ -32,7 +35,8 @@ CORE_MIN_SITES = 8  # sites the failures must span to score fully
 def evidence(engine: Engine) -> pa.Table:
     """Per episode the condition changes; reads tables ``sess``, ``mr``, ``cells`` and ``ep_units``
     (episode_id, grid, hour)."""
-    return engine.query_arrow(sql_file("opencem.twin", "episode_evidence"), step="episode_evidence")
+    return engine.query_arrow(sql_file("opencem.twin", "episode_evidence"), {"link_full_share": TRANSPORT_FULL_SHARE,
+                              "interference_db": INTERFERENCE_PEER_DB}, step="episode_evidence")
 
 
 def _col(t: pa.Table, name: str) -> np.ndarray:
@@ -45,16 +49,22 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
     # a cell that went silent: no sessions on it, or down as its PM shows it (no PM, or no traffic in its usual hours)
     down = _col(ev, "pm_down_share")
     coverage = np.maximum(np.maximum(_col(ev, "silent_share"), down) / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
-    # interference lowers SINR without lowering RSRP and shows on the cells' UL noise
-    interference = np.maximum(d_ul / INTERFERENCE_UL_DB, np.where(d_rsrp > -3, d_sinr / INTERFERENCE_SINR_DB, 0))
+    # interference lowers SINR without lowering RSRP and shows on the cells' UL noise, against their own usual or
+    # against their band's other cells (an interferer older than the window has no "before")
+    interference = np.maximum.reduce([d_ul / INTERFERENCE_UL_DB, _col(ev, "ul_vs_band_in") / INTERFERENCE_PEER_DB,
+                                      _col(ev, "interfered_share_in") / INTERFERENCE_SHARE,
+                                      np.where(d_rsrp > -3, d_sinr / INTERFERENCE_SINR_DB, 0)])
     hot = _col(ev, "hot_share_in")
     # a cell saturated all along has no "before": its share of sessions on cells above 85 % PRB counts too
     congestion = np.maximum(np.where(_col(ev, "prb_in") >= 0.8, _col(ev, "d_prb") / CONGESTION_PRB, 0.0), hot / CONGESTION_HOT_SHARE)
     # likewise a link degraded all along: its cells' RTT against the network's at the same hours, when
     # radio and load cannot explain it
     radio_ok = (d_sinr > -2) & (hot < 0.2)
+    # A link explains an episode as far as its cells carry the episode's sessions: a degraded link at the edge of a
+    # city-wide DNS failure does not make the failure transport.
     transport = np.maximum.reduce([_col(ev, "d_log_rtt"), _col(ev, "link_d_log_rtt"),
-                                   np.where(radio_ok, _col(ev, "link_log_rtt_vs_net"), 0)]) / TRANSPORT_LOG_RTT
+                                   np.where(radio_ok, _col(ev, "link_log_rtt_vs_net"), 0)]) / TRANSPORT_LOG_RTT \
+        * np.minimum(1.0, _col(ev, "link_share_in") / TRANSPORT_FULL_SHARE)
     # a core / DNS failure is wide: failures on a handful of cells are a radio or cell problem
     core = _col(ev, "d_fail") / CORE_FAIL * np.minimum(1.0, _col(ev, "sites_in") / CORE_MIN_SITES)
     sc = np.stack([coverage, interference, congestion, transport, core], axis=1)
@@ -100,8 +110,8 @@ def _words(r: dict, cause: str) -> str:
                      f"area's usual traffic; RSRP {_f(r['d_rsrp'], '+.1f')} dB" if r["pm_down_cells"] else
                      f"{_f(r['silent_share'], '.0%')} of the area's usual traffic lost its serving cells "
                      f"({', '.join((r['silent_cells'] or [])[:3]) or 'none silent'}); RSRP {_f(r['d_rsrp'], '+.1f')} dB"),
-        "interference": f"UL interference {_f(r['d_ul_interf'], '+.1f')} dB on the serving cells, SINR {_f(r['d_sinr'], '+.1f')} dB "
-                        f"with RSRP {_f(r['d_rsrp'], '+.1f')} dB",
+        "interference": f"UL interference {_f(r['d_ul_interf'], '+.1f')} dB on the serving cells ({_f(r['ul_vs_band_in'], '+.1f')} dB "
+                        f"over their band's other cells), SINR {_f(r['d_sinr'], '+.1f')} dB with RSRP {_f(r['d_rsrp'], '+.1f')} dB",
         "congestion": f"serving cells at {_f(r['prb_in'], '.0%')} PRB load ({_f(r['d_prb'], '+.0%')} on usual, "
                       f"{_f(r['hot_share_in'], '.0%')} of sessions on cells above 85 %), "
                       f"throughput x{_f(np.exp(r['d_log_thp'] or 0), '.2f')}",

@@ -20,12 +20,11 @@ from ..errors import InputError
 from ..geo import DEFAULT_RESOLUTION
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
-from .cause import attribute, evidence
+from .cause import INTERFERENCE_PEER_DB, attribute, evidence
 from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust_z, score_grid_hours
 from .state import build_state
 
-OUTAGE_MIN_SHARE = 0.3  # a site's outage covers the grids whose sessions its cells usually carry this share of
-OUTAGE_SIGNAL = "cell_down"  # a grid-hour added because a cell its site carries it with was down
+PM_MIN_SHARE = 0.3  # a site's faulty cells (down, interfered) cover the grids whose sessions they usually carry this share of
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
 
 
@@ -63,7 +62,7 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         flagged = z.max(1) > cfg.threshold
         units = scored.filter(pa.array(flagged)).append_column("z", pa.array(z.max(1)[flagged]))
         units = units.append_column("signal", pa.array([_signal(i) for i in z.argmax(1)[flagged]], pa.string()))
-        units = _with_outage_units(engine, units.select(["grid", "hour", "z", "signal"]), start, end, cfg)
+        units = _with_pm_units(engine, units.select(["grid", "hour", "z", "signal"]), start, end, cfg)
         labels = cluster(np.array(units["grid"].to_pylist(), dtype=object), units["hour"].to_numpy(), cfg.max_gap_hours)
         keep = np.isin(labels, [k for k, n in zip(*np.unique(labels, return_counts=True)) if n >= cfg.min_grid_hours])
         units, labels = units.filter(pa.array(keep)), labels[keep]
@@ -82,18 +81,23 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         return Diagnosis(folder, episodes, engine.row_count("state_grid_hour"), start, end)
 
 
-def _with_outage_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date, cfg: DetectConfig) -> pa.Table:
-    """The anomalous grid-hours plus those of cells that were down as their PM shows it (cell_down.sql,
-    outage_units.sql), at the threshold's z."""
-    engine.create_table("cell_down", sql_file("opencem.twin", "cell_down"), {"start": start, "end": end})
-    out = engine.query_arrow(sql_file("opencem.twin", "outage_units"), {"min_share": OUTAGE_MIN_SHARE}, step="outage_units")
+def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date, cfg: DetectConfig) -> pa.Table:
+    """The anomalous grid-hours plus those of cells that PM shows down or interfered (cell_down.sql,
+    cell_hour_pm.sql, cell_events.sql, pm_units.sql), at the threshold's z."""
+    window = {"start": start, "end": end}
+    engine.create_table("cell_down", sql_file("opencem.twin", "cell_down"), window)
+    engine.create_table("cell_hour_pm", sql_file("opencem.twin", "cell_hour_pm"), window)
+    engine.create_table("cell_events", sql_file("opencem.twin", "cell_events"), {"interference_db": INTERFERENCE_PEER_DB})
+    out = engine.query_arrow(sql_file("opencem.twin", "pm_units"), {"min_share": PM_MIN_SHARE}, step="pm_units")
     seen = set(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
-    new = [(g, h) for g, h in zip(out["grid"].to_pylist(), out["hour"].to_pylist()) if (g, h) not in seen]
+    new = {}
+    for g, h, signal in zip(out["grid"].to_pylist(), out["hour"].to_pylist(), out["signal"].to_pylist()):
+        if (g, h) not in seen:
+            new.setdefault((g, h), signal)
     if not new:
         return units
     extra = pa.table({"grid": [g for g, _ in new], "hour": pa.array([h for _, h in new], units.schema.field("hour").type),
-                      "z": pa.array([cfg.threshold] * len(new), units.schema.field("z").type),
-                      "signal": [OUTAGE_SIGNAL] * len(new)})
+                      "z": pa.array([cfg.threshold] * len(new), units.schema.field("z").type), "signal": list(new.values())})
     return pa.concat_tables([units, extra]).sort_by([("hour", "ascending"), ("grid", "ascending")])
 
 
@@ -141,13 +145,14 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
 def _write(engine: Engine, ws: Workspace, episodes: pa.Table) -> Path:
     engine.register_arrow("episodes_out", episodes)
     subscribers = engine.query_arrow(sql_file("opencem.twin", "episode_subscribers"), step="episode_subscribers")
+    units = engine.query_arrow(sql_file("opencem.twin", "episode_units"), step="episode_units")
     engine.drop("episodes_out")
     with atomic_dir(ws.twin) as tmp:
         tmp.mkdir()
         for name in ("state_grid_hour", "state_grid_cell_hour"):
             engine.write_parquet(name, tmp / name, ["day"])
         pq.write_table(episodes, tmp / "episodes.parquet")
-        pq.write_table(engine.query_arrow(sql_file("opencem.twin", "episode_units"), step="episode_units"), tmp / "episode_units.parquet")
+        pq.write_table(units, tmp / "episode_units.parquet")
         pq.write_table(subscribers, tmp / "episode_subscribers.parquet")
     return ws.twin
 

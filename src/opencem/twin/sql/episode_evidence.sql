@@ -1,14 +1,17 @@
 -- Per episode the condition changes inside it against the same grids at the same hours of day outside it
 -- (radio, PM load and interference, RTT, failures), the serving cells that went silent, the transport link
 -- whose cells' RTT rose most and the hot / interfered / serving cells, and the area's usual cells that were down
--- during the episode as their PM shows it. Reads sess, mr, cells, cell_down and ep_units.
+-- during the episode as their PM shows it, and the serving cells' UL interference above their band's (peers, so
+-- an interferer older than the window shows too). Reads sess, mr, cells, cell_down, cell_hour_pm and ep_units.
 WITH eg AS (SELECT DISTINCT episode_id, grid FROM ep_units),
 net AS (SELECT hour(hour) AS hod, avg(ln(greatest(rtt_ms, 1))) AS log_rtt FROM sess GROUP BY ALL),
 eh AS (SELECT DISTINCT episode_id, hour(hour) AS hod FROM ep_units),
 s AS (  -- sessions in the episode's grids at its hours of day, inside the episode or not
-  SELECT eg.episode_id, x.*, cs.site_id, (u.grid IS NOT NULL) AS inside, ln(greatest(x.rtt_ms, 1)) - net.log_rtt AS log_rtt_vs_net
+  SELECT eg.episode_id, x.*, cs.site_id, (u.grid IS NOT NULL) AS inside, ln(greatest(x.rtt_ms, 1)) - net.log_rtt AS log_rtt_vs_net,
+         ph.ul_vs_band
   FROM eg JOIN sess x ON x.grid = eg.grid JOIN net ON net.hod = hour(x.hour)
   LEFT JOIN cells cs ON cs.cell_id = x.cell_id  -- the site comes from the cells table, never from the cell id
+  LEFT JOIN cell_hour_pm ph ON ph.cell_id = x.cell_id AND ph.hour = x.hour
   JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(x.hour)
   LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = x.grid AND u.hour = x.hour),
 m AS (
@@ -21,6 +24,8 @@ sx AS (
     avg(CASE WHEN inside THEN prb_util_dl END) - avg(CASE WHEN NOT inside THEN prb_util_dl END) AS d_prb,
     avg(CASE WHEN inside THEN prb_util_dl END) AS prb_in,
     avg(CASE WHEN inside THEN ul_interference_dbm END) - avg(CASE WHEN NOT inside THEN ul_interference_dbm END) AS d_ul_interf,
+    avg(CASE WHEN inside THEN ul_vs_band END) AS ul_vs_band_in,
+    avg(CASE WHEN inside THEN CASE WHEN ul_vs_band >= $interference_db THEN 1E0 ELSE 0E0 END END) AS interfered_share_in,
     avg(CASE WHEN inside THEN ln(greatest(rtt_ms, 1)) END) - avg(CASE WHEN NOT inside THEN ln(greatest(rtt_ms, 1)) END) AS d_log_rtt,
     avg(CASE WHEN inside THEN ln(greatest(throughput_dl_kbps, 1)) END)
       - avg(CASE WHEN NOT inside THEN ln(greatest(throughput_dl_kbps, 1)) END) AS d_log_thp,
@@ -43,7 +48,8 @@ cell_share AS (  -- each serving cell's share of sessions outside and inside the
     avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE inside) - avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE NOT inside) AS d_log_rtt,
     avg(log_rtt_vs_net) FILTER (WHERE inside) AS log_rtt_vs_net,
     avg(prb_util_dl) FILTER (WHERE inside) AS prb_in,
-    avg(ul_interference_dbm) FILTER (WHERE inside) - avg(ul_interference_dbm) FILTER (WHERE NOT inside) AS d_ul
+    avg(ul_interference_dbm) FILTER (WHERE inside) - avg(ul_interference_dbm) FILTER (WHERE NOT inside) AS d_ul,
+    avg(ul_vs_band) FILTER (WHERE inside) AS ul_vs_band
   FROM s GROUP BY episode_id, cell_id),
 silent AS (
   SELECT episode_id, sum(share_out) AS silent_share, list(cell_id ORDER BY share_out DESC, cell_id) AS silent_cells
@@ -58,21 +64,29 @@ pm_down AS (  -- the area's usual cells that were down inside the episode, as th
         JOIN ep_hours h ON h.episode_id = cs.episode_id AND h.hour = date_trunc('hour', d.period_start)
         WHERE cs.share_out >= 0.02 GROUP BY cs.episode_id, cs.cell_id)
   GROUP BY episode_id),
-link AS (  -- the transport link whose cells' RTT rose most
-  SELECT episode_id, first(transport_link_id ORDER BY greatest(d, d_net) DESC, transport_link_id) AS link, max(d) AS link_d_log_rtt,
-         max(d_net) AS link_log_rtt_vs_net, first(cells ORDER BY greatest(d, d_net) DESC, transport_link_id) AS link_cells
-  FROM (SELECT cs.episode_id, c.transport_link_id, avg(cs.d_log_rtt) AS d, avg(cs.log_rtt_vs_net) AS d_net,
-               list(cs.cell_id ORDER BY cs.cell_id) AS cells
-        FROM cell_share cs JOIN cells c USING (cell_id) WHERE cs.n_in >= 5 GROUP BY ALL)
+link AS (  -- the transport link whose cells' RTT rose most, weighed by its cells' share of the episode's sessions:
+            -- a degraded link at the edge of a city-wide failure does not explain the failure
+  SELECT episode_id, arg_max(transport_link_id, greatest(d, d_net) * least(1, share_in / $link_full_share)) AS link,
+         arg_max(d, greatest(d, d_net) * least(1, share_in / $link_full_share)) AS link_d_log_rtt,
+         arg_max(d_net, greatest(d, d_net) * least(1, share_in / $link_full_share)) AS link_log_rtt_vs_net,
+         arg_max(share_in, greatest(d, d_net) * least(1, share_in / $link_full_share)) AS link_share_in,
+         arg_max(cells, greatest(d, d_net) * least(1, share_in / $link_full_share)) AS link_cells
+  FROM (SELECT cs.episode_id, c.transport_link_id, sum(cs.d_log_rtt * cs.n_in) / sum(cs.n_in) AS d,
+               sum(cs.log_rtt_vs_net * cs.n_in) / sum(cs.n_in) AS d_net,
+               sum(cs.n_in) * 1E0 / any_value(t.n_in) AS share_in, list(cs.cell_id ORDER BY cs.cell_id) AS cells
+        FROM cell_share cs JOIN cells c USING (cell_id)
+        JOIN (SELECT episode_id, sum(n_in) AS n_in FROM cell_share GROUP BY episode_id) t USING (episode_id)
+        WHERE cs.n_in >= 5 GROUP BY ALL)
   GROUP BY episode_id),
 hot AS (
   SELECT episode_id, list(cell_id ORDER BY prb_in DESC, cell_id) FILTER (WHERE prb_in >= 0.8) AS hot_cells,
-         list(cell_id ORDER BY d_ul DESC, cell_id) FILTER (WHERE d_ul >= 3) AS interfered_cells,
+         list(cell_id ORDER BY greatest(d_ul, ul_vs_band) DESC, cell_id) FILTER (WHERE d_ul >= 3 OR ul_vs_band >= $interference_db)
+           AS interfered_cells,
          list(cell_id ORDER BY n_in DESC, cell_id) AS serving_cells
   FROM cell_share WHERE n_in > 0 GROUP BY episode_id)
 SELECT sx.*, mx.d_rsrp, mx.d_sinr, coalesce(silent.silent_share, 0) AS silent_share, silent.silent_cells,
        coalesce(pm_down.pm_down_share, 0) AS pm_down_share, pm_down.pm_down_cells, pm_down.pm_missing,
-       link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells
+       link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_share_in, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells
 FROM sx LEFT JOIN mx USING (episode_id) LEFT JOIN silent USING (episode_id) LEFT JOIN pm_down USING (episode_id)
 LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id)
 ORDER BY episode_id
