@@ -5,8 +5,9 @@ place: a hexagon of the episode lies within the fault's radius (+300 m) of its c
 800 m of a site whose cells the fault touched. A device episode matches a device fault of the same
 model that overlaps it in time. Precision counts matched episodes, recall matched faults. The root
 cause is scored twice: on matched episodes (against the nearest matching fault), and once per fault
-(the cause of its largest matching episode; a missed fault counts as wrong), per cause class too. The
-localisation error is the distance from a fault's centre to the centre of its largest matching episode.
+(the cause of the matching episode present for most of the fault's hours, then the largest; a missed
+fault counts as wrong), per cause class too. The
+localisation error is the distance from a fault's centre to the centre of that episode.
 A fault that began before the window is persistent.
 """
 
@@ -40,9 +41,14 @@ def load_faults(truth: Path, cells_table) -> list[dict]:
     return faults
 
 
-def _overlaps(ep: dict, f: dict) -> bool:
+def _overlaps(ep: dict, f: dict, hours: dict | None = None) -> bool:
     a, b = np.datetime64(ep["start_time"]), np.datetime64(ep["end_time"])
     if b < np.datetime64(f["start_time"]) - SLACK_H or a > np.datetime64(f["end_time"]) + SLACK_H:
+        return False
+    # an episode's own hours, where known: a chronic episode spans the window but is there only at its busy hours
+    h = (hours or {}).get(ep["episode_id"])
+    if h is not None and not ((h + np.timedelta64(1, "h") >= np.datetime64(f["start_time"]) - SLACK_H)
+                              & (h <= np.datetime64(f["end_time"]) + SLACK_H)).any():
         return False
     if ep["kind"] == "device" or f["cause"] == "device":
         return ep["kind"] == "device" and f["cause"] == "device" and ep["device_model"] == f["device_model"]
@@ -55,13 +61,30 @@ def _overlaps(ep: dict, f: dict) -> bool:
     return False
 
 
-def evaluate(episodes, faults: list[dict], start, end) -> dict:
+def _hours_during(ep: dict, f: dict, hours: dict | None) -> int:
+    """Hours of the episode inside the fault's span (with the slack): its own grid-hours where known, else its span."""
+    a, b = np.datetime64(f["start_time"]) - SLACK_H, np.datetime64(f["end_time"]) + SLACK_H
+    h = (hours or {}).get(ep["episode_id"])
+    if h is None:
+        lo, hi = max(np.datetime64(ep["start_time"]), a), min(np.datetime64(ep["end_time"]), b)
+        return max(0, int((hi - lo) / np.timedelta64(1, "h")))
+    return len(np.unique(h[(h + np.timedelta64(1, "h") >= a) & (h <= b)]))
+
+
+def evaluate(episodes, faults: list[dict], start, end, units=None) -> dict:
     """Precision, recall, cause confusion and localisation error of ``episodes`` against ``faults``
-    active in [start, end)."""
+    active in [start, end). With ``units`` (episode_units: episode_id, hour) an area episode overlaps a
+    fault in time only through its own grid-hours."""
+    hours = None
+    if units is not None:
+        hours = {}
+        for e, h in zip(units["episode_id"].to_pylist(), units["hour"].to_numpy()):
+            hours.setdefault(e, []).append(h)
+        hours = {e: np.array(v, dtype="datetime64[us]") for e, v in hours.items()}
     faults = [f for f in faults if np.datetime64(f["start_time"]) < np.datetime64(end)
               and np.datetime64(f["end_time"]) > np.datetime64(start)]
     eps = episodes.to_pylist()
-    matches = {e["episode_id"]: [f for f in faults if _overlaps(e, f)] for e in eps}
+    matches = {e["episode_id"]: [f for f in faults if _overlaps(e, f, hours)] for e in eps}
     found = {f["fault_id"] for fs in matches.values() for f in fs}
     confusion: Counter = Counter()
     for e in eps:
@@ -73,8 +96,11 @@ def evaluate(episodes, faults: list[dict], start, end) -> dict:
         confusion[(fs[0]["cause"], e["cause"])] += 1
     loc, per_fault = [], []
     for f in faults:
-        # the fault as an operator meets it: its largest matching episode names the cause and the place
-        best = max((e for e in eps if f in matches[e["episode_id"]]), key=lambda e: e["affected_subscribers"], default=None)
+        # the fault as an operator meets it: the matching episode there for most of the fault's hours (then the
+        # largest) names the cause and the place; a city-wide failure of one afternoon does not stand for a
+        # sector congested every evening
+        best = max((e for e in eps if f in matches[e["episode_id"]]), key=lambda e: (_hours_during(e, f, hours), e["affected_subscribers"]),
+                   default=None)
         row = {"fault_id": f["fault_id"], "cause": f["cause"], "found": best is not None,
                "diagnosed": best["cause"] if best is not None else None,
                "persistent": bool(np.datetime64(f["start_time"]) <= np.datetime64(start)), "localisation_m": None}

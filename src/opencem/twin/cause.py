@@ -25,7 +25,9 @@ INTERFERENCE_SINR_DB = -4.0
 INTERFERENCE_PEER_DB = 6.0  # UL interference above the median cell of the same band in the same hour
 INTERFERENCE_SHARE = 0.2  # share of the episode's sessions on cells that far above their band's
 CONGESTION_PRB = 0.15  # rise of the serving cells' PRB utilisation, with the cells above 80 %
-CONGESTION_HOT_SHARE = 0.3  # share of the episode's sessions on cells above 85 % PRB
+CONGESTION_HOT_SHARE = 0.3  # share of the episode's sessions on hot cells
+CONGESTION_HOT_POOR = 0.5  # share of the episode's poor sessions on hot cells
+HOT_PRB = 0.85  # a cell's DL PRB utilisation at or above this is hot (congested) in that period
 TRANSPORT_LOG_RTT = 0.4  # rise of mean ln(RTT) (x1.5)
 TRANSPORT_FULL_SHARE = 0.4  # share of the episode's sessions the link's cells must carry to explain it fully
 CORE_FAIL = 0.04  # rise of the failed-session share
@@ -36,7 +38,7 @@ def evidence(engine: Engine) -> pa.Table:
     """Per episode the condition changes; reads tables ``sess``, ``mr``, ``cells`` and ``ep_units``
     (episode_id, grid, hour)."""
     return engine.query_arrow(sql_file("opencem.twin", "episode_evidence"), {"link_full_share": TRANSPORT_FULL_SHARE,
-                              "interference_db": INTERFERENCE_PEER_DB}, step="episode_evidence")
+                              "interference_db": INTERFERENCE_PEER_DB, "hot_prb": HOT_PRB}, step="episode_evidence")
 
 
 def _col(t: pa.Table, name: str) -> np.ndarray:
@@ -56,7 +58,8 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
                                       np.where(d_rsrp > -3, d_sinr / INTERFERENCE_SINR_DB, 0)])
     hot = _col(ev, "hot_share_in")
     # a cell saturated all along has no "before": its share of sessions on cells above 85 % PRB counts too
-    congestion = np.maximum(np.where(_col(ev, "prb_in") >= 0.8, _col(ev, "d_prb") / CONGESTION_PRB, 0.0), hot / CONGESTION_HOT_SHARE)
+    congestion = np.maximum.reduce([np.where(_col(ev, "prb_in") >= 0.8, _col(ev, "d_prb") / CONGESTION_PRB, 0.0), hot / CONGESTION_HOT_SHARE,
+                                    _col(ev, "hot_poor_share_in") / CONGESTION_HOT_POOR])
     # likewise a link degraded all along: its cells' RTT against the network's at the same hours, when
     # radio and load cannot explain it
     radio_ok = (d_sinr > -2) & (hot < 0.2)

@@ -20,10 +20,13 @@ from ..errors import InputError
 from ..geo import DEFAULT_RESOLUTION
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
-from .cause import INTERFERENCE_PEER_DB, attribute, evidence
+from .cause import HOT_PRB, INTERFERENCE_PEER_DB, attribute, evidence
 from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust_z, score_grid_hours
 from .state import build_state
 
+CHRONIC_SHARE = 0.5  # a cell hot at an hour of day on this share of the days is chronically congested then
+SLOW_LOG_RTT = float(np.log(2))  # a cell whose sessions' median RTT is twice the network's median cell's is slow
+CHRONIC = "chronic_"  # signals of faults that are their own baseline: their grid-hours form one episode whatever the days between
 PM_MIN_SHARE = 0.3  # a site's faulty cells (down, interfered) cover the grids whose sessions they usually carry this share of
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
 
@@ -63,7 +66,7 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         units = scored.filter(pa.array(flagged)).append_column("z", pa.array(z.max(1)[flagged]))
         units = units.append_column("signal", pa.array([_signal(i) for i in z.argmax(1)[flagged]], pa.string()))
         units = _with_pm_units(engine, units.select(["grid", "hour", "z", "signal"]), start, end, cfg)
-        labels = cluster(np.array(units["grid"].to_pylist(), dtype=object), units["hour"].to_numpy(), cfg.max_gap_hours)
+        labels = _clusters(units, cfg)
         keep = np.isin(labels, [k for k, n in zip(*np.unique(labels, return_counts=True)) if n >= cfg.min_grid_hours])
         units, labels = units.filter(pa.array(keep)), labels[keep]
         engine.register_arrow("units_in", units.select(["grid", "hour", "z", "signal"]).append_column("label", pa.array(labels)))
@@ -87,7 +90,8 @@ def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date
     window = {"start": start, "end": end}
     engine.create_table("cell_down", sql_file("opencem.twin", "cell_down"), window)
     engine.create_table("cell_hour_pm", sql_file("opencem.twin", "cell_hour_pm"), window)
-    engine.create_table("cell_events", sql_file("opencem.twin", "cell_events"), {"interference_db": INTERFERENCE_PEER_DB})
+    engine.create_table("cell_events", sql_file("opencem.twin", "cell_events"), {"interference_db": INTERFERENCE_PEER_DB, "hot_prb": HOT_PRB,
+                                                                                  "chronic_share": CHRONIC_SHARE, "slow_log_rtt": SLOW_LOG_RTT})
     out = engine.query_arrow(sql_file("opencem.twin", "pm_units"), {"min_share": PM_MIN_SHARE}, step="pm_units")
     seen = set(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
     new = {}
@@ -99,6 +103,21 @@ def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date
     extra = pa.table({"grid": [g for g, _ in new], "hour": pa.array([h for _, h in new], units.schema.field("hour").type),
                       "z": pa.array([cfg.threshold] * len(new), units.schema.field("z").type), "signal": list(new.values())})
     return pa.concat_tables([units, extra]).sort_by([("hour", "ascending"), ("grid", "ascending")])
+
+
+def _clusters(units: pa.Table, cfg: DetectConfig) -> np.ndarray:
+    """Episode label per unit: neighbouring grid-hours close in time; a chronic fault's grid-hours by signal and
+    place alone (a sector congested every evening is one episode, not one per evening)."""
+    grids = np.array(units["grid"].to_pylist(), dtype=object)
+    hours = units["hour"].to_numpy()
+    signals = np.array(units["signal"].to_pylist(), dtype=str)
+    chronic = np.char.startswith(signals, CHRONIC)
+    labels = np.full(len(grids), -1, dtype=np.int64)
+    labels[~chronic] = cluster(grids[~chronic], hours[~chronic], cfg.max_gap_hours)
+    for signal in sorted(set(signals[chronic])):
+        rows = signals == signal
+        labels[rows] = cluster(grids[rows], np.zeros(rows.sum(), hours.dtype), 0) + labels.max() + 1
+    return labels
 
 
 def _signal(i: int) -> str:

@@ -1,6 +1,28 @@
--- Cell-hours the PM alone shows as faulty, with the signal: 'cell_down' (cell_down: no PM, or no traffic in
--- hours it usually carries some) and 'ul_interference' (UL interference at least $interference_db above the
--- median cell of its band in that hour: cell_hour_pm).
+-- Cell-hours the PM alone shows as faulty, with the signal:
+-- * 'cell_down' (cell_down: no PM, or no traffic in hours it usually carries some);
+-- * 'ul_interference': UL interference at least $interference_db above the median cell of its band in that hour
+--   (cell_hour_pm);
+-- * 'chronic_prb_load': the hot hours ($hot_prb DL PRB utilisation or more) of a cell that is hot at that hour of
+--   day on at least $chronic_share of the window's days of the same type (weekday / weekend), 3 at least. A sector
+--   congested every busy hour is its own baseline, so the grid's own past cannot show it;
+-- * 'chronic_rtt': the slow hours (median session RTT at least exp($slow_log_rtt) times the network's median cell in
+--   that hour, the cell not hot) of a cell slow at that hour of day on $chronic_share of the days, 3 at least: a
+--   degraded backhaul older than the window.
+WITH h AS (SELECT *, hour(hour) AS hod, isodow(hour) >= 6 AS weekend, CAST(hour AS DATE) AS day, prb >= $hot_prb AS hot
+           FROM cell_hour_pm),
+chronic AS (SELECT cell_id, hod, weekend FROM h GROUP BY ALL
+            HAVING count(DISTINCT day) FILTER (WHERE hot) >= greatest(3, $chronic_share * count(DISTINCT day))),
+rt AS (SELECT cell_id, hour, median(ln(greatest(rtt_ms, 1))) AS log_rtt, avg(prb_util_dl) AS prb FROM sess
+       WHERE rtt_ms IS NOT NULL GROUP BY ALL HAVING count(*) >= 5),
+slow AS (SELECT rt.cell_id, rt.hour, hour(rt.hour) AS hod, isodow(rt.hour) >= 6 AS weekend, CAST(rt.hour AS DATE) AS day,
+                rt.log_rtt - median(rt.log_rtt) OVER (PARTITION BY rt.hour) >= $slow_log_rtt AND coalesce(rt.prb, 0) < $hot_prb AS slow
+         FROM rt),
+chronic_slow AS (SELECT cell_id, hod, weekend FROM slow GROUP BY ALL
+                 HAVING count(DISTINCT day) FILTER (WHERE slow) >= greatest(3, $chronic_share * count(DISTINCT day)))
 SELECT DISTINCT cell_id, date_trunc('hour', period_start) AS hour, 'cell_down' AS signal FROM cell_down
 UNION ALL
 SELECT cell_id, hour, 'ul_interference' AS signal FROM cell_hour_pm WHERE ul_vs_band >= $interference_db
+UNION ALL
+SELECT h.cell_id, h.hour, 'chronic_prb_load' AS signal FROM h JOIN chronic USING (cell_id, hod, weekend) WHERE h.hot
+UNION ALL
+SELECT s.cell_id, s.hour, 'chronic_rtt' AS signal FROM slow s JOIN chronic_slow USING (cell_id, hod, weekend) WHERE s.slow

@@ -33,7 +33,10 @@ sx AS (
       - avg(CASE WHEN NOT inside THEN CASE WHEN success THEN 0E0 ELSE 1E0 END END) AS d_fail,
     avg(CASE WHEN inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END)
       - avg(CASE WHEN NOT inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END) AS d_poor,
-    avg(CASE WHEN inside THEN CASE WHEN prb_util_dl >= 0.85 THEN 1E0 ELSE 0E0 END END) AS hot_share_in,
+    avg(CASE WHEN inside THEN CASE WHEN prb_util_dl >= $hot_prb THEN 1E0 ELSE 0E0 END END) AS hot_share_in,
+    -- where the poor sessions are: a hot cell that carries a sixth of the area's sessions but most of its poor ones
+    sum(CASE WHEN inside AND poor AND prb_util_dl >= $hot_prb THEN 1E0 ELSE 0E0 END)
+      / nullif(sum(CASE WHEN inside AND poor THEN 1E0 ELSE 0E0 END), 0) AS hot_poor_share_in,
     count(DISTINCT CASE WHEN inside THEN site_id END) AS sites_in,
     count(*) FILTER (WHERE inside) AS sessions
   FROM s GROUP BY episode_id),
