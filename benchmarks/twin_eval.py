@@ -16,7 +16,8 @@ import json
 import time
 from pathlib import Path
 
-from opencem.engine.pipeline import sql_file
+import pyarrow.parquet as pq
+
 from opencem.twin.accuracy import confusion_matrix, evaluate, load_faults
 from opencem.twin.run import diagnose, load_episodes
 from opencem.vocabulary import CAUSES
@@ -34,13 +35,17 @@ def main() -> None:
     if not a.skip_diagnose:
         diagnose(a.workspace, progress=print)
     secs = time.perf_counter() - t0
-    with Workspace(a.workspace).session(tables=("xdr", "cells")) as engine:
-        first, last = engine.query_row(sql_file("opencem.twin", "xdr_days"))
+    ws = Workspace(a.workspace)
+    with ws.session(tables=("cells",)) as engine:
         faults = load_faults(a.data / "truth", engine.table_arrow("cells"))
-    res = evaluate(load_episodes(a.workspace), faults, first, last + dt.timedelta(days=1))
+    # the window the twin was built on (its state's days), so a fault after it is not counted as missed
+    days = sorted(dt.date.fromisoformat(f.name.split("=")[1]) for f in (ws.twin / "state_grid_hour").iterdir() if f.name.startswith("day="))
+    first, last = days[0], days[-1]
+    res = evaluate(load_episodes(a.workspace), faults, first, last + dt.timedelta(days=1),
+                   units=pq.read_table(ws.twin / "episode_units.parquet"))
     manifest = a.data / "truth" / "manifest.json"
     config = json.loads(manifest.read_text())["config"] if manifest.exists() else {}
-    res.update(data=str(a.data.name), seed=config.get("seed"), subscribers=config.get("subscribers"), days=config.get("days"), fix_day=config.get("fix_day"),
+    res.update(data=str(a.data.name), window=[str(first), str(last)], seed=config.get("seed"), subscribers=config.get("subscribers"), days=config.get("days"), fix_day=config.get("fix_day"),
                diagnose_s=round(secs, 1) if not a.skip_diagnose else None)
     if a.whatif:
         from opencem.twin.whatif import fix_scenarios

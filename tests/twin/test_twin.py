@@ -145,3 +145,15 @@ def test_an_interferer_seen_in_pm_is_an_interference_episode_naming_its_cells(sh
     assert interfered and named, [(e["episode_id"], e["cause"], e["cells"]) for e in shared.diag.episodes.to_pylist()]
     assert all(set(e["cells"]) & interfered for e in named), ([e["cells"] for e in named], interfered)
     assert all("over their band's other cells" in e["evidence"] for e in named)
+
+
+def test_a_backhaul_degraded_before_the_window_is_a_chronic_transport_episode_on_its_cells(shared, faults):
+    """A fault older than the window is its own baseline: the grid's past cannot show it, its peers can."""
+    begin = dt.datetime.combine(shared.diag.start, dt.time())
+    old = {c for f in faults if f["cause"] == "transport" and f["start_time"] <= begin for c in (f["cells"] or "").split(";") if c}
+    chronic = [e for e in shared.diag.episodes.to_pylist() if e["main_signal"] == "chronic_rtt"]
+    assert old and chronic, [(e["episode_id"], e["cause"], e["main_signal"]) for e in shared.diag.episodes.to_pylist()]
+    named = [e for e in chronic if e["cause"] == "transport" and set(e["cells"]) & old]
+    assert named, [(e["cause"], e["cells"], e["evidence"]) for e in chronic]
+    # the link's cells and only them (one episode per place the link's sites cover), over the window, not one evening
+    assert all(set(e["cells"]) <= old and e["end_time"] - e["start_time"] > dt.timedelta(days=7) for e in named), named
