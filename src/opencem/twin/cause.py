@@ -4,6 +4,10 @@ For every episode the evidence compares the episode's grid-hours with the same g
 hours of day on the other days (their baseline): radio (RSRP / SINR), the serving cells' PRB load and
 UL interference (PM), session RTT and failures (xDR), serving cells that went silent (carried
 sessions in the baseline, none in the episode) and the transport links of the cells whose RTT rose.
+Beside its own past, each episode is compared with peers, which is all a fault older than the window
+has: UL interference against the band's other cells, RTT against the network's at the same hours,
+the share of its sessions (and of its poor ones) on hot cells. A link, like every cause, explains an
+episode only as far as its cells carry the episode's sessions.
 Each cause gets a score (its evidence over the level where an engineer would call it); the largest
 score wins, the confidence is its share of all positive scores, and below 1 the episode is non-network.
 """
@@ -27,6 +31,7 @@ INTERFERENCE_SHARE = 0.2  # share of the episode's sessions on cells that far ab
 CONGESTION_PRB = 0.15  # rise of the serving cells' PRB utilisation, with the cells above 80 %
 CONGESTION_HOT_SHARE = 0.3  # share of the episode's sessions on hot cells
 CONGESTION_HOT_POOR = 0.5  # share of the episode's poor sessions on hot cells
+PM_UNITS_SHARE = 0.5  # share of an episode's grid-hours placed by one PM signal that names its cause by itself
 HOT_PRB = 0.85  # a cell's DL PRB utilisation at or above this is hot (congested) in that period
 TRANSPORT_LOG_RTT = 0.4  # rise of mean ln(RTT) (x1.5)
 TRANSPORT_FULL_SHARE = 0.4  # share of the episode's sessions the link's cells must carry to explain it fully
@@ -51,15 +56,17 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
     # a cell that went silent: no sessions on it, or down as its PM shows it (no PM, or no traffic in its usual hours)
     down = _col(ev, "pm_down_share")
     coverage = np.maximum(np.maximum(_col(ev, "silent_share"), down) / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
+    # An episode that PM or the xDR placed (cell_events: cells interfered, or hot or slow at those hours on most days)
+    # is that, as an engineer reads the counters, unless another cause is stronger: the *_units_share terms.
     # interference lowers SINR without lowering RSRP and shows on the cells' UL noise, against their own usual or
     # against their band's other cells (an interferer older than the window has no "before")
     interference = np.maximum.reduce([d_ul / INTERFERENCE_UL_DB, _col(ev, "ul_vs_band_in") / INTERFERENCE_PEER_DB,
-                                      _col(ev, "interfered_share_in") / INTERFERENCE_SHARE,
+                                      _col(ev, "interfered_share_in") / INTERFERENCE_SHARE, _col(ev, "interfered_units_share") / PM_UNITS_SHARE,
                                       np.where(d_rsrp > -3, d_sinr / INTERFERENCE_SINR_DB, 0)])
     hot = _col(ev, "hot_share_in")
     # a cell saturated all along has no "before": its share of sessions on cells above 85 % PRB counts too
     congestion = np.maximum.reduce([np.where(_col(ev, "prb_in") >= 0.8, _col(ev, "d_prb") / CONGESTION_PRB, 0.0), hot / CONGESTION_HOT_SHARE,
-                                    _col(ev, "hot_poor_share_in") / CONGESTION_HOT_POOR])
+                                    _col(ev, "hot_poor_share_in") / CONGESTION_HOT_POOR, _col(ev, "hot_units_share") / PM_UNITS_SHARE])
     # likewise a link degraded all along: its cells' RTT against the network's at the same hours, when
     # radio and load cannot explain it
     radio_ok = (d_sinr > -2) & (hot < 0.2)
@@ -68,6 +75,7 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
     transport = np.maximum.reduce([_col(ev, "d_log_rtt"), _col(ev, "link_d_log_rtt"),
                                    np.where(radio_ok, _col(ev, "link_log_rtt_vs_net"), 0)]) / TRANSPORT_LOG_RTT \
         * np.minimum(1.0, _col(ev, "link_share_in") / TRANSPORT_FULL_SHARE)
+    transport = np.maximum(transport, _col(ev, "slow_units_share") / PM_UNITS_SHARE)
     # a core / DNS failure is wide: failures on a handful of cells are a radio or cell problem
     core = _col(ev, "d_fail") / CORE_FAIL * np.minimum(1.0, _col(ev, "sites_in") / CORE_MIN_SITES)
     sc = np.stack([coverage, interference, congestion, transport, core], axis=1)
@@ -116,8 +124,9 @@ def _words(r: dict, cause: str) -> str:
         "interference": f"UL interference {_f(r['d_ul_interf'], '+.1f')} dB on the serving cells ({_f(r['ul_vs_band_in'], '+.1f')} dB "
                         f"over their band's other cells), SINR {_f(r['d_sinr'], '+.1f')} dB with RSRP {_f(r['d_rsrp'], '+.1f')} dB",
         "congestion": f"serving cells at {_f(r['prb_in'], '.0%')} PRB load ({_f(r['d_prb'], '+.0%')} on usual, "
-                      f"{_f(r['hot_share_in'], '.0%')} of sessions on cells above 85 %), "
-                      f"throughput x{_f(np.exp(r['d_log_thp'] or 0), '.2f')}",
+                      f"{_f(r['hot_share_in'], '.0%')} of sessions and {_f(r['hot_poor_share_in'], '.0%')} of poor ones on cells above "
+                      f"{HOT_PRB:.0%}), throughput x{_f(np.exp(r['d_log_thp'] or 0), '.2f')}"
+                      + (f"; {r['hot_units_share']:.0%} of its grid-hours on cells hot at that hour on most days" if r["hot_units_share"] else ""),
         "transport": f"RTT x{_f(np.exp(max(r['link_d_log_rtt'] or 0, r['link_log_rtt_vs_net'] or 0)), '.2f')} on the cells of "
                      f"transport link {r['link']} (against usual / the network), radio unchanged (SINR {_f(r['d_sinr'], '+.1f')} dB)",
         "core_dns": f"failed sessions {_f(r['d_fail'], '+.1%')} across the area with RTT x{_f(np.exp(r['d_log_rtt'] or 0), '.2f')}",

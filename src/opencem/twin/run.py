@@ -96,8 +96,9 @@ def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date
     seen = set(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
     new = {}
     for g, h, signal in zip(out["grid"].to_pylist(), out["hour"].to_pylist(), out["signal"].to_pylist()):
-        if (g, h) not in seen:
-            new.setdefault((g, h), signal)
+        # a grid-hour two signals place keeps the specific one (down, interfered) over the chronic one
+        if (g, h) not in seen and (new.get((g, h)) or CHRONIC).startswith(CHRONIC):
+            new[(g, h)] = signal
     if not new:
         return units
     extra = pa.table({"grid": [g for g, _ in new], "hour": pa.array([h for _, h in new], units.schema.field("hour").type),

@@ -8,7 +8,7 @@ net AS (SELECT hour(hour) AS hod, avg(ln(greatest(rtt_ms, 1))) AS log_rtt FROM s
 eh AS (SELECT DISTINCT episode_id, hour(hour) AS hod FROM ep_units),
 s AS (  -- sessions in the episode's grids at its hours of day, inside the episode or not
   SELECT eg.episode_id, x.*, cs.site_id, (u.grid IS NOT NULL) AS inside, ln(greatest(x.rtt_ms, 1)) - net.log_rtt AS log_rtt_vs_net,
-         ph.ul_vs_band
+         ph.ul_vs_band, coalesce(x.prb_util_dl, 0) < $hot_prb AS cool
   FROM eg JOIN sess x ON x.grid = eg.grid JOIN net ON net.hod = hour(x.hour)
   LEFT JOIN cells cs ON cs.cell_id = x.cell_id  -- the site comes from the cells table, never from the cell id
   LEFT JOIN cell_hour_pm ph ON ph.cell_id = x.cell_id AND ph.hour = x.hour
@@ -26,7 +26,8 @@ sx AS (
     avg(CASE WHEN inside THEN ul_interference_dbm END) - avg(CASE WHEN NOT inside THEN ul_interference_dbm END) AS d_ul_interf,
     avg(CASE WHEN inside THEN ul_vs_band END) AS ul_vs_band_in,
     avg(CASE WHEN inside THEN CASE WHEN ul_vs_band >= $interference_db THEN 1E0 ELSE 0E0 END END) AS interfered_share_in,
-    avg(CASE WHEN inside THEN ln(greatest(rtt_ms, 1)) END) - avg(CASE WHEN NOT inside THEN ln(greatest(rtt_ms, 1)) END) AS d_log_rtt,
+    -- round trip outside hot periods (see cell_share)
+    avg(CASE WHEN inside AND cool THEN ln(greatest(rtt_ms, 1)) END) - avg(CASE WHEN NOT inside AND cool THEN ln(greatest(rtt_ms, 1)) END) AS d_log_rtt,
     avg(CASE WHEN inside THEN ln(greatest(throughput_dl_kbps, 1)) END)
       - avg(CASE WHEN NOT inside THEN ln(greatest(throughput_dl_kbps, 1)) END) AS d_log_thp,
     avg(CASE WHEN inside THEN CASE WHEN success THEN 0E0 ELSE 1E0 END END)
@@ -48,8 +49,10 @@ cell_share AS (  -- each serving cell's share of sessions outside and inside the
   SELECT episode_id, cell_id,
     count(*) FILTER (WHERE NOT inside) * 1E0 / sum(count(*) FILTER (WHERE NOT inside)) OVER (PARTITION BY episode_id) AS share_out,
     count(*) FILTER (WHERE inside) AS n_in,
-    avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE inside) - avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE NOT inside) AS d_log_rtt,
-    avg(log_rtt_vs_net) FILTER (WHERE inside) AS log_rtt_vs_net,
+    -- round trip on the cell's sessions outside its hot periods: a queue on a loaded cell is congestion, a
+    -- backhaul fault slows every load level
+    avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE inside AND cool) - avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE NOT inside AND cool) AS d_log_rtt,
+    avg(log_rtt_vs_net) FILTER (WHERE inside AND cool) AS log_rtt_vs_net,
     avg(prb_util_dl) FILTER (WHERE inside) AS prb_in,
     avg(ul_interference_dbm) FILTER (WHERE inside) - avg(ul_interference_dbm) FILTER (WHERE NOT inside) AS d_ul,
     avg(ul_vs_band) FILTER (WHERE inside) AS ul_vs_band
@@ -81,6 +84,11 @@ link AS (  -- the transport link whose cells' RTT rose most, weighed by its cell
         JOIN (SELECT episode_id, sum(n_in) AS n_in FROM cell_share GROUP BY episode_id) t USING (episode_id)
         WHERE cs.n_in >= 5 GROUP BY ALL)
   GROUP BY episode_id),
+signals AS (  -- the share of the episode's grid-hours that PM placed there, by signal (cell_events)
+  SELECT episode_id, avg(CASE WHEN signal = 'chronic_prb_load' THEN 1E0 ELSE 0E0 END) AS hot_units_share,
+         avg(CASE WHEN signal = 'ul_interference' THEN 1E0 ELSE 0E0 END) AS interfered_units_share,
+         avg(CASE WHEN signal = 'chronic_rtt' THEN 1E0 ELSE 0E0 END) AS slow_units_share
+  FROM ep_units GROUP BY episode_id),
 hot AS (
   SELECT episode_id, list(cell_id ORDER BY prb_in DESC, cell_id) FILTER (WHERE prb_in >= 0.8) AS hot_cells,
          list(cell_id ORDER BY greatest(d_ul, ul_vs_band) DESC, cell_id) FILTER (WHERE d_ul >= 3 OR ul_vs_band >= $interference_db)
@@ -89,7 +97,8 @@ hot AS (
   FROM cell_share WHERE n_in > 0 GROUP BY episode_id)
 SELECT sx.*, mx.d_rsrp, mx.d_sinr, coalesce(silent.silent_share, 0) AS silent_share, silent.silent_cells,
        coalesce(pm_down.pm_down_share, 0) AS pm_down_share, pm_down.pm_down_cells, pm_down.pm_missing,
+       signals.hot_units_share, signals.interfered_units_share, signals.slow_units_share,
        link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_share_in, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells
 FROM sx LEFT JOIN mx USING (episode_id) LEFT JOIN silent USING (episode_id) LEFT JOIN pm_down USING (episode_id)
-LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id)
+LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id) LEFT JOIN signals USING (episode_id)
 ORDER BY episode_id
