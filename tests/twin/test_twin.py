@@ -157,3 +157,11 @@ def test_a_backhaul_degraded_before_the_window_is_a_chronic_transport_episode_on
     assert named, [(e["cause"], e["cells"], e["evidence"]) for e in chronic]
     # the link's cells and only them (one episode per place the link's sites cover), over the window, not one evening
     assert all(set(e["cells"]) <= old and e["end_time"] - e["start_time"] > dt.timedelta(days=7) for e in named), named
+
+
+def test_a_sector_congested_every_busy_hour_is_a_chronic_congestion_episode_naming_it(shared, faults):
+    begin = dt.datetime.combine(shared.diag.start, dt.time())
+    sector = {c for f in faults if f["cause"] == "congestion" and f["start_time"] <= begin for c in (f["cells"] or "").split(";") if c}
+    named = [e for e in shared.diag.episodes.to_pylist() if e["main_signal"] == "chronic_prb_load" and e["cause"] == "congestion"]
+    assert sector and any(sector & set(e["cells"]) for e in named), (sector, [(e["cells"], e["evidence"]) for e in named])
+    assert all("of its grid-hours on cells hot at that hour on most days" in e["evidence"] for e in named)
