@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..geo import DEFAULT_RESOLUTION
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
-from .cause import HOT_PRB, INTERFERENCE_PEER_DB, attribute, evidence
+from .cause import HOT_PRB, INTERFERENCE_PEER_DB, TRANSPORT_LOG_RTT, attribute, evidence
 from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust_z, score_grid_hours
 from .state import build_state
 
@@ -91,7 +91,8 @@ def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date
     engine.create_table("cell_down", sql_file("opencem.twin", "cell_down"), window)
     engine.create_table("cell_hour_pm", sql_file("opencem.twin", "cell_hour_pm"), window)
     engine.create_table("cell_events", sql_file("opencem.twin", "cell_events"), {"interference_db": INTERFERENCE_PEER_DB, "hot_prb": HOT_PRB,
-                                                                                  "chronic_share": CHRONIC_SHARE, "slow_log_rtt": SLOW_LOG_RTT})
+                                                                                  "chronic_share": CHRONIC_SHARE, "slow_log_rtt": SLOW_LOG_RTT,
+                                                                                  "link_log_rtt": TRANSPORT_LOG_RTT, "z": cfg.threshold})
     out = engine.query_arrow(sql_file("opencem.twin", "pm_units"), {"min_share": PM_MIN_SHARE}, step="pm_units")
     seen = set(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
     new = {}

@@ -7,7 +7,11 @@
 --   congested every busy hour is its own baseline, so the grid's own past cannot show it;
 -- * 'chronic_rtt': the slow hours (median session RTT at least exp($slow_log_rtt) times the network's median cell in
 --   that hour, the cell not hot) of a cell slow at that hour of day on $chronic_share of the days, 3 at least: a
---   degraded backhaul older than the window.
+--   degraded backhaul older than the window;
+-- * 'link_rtt': every cell of a transport link, in an hour in which the link's sessions (outside hot periods) had a
+--   mean ln RTT at least $link_log_rtt above the link's median at that hour of day, and that deviation times
+--   sqrt(sessions) at least $z robust z over all link-hours: a backhaul that degrades for a few hours slows all
+--   its sites at once, which the link sees better than any one grid.
 WITH h AS (SELECT *, hour(hour) AS hod, isodow(hour) >= 6 AS weekend, CAST(hour AS DATE) AS day, prb >= $hot_prb AS hot
            FROM cell_hour_pm),
 chronic AS (SELECT cell_id, hod, weekend FROM h GROUP BY ALL
@@ -18,7 +22,16 @@ slow AS (SELECT rt.cell_id, rt.hour, hour(rt.hour) AS hod, isodow(rt.hour) >= 6 
                 rt.log_rtt - median(rt.log_rtt) OVER (PARTITION BY rt.hour) >= $slow_log_rtt AND coalesce(rt.prb, 0) < $hot_prb AS slow
          FROM rt),
 chronic_slow AS (SELECT cell_id, hod, weekend FROM slow GROUP BY ALL
-                 HAVING count(DISTINCT day) FILTER (WHERE slow) >= greatest(3, $chronic_share * count(DISTINCT day)))
+                 HAVING count(DISTINCT day) FILTER (WHERE slow) >= greatest(3, $chronic_share * count(DISTINCT day))),
+link_hour AS (SELECT c.transport_link_id AS link, s.hour, count(*) AS n, avg(ln(greatest(s.rtt_ms, 1))) AS log_rtt
+              FROM sess s JOIN cells c USING (cell_id)
+              WHERE s.rtt_ms IS NOT NULL AND coalesce(s.prb_util_dl, 0) < $hot_prb AND c.transport_link_id IS NOT NULL GROUP BY ALL),
+link_base AS (SELECT link, hour(hour) AS hod, isodow(hour) >= 6 AS weekend, median(log_rtt) AS base FROM link_hour GROUP BY ALL),
+link_dev AS (SELECT l.link, l.hour, l.log_rtt - b.base AS d, (l.log_rtt - b.base) * sqrt(l.n) AS t FROM link_hour l
+             JOIN link_base b ON b.link = l.link AND b.hod = hour(l.hour) AND b.weekend = (isodow(l.hour) >= 6)),
+link_null AS (  -- the empirical null of the scaled deviation over all link-hours (median and MAD), as the grid test does
+  SELECT median(t) AS m, greatest(1.4826 * median(abs(t - (SELECT median(t) FROM link_dev))), 1E-9) AS mad FROM link_dev),
+link_slow AS (SELECT link, hour FROM link_dev, link_null WHERE d >= $link_log_rtt AND (t - m) / mad >= $z)
 SELECT DISTINCT cell_id, date_trunc('hour', period_start) AS hour, 'cell_down' AS signal FROM cell_down
 UNION ALL
 SELECT cell_id, hour, 'ul_interference' AS signal FROM cell_hour_pm WHERE ul_vs_band >= $interference_db
@@ -26,3 +39,5 @@ UNION ALL
 SELECT h.cell_id, h.hour, 'chronic_prb_load' AS signal FROM h JOIN chronic USING (cell_id, hod, weekend) WHERE h.hot
 UNION ALL
 SELECT s.cell_id, s.hour, 'chronic_rtt' AS signal FROM slow s JOIN chronic_slow USING (cell_id, hod, weekend) WHERE s.slow
+UNION ALL
+SELECT c.cell_id, l.hour, 'link_rtt' AS signal FROM link_slow l JOIN cells c ON c.transport_link_id = l.link
