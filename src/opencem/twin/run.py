@@ -24,10 +24,10 @@ from .cause import HOT_PRB, INTERFERENCE_PEER_DB, TRANSPORT_LOG_RTT, attribute, 
 from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust_z, score_grid_hours
 from .state import build_state
 
-CHRONIC_SHARE = 0.5  # a cell hot at an hour of day on this share of the days is chronically congested then
+CHRONIC_SHARE = 0.5  # a cell hot (or slow) at an hour of day on this share of the days is chronically so then
 SLOW_LOG_RTT = float(np.log(2))  # a cell whose sessions' median RTT is twice the network's median cell's is slow
 CHRONIC = "chronic_"  # signals of faults that are their own baseline: their grid-hours form one episode whatever the days between
-PM_MIN_SHARE = 0.3  # a site's faulty cells (down, interfered) cover the grids whose sessions they usually carry this share of
+PM_MIN_SHARE = 0.3  # a site's faulty cells cover the grids whose sessions they usually carry this share of (and their main grid)
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
 
 
@@ -85,8 +85,9 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
 
 
 def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date, cfg: DetectConfig) -> pa.Table:
-    """The anomalous grid-hours plus those of cells that PM shows down or interfered (cell_down.sql,
-    cell_hour_pm.sql, cell_events.sql, pm_units.sql), at the threshold's z."""
+    """The anomalous grid-hours plus those of cells that PM or the xDR show faulty against their peers: down,
+    interfered, chronically hot or slow, on a slow link (cell_down.sql, cell_hour_pm.sql, cell_events.sql,
+    pm_units.sql), at the threshold's z."""
     window = {"start": start, "end": end}
     engine.create_table("cell_down", sql_file("opencem.twin", "cell_down"), window)
     engine.create_table("cell_hour_pm", sql_file("opencem.twin", "cell_hour_pm"), window)
