@@ -26,6 +26,7 @@ from .state import build_state
 
 CHRONIC_SHARE = 0.5  # a cell hot (or slow) at an hour of day on this share of the days is chronically so then
 SLOW_LOG_RTT = float(np.log(2))  # a cell whose sessions' median RTT is twice the network's median cell's is slow
+SURGE_PRB = 0.25  # a hot hour this far above the cell's own median PRB load at that hour of day is a surge
 CHRONIC = "chronic_"  # signals of faults that are their own baseline: their grid-hours form one episode whatever the days between
 PM_MIN_SHARE = 0.3  # a site's faulty cells cover the grids whose sessions they usually carry this share of (and their main grid)
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
@@ -93,33 +94,41 @@ def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date
     engine.create_table("cell_hour_pm", sql_file("opencem.twin", "cell_hour_pm"), window)
     engine.create_table("cell_events", sql_file("opencem.twin", "cell_events"), {"interference_db": INTERFERENCE_PEER_DB, "hot_prb": HOT_PRB,
                                                                                   "chronic_share": CHRONIC_SHARE, "slow_log_rtt": SLOW_LOG_RTT,
-                                                                                  "link_log_rtt": TRANSPORT_LOG_RTT, "z": cfg.threshold})
+                                                                                  "link_log_rtt": TRANSPORT_LOG_RTT, "z": cfg.threshold,
+                                                                                  "surge_prb": SURGE_PRB})
     out = engine.query_arrow(sql_file("opencem.twin", "pm_units"), {"min_share": PM_MIN_SHARE}, step="pm_units")
-    seen = set(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
-    new = {}
+    # A grid-hour a cell-specific signal (down, interfered, slow link) places is that fault's, even where the
+    # experience test flagged it too: it names the cells and the cause. A chronic signal only fills hours
+    # nothing else flagged.
+    specific: dict = {}
+    chronic: dict = {}
     for g, h, signal in zip(out["grid"].to_pylist(), out["hour"].to_pylist(), out["signal"].to_pylist()):
-        # a grid-hour two signals place keeps the specific one (down, interfered) over the chronic one
-        if (g, h) not in seen and (new.get((g, h)) or CHRONIC).startswith(CHRONIC):
-            new[(g, h)] = signal
-    if not new:
+        (chronic if signal.startswith(CHRONIC) else specific).setdefault((g, h), signal)
+    flagged = list(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
+    units = units.filter(pa.array([k not in specific for k in flagged], pa.bool_()))
+    seen = set(flagged) | set(specific)
+    placed = {**specific, **{k: v for k, v in chronic.items() if k not in seen}}
+    units = units.append_column("placed", pa.array([False] * units.num_rows, pa.bool_()))
+    if not placed:
         return units
-    extra = pa.table({"grid": [g for g, _ in new], "hour": pa.array([h for _, h in new], units.schema.field("hour").type),
-                      "z": pa.array([cfg.threshold] * len(new), units.schema.field("z").type), "signal": list(new.values())})
+    extra = pa.table({"grid": [g for g, _ in placed], "hour": pa.array([h for _, h in placed], units.schema.field("hour").type),
+                      "z": pa.array([cfg.threshold] * len(placed), units.schema.field("z").type), "signal": list(placed.values()),
+                      "placed": [True] * len(placed)})
     return pa.concat_tables([units, extra]).sort_by([("hour", "ascending"), ("grid", "ascending")])
 
 
 def _clusters(units: pa.Table, cfg: DetectConfig) -> np.ndarray:
-    """Episode label per unit: neighbouring grid-hours close in time; a chronic fault's grid-hours by signal and
-    place alone (a sector congested every evening is one episode, not one per evening)."""
+    """Episode label per unit: neighbouring grid-hours close in time, the experience test's together and each
+    PM signal's apart (an outage is not merged into a simultaneous city-wide DNS failure); a chronic signal's
+    grid-hours by place alone (a sector congested every evening is one episode, not one per evening)."""
     grids = np.array(units["grid"].to_pylist(), dtype=object)
     hours = units["hour"].to_numpy()
-    signals = np.array(units["signal"].to_pylist(), dtype=str)
-    chronic = np.char.startswith(signals, CHRONIC)
+    signals = np.where(units["placed"].to_numpy(zero_copy_only=False), np.array(units["signal"].to_pylist(), dtype=object), "")
     labels = np.full(len(grids), -1, dtype=np.int64)
-    labels[~chronic] = cluster(grids[~chronic], hours[~chronic], cfg.max_gap_hours)
-    for signal in sorted(set(signals[chronic])):
+    for signal in sorted(set(signals)):
         rows = signals == signal
-        labels[rows] = cluster(grids[rows], np.zeros(rows.sum(), hours.dtype), 0) + labels.max() + 1
+        at = np.zeros(rows.sum(), hours.dtype) if signal.startswith(CHRONIC) else hours[rows]
+        labels[rows] = cluster(grids[rows], at, cfg.max_gap_hours) + labels.max() + 1
     return labels
 
 

@@ -5,6 +5,8 @@
 -- * 'chronic_prb_load': the hot hours ($hot_prb DL PRB utilisation or more) of a cell that is hot at that hour of
 --   day on at least $chronic_share of the window's days of the same type (weekday / weekend), 3 at least. A sector
 --   congested every busy hour is its own baseline, so the grid's own past cannot show it;
+-- * 'prb_surge': a hot hour of a cell at least $surge_prb above its own median at that hour of day (a crowd
+--   event, an outage's neighbour taking its users);
 -- * 'chronic_rtt': the slow hours (median session RTT at least exp($slow_log_rtt) times the network's median cell in
 --   that hour, the cell not hot) of a cell slow at that hour of day on $chronic_share of the days, 3 at least: a
 --   degraded backhaul older than the window;
@@ -14,6 +16,7 @@
 --   its sites at once, which the link sees better than any one grid.
 WITH h AS (SELECT *, hour(hour) AS hod, isodow(hour) >= 6 AS weekend, CAST(hour AS DATE) AS day, prb >= $hot_prb AS hot
            FROM cell_hour_pm),
+usual AS (SELECT cell_id, hod, weekend, median(prb) AS prb FROM h GROUP BY ALL),
 chronic AS (SELECT cell_id, hod, weekend FROM h GROUP BY ALL
             HAVING count(DISTINCT day) FILTER (WHERE hot) >= greatest(3, $chronic_share * count(DISTINCT day))),
 rt AS (SELECT cell_id, hour, median(ln(greatest(rtt_ms, 1))) AS log_rtt, avg(prb_util_dl) AS prb FROM sess
@@ -41,3 +44,5 @@ UNION ALL
 SELECT s.cell_id, s.hour, 'chronic_rtt' AS signal FROM slow s JOIN chronic_slow USING (cell_id, hod, weekend) WHERE s.slow
 UNION ALL
 SELECT c.cell_id, l.hour, 'link_rtt' AS signal FROM link_slow l JOIN cells c ON c.transport_link_id = l.link
+UNION ALL
+SELECT h.cell_id, h.hour, 'prb_surge' AS signal FROM h JOIN usual u USING (cell_id, hod, weekend) WHERE h.hot AND h.prb - u.prb >= $surge_prb

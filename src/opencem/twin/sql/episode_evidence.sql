@@ -85,7 +85,7 @@ link AS (  -- the transport link whose cells' RTT rose most, weighed by its cell
         WHERE cs.n_in >= 5 GROUP BY ALL)
   GROUP BY episode_id),
 signals AS (  -- the share of the episode's grid-hours that PM placed there, by signal (cell_events)
-  SELECT episode_id, avg(CASE WHEN signal = 'chronic_prb_load' THEN 1E0 ELSE 0E0 END) AS hot_units_share,
+  SELECT episode_id, avg(CASE WHEN signal IN ('chronic_prb_load', 'prb_surge') THEN 1E0 ELSE 0E0 END) AS hot_units_share,
          avg(CASE WHEN signal = 'ul_interference' THEN 1E0 ELSE 0E0 END) AS interfered_units_share,
          avg(CASE WHEN signal = 'chronic_rtt' THEN 1E0 ELSE 0E0 END) AS slow_units_share
   FROM ep_units GROUP BY episode_id),
