@@ -8,6 +8,7 @@ import json
 
 import h3
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -15,8 +16,8 @@ from typer.testing import CliRunner
 from opencem.cli import app
 from opencem.geo import grid_of
 from opencem.twin.accuracy import evaluate, load_faults
-from opencem.twin.episodes import cluster
-from opencem.twin.run import diagnose, episodes_geojson, load_episodes, state_geojson
+from opencem.twin.episodes import DetectConfig, cluster
+from opencem.twin.run import _clusters, diagnose, episodes_geojson, load_episodes, state_geojson
 from opencem.twin.whatif import WhatIfEngine, whatif
 from opencem.vocabulary import CAUSES
 from opencem.workspace import Workspace
@@ -165,3 +166,18 @@ def test_a_sector_congested_every_busy_hour_is_a_chronic_congestion_episode_nami
     named = [e for e in shared.diag.episodes.to_pylist() if e["main_signal"] == "chronic_prb_load" and e["cause"] == "congestion"]
     assert sector and any(sector & set(e["cells"]) for e in named), (sector, [(e["cells"], e["evidence"]) for e in named])
     assert all("of its grid-hours on cells hot at that hour on most days" in e["evidence"] for e in named)
+
+
+def test_pm_signals_cluster_apart_and_a_chronic_one_by_place_alone():
+    """An outage's grid-hours do not join a simultaneous experience cluster next door, and a cell hot every
+    evening is one episode over the days, not one per evening."""
+    g = h3.latlng_to_cell(45.0, 4.0, 9)
+    nb = sorted(set(h3.grid_disk(g, 1)) - {g})[0]
+    t0 = dt.datetime(2026, 10, 5, 18)
+    rows = [(g, t0, "fail_4h", False), (nb, t0, "cell_down", True), (nb, t0 + dt.timedelta(hours=1), "cell_down", True),
+            (g, t0 + dt.timedelta(days=1), "chronic_prb_load", True), (g, t0 + dt.timedelta(days=5), "chronic_prb_load", True)]
+    units = pa.table({"grid": [r[0] for r in rows], "hour": pa.array([r[1] for r in rows], pa.timestamp("us")),
+                      "signal": [r[2] for r in rows], "placed": [r[3] for r in rows]})
+    labels = _clusters(units, DetectConfig())
+    assert labels[1] == labels[2] and labels[0] != labels[1]  # neighbours at the same hour, but different faults
+    assert labels[3] == labels[4] and labels[3] not in (labels[0], labels[1])  # four days apart, one chronic episode
