@@ -6,9 +6,8 @@ place: a hexagon of the episode lies within the fault's radius (+300 m) of its c
 model that overlaps it in time. Precision counts matched episodes, recall matched faults. The root
 cause is scored twice: on matched episodes (against the nearest matching fault), and once per fault
 (the cause of the matching episode present for most of the fault's hours, then the largest; a missed
-fault counts as wrong), per cause class too. The
-localisation error is the distance from a fault's centre to the centre of that episode.
-A fault that began before the window is persistent.
+fault counts as wrong), per cause class too. The localisation error is the distance from a fault's
+centre to the centre of that episode. A fault that began before the window is persistent.
 """
 
 from __future__ import annotations
