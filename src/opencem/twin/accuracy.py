@@ -76,10 +76,8 @@ def evaluate(episodes, faults: list[dict], start, end, units=None) -> dict:
     fault in time only through its own grid-hours."""
     hours = None
     if units is not None:
-        hours = {}
-        for e, h in zip(units["episode_id"].to_pylist(), units["hour"].to_numpy()):
-            hours.setdefault(e, []).append(h)
-        hours = {e: np.array(v, dtype="datetime64[us]") for e, v in hours.items()}
+        per = units.group_by("episode_id").aggregate([("hour", "list")])
+        hours = {e: np.array(h, dtype="datetime64[us]") for e, h in zip(per["episode_id"].to_pylist(), per["hour_list"].to_pylist())}
     faults = [f for f in faults if np.datetime64(f["start_time"]) < np.datetime64(end)
               and np.datetime64(f["end_time"]) > np.datetime64(start)]
     eps = episodes.to_pylist()

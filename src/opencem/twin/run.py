@@ -86,9 +86,9 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
 
 
 def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date, cfg: DetectConfig) -> pa.Table:
-    """The anomalous grid-hours plus those of cells that PM or the xDR show faulty against their peers: down,
-    interfered, chronically hot or slow, on a slow link (cell_down.sql, cell_hour_pm.sql, cell_events.sql,
-    pm_units.sql), at the threshold's z."""
+    """The anomalous grid-hours merged with those of cells that PM or the xDR show faulty against their peers:
+    down, interfered, surging, chronically hot or slow, on a slow link (cell_down.sql, cell_hour_pm.sql,
+    cell_events.sql, pm_units.sql), one signal per grid-hour."""
     window = {"start": start, "end": end}
     engine.create_table("cell_down", sql_file("opencem.twin", "cell_down"), window)
     engine.create_table("cell_hour_pm", sql_file("opencem.twin", "cell_hour_pm"), window)
@@ -96,25 +96,11 @@ def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date
                                                                                   "chronic_share": CHRONIC_SHARE, "slow_log_rtt": SLOW_LOG_RTT,
                                                                                   "link_log_rtt": TRANSPORT_LOG_RTT, "z": cfg.threshold,
                                                                                   "surge_prb": SURGE_PRB})
-    out = engine.query_arrow(sql_file("opencem.twin", "pm_units"), {"min_share": PM_MIN_SHARE}, step="pm_units")
-    # A grid-hour a cell-specific signal (down, interfered, slow link) places is that fault's, even where the
-    # experience test flagged it too: it names the cells and the cause. A chronic signal only fills hours
-    # nothing else flagged.
-    specific: dict = {}
-    chronic: dict = {}
-    for g, h, signal in zip(out["grid"].to_pylist(), out["hour"].to_pylist(), out["signal"].to_pylist()):
-        (chronic if signal.startswith(CHRONIC) else specific).setdefault((g, h), signal)
-    flagged = list(zip(units["grid"].to_pylist(), units["hour"].to_pylist()))
-    units = units.filter(pa.array([k not in specific for k in flagged], pa.bool_()))
-    seen = set(flagged) | set(specific)
-    placed = {**specific, **{k: v for k, v in chronic.items() if k not in seen}}
-    units = units.append_column("placed", pa.array([False] * units.num_rows, pa.bool_()))
-    if not placed:
-        return units
-    extra = pa.table({"grid": [g for g, _ in placed], "hour": pa.array([h for _, h in placed], units.schema.field("hour").type),
-                      "z": pa.array([cfg.threshold] * len(placed), units.schema.field("z").type), "signal": list(placed.values()),
-                      "placed": [True] * len(placed)})
-    return pa.concat_tables([units, extra]).sort_by([("hour", "ascending"), ("grid", "ascending")])
+    engine.register_arrow("flagged_units", units)
+    merged = engine.query_arrow(sql_file("opencem.twin", "pm_units"), {"min_share": PM_MIN_SHARE, "chronic": CHRONIC, "z": cfg.threshold},
+                                step="pm_units")
+    engine.drop("flagged_units")
+    return merged
 
 
 def _clusters(units: pa.Table, cfg: DetectConfig) -> np.ndarray:

@@ -1,4 +1,4 @@
--- Cell-hours the PM alone shows as faulty, with the signal:
+-- Cell-hours that PM (and, for round trips, the xDR) show faulty against the cell's peers or its own usual, by signal:
 -- * 'cell_down' (cell_down: no PM, or no traffic in hours it usually carries some);
 -- * 'ul_interference': UL interference at least $interference_db above the median cell of its band in that hour
 --   (cell_hour_pm);
@@ -32,8 +32,8 @@ link_hour AS (SELECT c.transport_link_id AS link, s.hour, count(*) AS n, avg(ln(
 link_base AS (SELECT link, hour(hour) AS hod, isodow(hour) >= 6 AS weekend, median(log_rtt) AS base FROM link_hour GROUP BY ALL),
 link_dev AS (SELECT l.link, l.hour, l.log_rtt - b.base AS d, (l.log_rtt - b.base) * sqrt(l.n) AS t FROM link_hour l
              JOIN link_base b ON b.link = l.link AND b.hod = hour(l.hour) AND b.weekend = (isodow(l.hour) >= 6)),
-link_null AS (  -- the empirical null of the scaled deviation over all link-hours (median and MAD), as the grid test does
-  SELECT median(t) AS m, greatest(1.4826 * median(abs(t - (SELECT median(t) FROM link_dev))), 1E-9) AS mad FROM link_dev),
+link_med AS (SELECT median(t) AS m FROM link_dev),  -- the empirical null over all link-hours, as the grid test's
+link_null AS (SELECT any_value(m) AS m, greatest(1.4826 * median(abs(t - m)), 1E-9) AS mad FROM link_dev, link_med),
 link_slow AS (SELECT link, hour FROM link_dev, link_null WHERE d >= $link_log_rtt AND (t - m) / mad >= $z)
 SELECT DISTINCT cell_id, date_trunc('hour', period_start) AS hour, 'cell_down' AS signal FROM cell_down
 UNION ALL

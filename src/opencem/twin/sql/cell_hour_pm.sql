@@ -7,5 +7,5 @@ WITH ch AS (
   FROM kpi_cell_15min k
   WHERE k.pm_reported AND k.period_start >= $start AND k.period_start < $end
   GROUP BY ALL)
-SELECT ch.*, c.site_id, c.band, ch.ul - median(ch.ul) OVER (PARTITION BY c.band, ch.hour) AS ul_vs_band
+SELECT ch.*, c.band, ch.ul - median(ch.ul) OVER (PARTITION BY c.band, ch.hour) AS ul_vs_band
 FROM ch JOIN cells c USING (cell_id)
