@@ -1,7 +1,8 @@
 """Verify executed fixes: the change of the subscribers a fix touched against matched controls.
 
 Treated: subscribers with at least MIN_SESSIONS sessions on the fix's cells (or with its device model)
-in the PRE_DAYS before the fix. Controls: subscribers out of reach of every fix of the period (no
+in the PRE_DAYS before the fix, and not in the scope of another fix of the period (whose effect their change
+would carry too). Controls: subscribers out of reach of every fix of the period (no
 session on a cell of the same sites or transport links as any fix's cells, no handset of a fixed model),
 CONTROLS nearest to each treated subscriber on their trajectory before the fix (the estimated NPS in
 each half of the pre window) and their CEI, poor-session share, usage and ARPU, standardised.
@@ -43,7 +44,7 @@ PRE_DAYS = 7  # the baseline before a fix; its two halves are the trajectory con
 POST_DAYS = 28  # after a fix: long enough for the NPS to settle; shortened to the days the data has
 MIN_TREATED = 30  # fewer treated subscribers and a verdict is called unsafe
 METRICS = ("nps", "cei", "poor_share", "throughput_kbps", "rtt_ms", "dou_mb", "complaints", "churned", "revenue_eur")
-MATCH_ON = ("nps_early", "nps_late", "cei", "poor_share", "log_sessions", "arpu_monthly")
+MATCH_ON = ("nps_prior", "nps_early", "nps_late", "cei", "poor_share", "log_sessions", "arpu_monthly")
 Z95 = 1.959964
 MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas are shown
 
@@ -85,8 +86,11 @@ def _design(engine: Engine, fix: dict, reach: dict, first: dt.date, last: dt.dat
     if w < 2 or n < 1:
         raise InputError(f"fix {fix['fix_id']} on {day}: need {2 * PRE_DAYS} days before it and 1 after in {first} .. {last}")
     scope, scope_params = scope_sql(list(fix.get("cells") or []), fix.get("device_model"))
+    own_cells = set(fix.get("cells") or []) if not fix.get("device_model") else set()
+    other = {"other_cells": [c for c in reach["near_cells"] if c not in own_cells],
+             "other_models": [m for m in reach["near_models"] if m != fix.get("device_model")]}
     params = {"start": day - dt.timedelta(days=w), "end": day, "near_start": day - dt.timedelta(days=2 * w),
-              "post_end": day + dt.timedelta(days=n), "min_sessions": MIN_SESSIONS, **reach, **scope_params}
+              "post_end": day + dt.timedelta(days=n), "min_sessions": MIN_SESSIONS, **reach, **other, **scope_params}
     t = engine.query_arrow(sql_file("opencem.loop", "fix_subjects").format(scope=scope), params, step="fix_subjects")
     treated = t["treated"].to_numpy(zero_copy_only=False)
     if treated.sum() < 10 or (~treated).sum() < CONTROLS:
@@ -165,8 +169,10 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
     days from it against the ``w`` days before, on which the controls are matched."""
     who, treated = d["who"], d["treated"]
     pre, post = (day - dt.timedelta(days=w), day), (day, day + dt.timedelta(days=n))
-    y, y_rep = panel.of(who, pre[0], post[1])  # days pre[0] .. post[1] - 1
+    y, y_rep = panel.of(who, pre[0] - dt.timedelta(days=w), post[1])  # days pre[0] - w .. post[1] - 1
+    prior, y, y_rep = y[:, :w].mean(1), y[:, w:], y_rep[:, :, w:]
     a, b = _window(engine, who, *pre), _window(engine, who, *post)
+    a["nps_prior"] = prior  # the window before the baseline: was a low baseline a dip or the subscriber's usual?
     a["nps"], b["nps"] = y[:, :w].mean(1), y[:, w:].mean(1)
     a["nps_early"], a["nps_late"] = y[:, :w // 2].mean(1), y[:, w // 2:w].mean(1)
     match = _match(np.column_stack([a[c] for c in MATCH_ON]), treated)

@@ -2,7 +2,10 @@
 -- [$start, $end)) and the possible controls: active then, and out of reach of every fix of the period
 -- from $near_start until $post_end, that is with no session on a cell of the sites or transport links of
 -- $near_cells and no handset among $near_models (this fix's and the other fixes' cells and models).
-WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope
+-- A subscriber in the scope of another fix too ($min_sessions sessions on $other_cells, or a handset among
+-- $other_models) is neither: their change carries that fix's effect as well.
+WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope,
+                    count(*) FILTER (WHERE cell_id IN (SELECT unnest($other_cells))) AS on_other
              FROM xdr WHERE start_time >= CAST($start AS TIMESTAMP) AND start_time < CAST($end AS TIMESTAMP) GROUP BY 1),
      reach AS (SELECT cell_id FROM cells
                WHERE site_id IN (SELECT site_id FROM cells WHERE cell_id IN (SELECT unnest($near_cells)))
@@ -13,5 +16,7 @@ WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope
               UNION
               SELECT subscriber_id FROM subscribers WHERE device_model IN (SELECT unnest($near_models)))
 SELECT subscriber_id, on_scope >= $min_sessions AS treated FROM act
-WHERE on_scope >= $min_sessions OR subscriber_id NOT IN (SELECT subscriber_id FROM near)
+WHERE (on_scope >= $min_sessions AND on_other < $min_sessions
+       AND subscriber_id NOT IN (SELECT subscriber_id FROM subscribers WHERE device_model IN (SELECT unnest($other_models))))
+   OR subscriber_id NOT IN (SELECT subscriber_id FROM near)
 ORDER BY subscriber_id
