@@ -4,7 +4,8 @@ Reads the output folder of `opencem demo` or `benchmarks/loop_eval.py`, generate
 world in which the operator carries out only ``--fix`` (same seed, same everything else), and compares, on
 the subscribers the fix touched (the truth's list) over the week after the fix day:
 
-* ``truth_lift``: the truth's NPS with the fix minus without it (its own with / without worlds);
+* ``truth_lift``: the truth's NPS with the fix minus without it (its own with / without worlds), as surveys
+  would show it (every touched customer's expected answer, day by day);
 * ``truth_between_worlds``: the truth's NPS in the fix-alone world minus the no-fix world (daily answers'
   classes, no answer noise);
 * ``model_on_real``: the same NPS model scored on each world's own measured data (no what-if);
@@ -83,7 +84,7 @@ def main() -> None:
         w = whatif.run(request["action"], cells=request["cells"] or None, device_model=request["device_model"],
                        subscribers=who, horizon_days=cfg["days"] - cfg["fix_day"])
     row = {"subscribers": cfg["subscribers"], "seed": cfg["seed"], "fix": a.fix, "action": request["action"],
-           "touched": len(touched), "truth_lift": round(fix["nps_with"] - fix["nps_without"], 2),
+           "touched": len(touched), "truth_lift": round(fix["nps_census_with"] - fix["nps_census_without"], 2),
            "truth_between_worlds": round(got["alone"][1] - got["none"][1], 2),
            "model_on_real": round(got["alone"][0] - got["none"][0], 2), "whatif": round(w.nps_lift, 2)}
     print(json.dumps(row))

@@ -37,6 +37,7 @@ def main() -> None:
         truth = v["true_nps_lift"]
         checks.append({"fix": v["fix_id"], "subscribers": v["subscribers"], "predicted": v["predicted_nps_lift"],
                        "did_nps": nps["estimate"], "ci": [nps["ci_low"], nps["ci_high"]], "true": truth,
+                       "true_latent": v.get("true_nps_lift_latent"),
                        "true_inside_ci": truth is not None and nps["ci_low"] <= truth <= nps["ci_high"],
                        "placebo": v["placebo"]["estimate"], "placebo_ci": [v["placebo"]["ci_low"], v["placebo"]["ci_high"]],
                        "placebo_holds_zero": v["placebo"]["ci_low"] <= 0 <= v["placebo"]["ci_high"],

@@ -119,7 +119,7 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
             say(f"   {v['fix_id']}: not verified: {v['not_verified']}")
             continue
         t, r = truth.get(v["fix_id"], {}), rows[v["fix_id"]]
-        checks.append({**v, "true_nps_lift": t.get("nps_lift"), "true_fault": t.get("fault_id"), "action": r["action"], "target": r["target"]})
+        checks.append({**v, "true_nps_lift": t.get("nps_lift"), "true_nps_lift_latent": t.get("nps_lift_latent"), "true_fault": t.get("fault_id"), "action": r["action"], "target": r["target"]})
     base_n = _active(ws_after, fix_date)
     gained = {"ours": _true_base_gain(truth, base_n),
               "severity": _true_base_gain(_true_effects(out / "severity" / "operator"), base_n)}
@@ -152,12 +152,19 @@ def _tickets(plans: list[dict], folder: Path, endpoint: str | None) -> dict:
 
 
 def _true_effects(operator: Path) -> dict[str, dict]:
-    """Per fix: the true NPS change of the subscribers it touched (the synthetic operator's with / without worlds)."""
+    """Per fix: the true NPS change of the subscribers it touched (the synthetic operator's with / without
+    worlds) as surveys would show it, the NPS the model estimates and the base's true NPS is counted in
+    (``nps_lift``: every customer's expected answer, day by day); and of their latent satisfaction rounded
+    to an answer without its noise (``nps_lift_latent``, the figure of earlier notes)."""
     f = operator / "truth" / "fixes.parquet"
     if not f.exists():
         return {}
+
+    def lift(r: dict, kind: str) -> float:
+        return r[f"{kind}_with"] - r[f"{kind}_without"] if r[f"{kind}_with"] is not None else 0.0
+
     return {r["fix_id"]: {"fault_id": r["fault_id"], "subscribers": r["subscribers_affected"],
-                          "nps_lift": (r["nps_with"] - r["nps_without"]) if r["nps_with"] is not None else 0.0}
+                          "nps_lift": lift(r, "nps_census"), "nps_lift_latent": lift(r, "nps")}
             for r in pq.read_table(f).to_pylist()}
 
 
@@ -208,7 +215,7 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
                **{k: {"expected": pri.comparison[k]["expected_base_nps_lift"], "true": gained[k], "fixes": pri.comparison[k]["fixes"]}
                   for k in ("ours", "severity")}}
     verification = [{k: c[k] for k in ("fix_id", "subscribers", "controls", "window_days", "effects", "placebo", "event_study", "verdict",
-                                       "warnings", "predicted_nps_lift", "true_nps_lift")} for c in checks]
+                                       "warnings", "predicted_nps_lift", "true_nps_lift", "true_nps_lift_latent")} for c in checks]
     deltas = [{"fix_id": c["fix_id"], **d} for c in checks for d in c["deltas"]]
     sc = final.scores
     arpu = sc["arpu_monthly"].to_numpy(zero_copy_only=False)

@@ -54,6 +54,7 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
     events: dict[str, list] = {k: [] for k in ("surveys", "care", "nonnet", "daily", "nps", "fix_kqi", "invitations", "tracker")}
     affected = {f.fix_id: np.zeros(m) for f in fixes}
     post_sat = {f.fix_id: np.zeros((2, m)) for f in fixes}
+    post_census = {f.fix_id: np.zeros((2, m)) for f in fixes}  # expected answer's NPS (-1..1), with / without
     post_days = {f.fix_id: 0 for f in fixes}
     ids = {"survey": 0, "contact": 0, "invitation": 0, "tracker": 0}
     # invitations and the tracker draw from their own stream, so every other table is the same with or without them
@@ -211,6 +212,7 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
         for wi, f in enumerate(fixes, start=1):
             if day >= f.day:
                 post_sat[f.fix_id] += np.vstack([s_now, sat[wi]])
+                post_census[f.fix_id] += np.vstack([_answer_nps(s_now), _answer_nps(sat[wi])])
                 post_days[f.fix_id] += 1
 
         write("xdr", day, _xdr_table(ctx, sub, d, q, day, chunk, start_date))
@@ -236,6 +238,8 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
             "sessions_affected": affected[f.fix_id][hit].astype(np.int64),
             "satisfaction_with_fix": (post_sat[f.fix_id][0, hit] / n_post).astype(np.float32),
             "satisfaction_without_fix": (post_sat[f.fix_id][1, hit] / n_post).astype(np.float32),
+            "answer_nps_with_fix": (post_census[f.fix_id][0, hit] / n_post).astype(np.float32),
+            "answer_nps_without_fix": (post_census[f.fix_id][1, hit] / n_post).astype(np.float32),
         }))
     out["fix_affected"] = rows
     return out
@@ -350,12 +354,22 @@ def _main_fault(local: np.ndarray, tag: np.ndarray, b: np.ndarray, m: int) -> np
     return out
 
 
-def _nps_sums(day: int, s: np.ndarray) -> dict:
-    """Census NPS: expected share of 9-10 minus 0-6 answers if everybody answered, plus latent classes."""
+def _answer_probs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's chance that an answer today is a 9-10 and a 0-6 (latent satisfaction + answer noise)."""
     from scipy.stats import norm
 
-    p_prom = 1 - norm.cdf((8.5 - s) / ANSWER_NOISE_SD)
-    p_det = norm.cdf((6.5 - s) / ANSWER_NOISE_SD)
+    return 1 - norm.cdf((8.5 - s) / ANSWER_NOISE_SD), norm.cdf((6.5 - s) / ANSWER_NOISE_SD)
+
+
+def _answer_nps(s: np.ndarray) -> np.ndarray:
+    """Each customer's expected contribution to a survey NPS today (-1..1)."""
+    p_prom, p_det = _answer_probs(s)
+    return p_prom - p_det
+
+
+def _nps_sums(day: int, s: np.ndarray) -> dict:
+    """Census NPS: expected share of 9-10 minus 0-6 answers if everybody answered, plus latent classes."""
+    p_prom, p_det = _answer_probs(s)
     cls = nps_class(s)
     return {"day": day, "n": len(s), "p_prom": float(p_prom.sum()), "p_det": float(p_det.sum()),
             "promoters": int((cls == "promoter").sum()), "detractors": int((cls == "detractor").sum()),

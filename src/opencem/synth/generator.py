@@ -223,6 +223,9 @@ def _write_collected(writer: LakeWriter, cfg: SynthConfig, ctx: Context, sub, pa
             "mean_satisfaction_with": float(sw.mean()) if len(sw) else None,
             "mean_satisfaction_without": float(so.mean()) if len(so) else None,
             "nps_with": _nps(sw), "nps_without": _nps(so),
+            # what surveys would show: every touched customer's expected answer, day by day
+            "nps_census_with": 100 * float(np.asarray(a["answer_nps_with_fix"]).mean()) if len(sw) else None,
+            "nps_census_without": 100 * float(np.asarray(a["answer_nps_without_fix"]).mean()) if len(so) else None,
         })
     if fix_rows:
         writer.write("fixes", pa.Table.from_pylist(fix_rows), truth=True)

@@ -352,7 +352,7 @@ def fix_scenarios(workspace: Path, truth: Path) -> list[dict]:
         who = sorted(set(pseudo.column(raw).to_pylist()))
         fixed = dt.date.fromisoformat(fx["fix_date"])  # the truth compares the days from the fix to the end
         w = whatif(ws.root, action, first, fixed, cells=cells, subscribers=who, horizon_days=(last - fixed).days + 1)
-        realised_nps = fx["nps_with"] - fx["nps_without"]
+        realised_nps = fx["nps_census_with"] - fx["nps_census_without"]  # as surveys would show it
         out.append({
             "fix": fx["fix_id"], "action": action, "cells": len(cells), "subscribers": len(who),
             "predicted_nps_lift": round(w.nps_lift, 2), "realised_nps_lift": round(realised_nps, 2),
