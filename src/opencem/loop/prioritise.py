@@ -12,10 +12,9 @@ counts as it does after a real fix. A problem not seen in the two days before th
 fix replayed on those two days no longer finds, has ended (a crowd event, a one-off outage) and a fix
 gains nothing from it.
 
-Episodes are deviations from a grid's own normal, so a problem that was there from the first day
-(a sector always congested at busy hour, a degraded backhaul) never shows as one: chronic cells are
-found by comparing each cell's daily poor-session share with the other cells' that day, and named by
-their PM / MR / xDR evidence (load, round trip, uplink interference, RSRP).
+A problem that was there from the first day (a sector always congested at busy hour, a degraded
+backhaul) comes as the twin's chronic episode, found against the cell's peers (docs/twin.md), with the
+same evidence, cause and cells as a transient one.
 
 Rank: expected base-NPS lift x value weight (the touched subscribers' mean ARPU over the base's) per
 cost unit. Severity, the alternative an operations centre uses, ranks by the largest KPI deviation
@@ -37,8 +36,6 @@ import pyarrow.parquet as pq
 from ..engine import Engine
 from ..engine.files import atomic_dir
 from ..engine.pipeline import sql_file
-from ..geo import grid_of
-from ..indicators.tree import load_tree, poor_session_sql
 from ..twin.run import load_episodes
 from ..twin.whatif import WhatIfEngine, scope_sql
 from ..vocabulary import ACTION_FOR_CAUSE, FIX_ACTIONS
@@ -65,9 +62,6 @@ RECENT_DAYS = 7
 ENDED_AFTER_DAYS = 2
 STILL_THERE = 0.5  # share of the horizon's poor-session gain a fix must still bring on the last days
 DEFAULT_BUDGET = 8
-CHRONIC_Z = 3.0  # a cell-day this far above the day's cells (robust z of the poor-session share) is bad
-CHRONIC_SHARE = 0.5  # a chronic cell is bad on at least this share of its days
-MIN_CELL_SESSIONS = 30  # per cell-day
 
 
 @dataclass
@@ -133,44 +127,10 @@ def _whole_links(engine: Engine, episode: dict) -> dict:
     return {**episode, "cells": cells["cell_id"].to_pylist()}
 
 
-def chronic_cells(engine: Engine, start: dt.date, end: dt.date) -> list[dict]:
-    """Cells bad on most days against the other cells of the day, as pseudo-episodes with a cause from
-    their evidence; cells of one site or transport link with the same cause come as one."""
-    sql = sql_file("opencem.loop", "chronic_cells").format(poor_session=poor_session_sql(load_tree()))
-    rows = engine.query_arrow(sql, {"start": start, "end": end, "recent": end - dt.timedelta(days=RECENT_DAYS),
-                                    "min_sessions": MIN_CELL_SESSIONS, "chronic_z": CHRONIC_Z, "chronic_share": CHRONIC_SHARE},
-                              step="chronic_cells").to_pylist()
-    out: dict[tuple, dict] = {}
-    for r in rows:
-        scores = {"congestion": (r["prb_p95"] or 0) / 0.9, "transport": float(np.exp(r["d_lrtt"] or 0)) / 1.8,
-                  "interference": (r["d_ul"] or 0) / 6.0, "coverage": (-(r["rsrp"] or -90) - 80) / 30.0}
-        # a loaded cell's round trip grows with its queue: high load names congestion before transport
-        cause = "congestion" if scores["congestion"] >= 1 else max(scores, key=lambda k: (scores[k], k))
-        if scores[cause] < 1:
-            continue  # bad, but no network evidence: left to the episode view and to care
-        key = (cause, r["transport_link_id"] if cause == "transport" else r["site_id"])
-        words = {"congestion": f"busy-hour PRB load p95 {r['prb_p95']:.0%}", "transport": f"round trip x{np.exp(r['d_lrtt'] or 0):.1f} the network's",
-                 "interference": f"uplink interference +{r['d_ul']:.1f} dB over the network's", "coverage": f"median RSRP {r['rsrp']:.0f} dBm"}[cause]
-        e = out.setdefault(key, {"episode_id": f"K-{key[1]}", "cause": cause, "cells": [], "device_model": None, "grid_list": [],
-                                 "start_time": dt.datetime.combine(start, dt.time()), "end_time": dt.datetime.combine(end, dt.time()),
-                                 "max_z": 0.0, "poor_sessions": 0, "affected_subscribers": 0, "center_lat": r["lat"], "center_lon": r["lon"],
-                                 "recent_days": 0, "evidence": "", "positions": []})
-        e["cells"].append(r["cell_id"])
-        e["positions"].append((r["lat"], r["lon"]))
-        e["max_z"] = max(e["max_z"], float(r["z"]))
-        e["poor_sessions"] += int(r["poor_sessions"])
-        e["recent_days"] = max(e["recent_days"], int(r["recent_bad"]))
-        e["evidence"] = f"chronic: poor sessions above the other cells on {r['bad_days']} of {r['days']} days; {words}"
-    for e in out.values():
-        lat, lon = np.array(e.pop("positions")).T
-        e["grid_list"] = sorted(set(grid_of(lat, lon)))
-    return list(out.values())
-
-
 def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int = 14, budget: int = DEFAULT_BUDGET,
                progress: Callable[[str, int, int], None] | None = None, horizon_days: int = RECENT_DAYS) -> Priorities:
-    """Candidate fixes as of ``as_of`` (default: the day after the data) from the twin's episodes and the
-    chronic cells of the ``lookback_days`` before it; writes WS/loop/prioritise/{candidates.parquet,
+    """Candidate fixes as of ``as_of`` (default: the day after the data) from the twin's episodes of the
+    ``lookback_days`` before it; writes WS/loop/prioritise/{candidates.parquet,
     plans.json, fix_requests.json, comparison.json}."""
     ws = Workspace(workspace)
     episodes = load_episodes(ws.root)
@@ -181,8 +141,7 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
         start = as_of - dt.timedelta(days=lookback_days)
         recent = as_of - dt.timedelta(days=RECENT_DAYS)
         rows = [e for e in episodes.to_pylist() if e["end_time"].date() >= start and e["start_time"].date() < as_of]
-        tick("chronic cells", 0, 1)
-        groups = merge_episodes([_whole_links(engine, e) for e in chronic_cells(engine, start, as_of) + rows])
+        groups = merge_episodes([_whole_links(engine, e) for e in rows])
         base_n, base_arpu = engine.query_row(sql_file("opencem.loop", "base_value"), {"start": start, "end": as_of}, step="base_value")
     out = []
     with WhatIfEngine(ws.root, start, as_of) as whatif:
@@ -194,16 +153,14 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             except ValueError:  # no sessions on the scope in the look-back: nothing a fix would gain
                 continue
             arpu = _touched_revenue(whatif.engine, whatif.window, cells, g["device_model"])
-            chronic = max((e["recent_days"] for e in g["episodes"] if "recent_days" in e), default=0)
-            episodic = _days_seen([e for e in g["episodes"] if "recent_days" not in e], recent, as_of)
-            persistence = max(chronic, episodic) / RECENT_DAYS
+            persistence = _days_seen(g["episodes"], recent, as_of) / RECENT_DAYS
             cost_class, units = COST[g["action"]]
             # a problem not seen in the last ENDED_AFTER_DAYS days has ended (a crowd event, a one-off outage):
             # fixing it gains nothing (episodes of a device model cover whole days, hence two), unless
             # the sessions of those days say it is still there, which an episode that has become the
             # grid's or model's normal no longer shows
             last_seen = max(e["end_time"] for e in g["episodes"])
-            ongoing = (chronic > 0 or last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
+            ongoing = (last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
                        or _still_there(whatif, g, cells, w))
             lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
