@@ -29,6 +29,7 @@ SLOW_LOG_RTT = float(np.log(2))  # a cell whose sessions' median RTT is twice th
 SURGE_PRB = 0.25  # a hot hour this far above the cell's own median PRB load at that hour of day is a surge
 CHRONIC = "chronic_"  # signals of faults that are their own baseline: their grid-hours form one episode whatever the days between
 PM_MIN_SHARE = 0.3  # a site's faulty cells cover the grids whose sessions they usually carry this share of (and their main grid)
+CELL_CAUSES = ("coverage", "interference", "congestion", "transport")  # causes whose named cells are the faulty ones
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
 
 
@@ -124,7 +125,8 @@ def _signal(i: int) -> str:
 
 def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> pa.Table:
     """Area episodes plus one episode per run of consecutive anomalous days of a device model; adds
-    the footprint centre (poor-session weighted) and area."""
+    the centre (the named cells' sites for a cause of cells, else the footprint's, poor-session weighted)
+    and area."""
     rows = area.to_pylist()
     days = device_days(engine, cfg.threshold).to_pylist()
     runs: list[list[dict]] = []
@@ -148,7 +150,10 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
                      "device_model": model, "grid_list": [], "weights": []})
     for r in rows:
         w = r.pop("weights") or []
-        if w:
+        cells_at = r.pop("cells_lat", None), r.pop("cells_lon", None)
+        if r["cause"] in CELL_CAUSES and cells_at[0] is not None:  # a fault of named cells is where they are
+            r["center_lat"], r["center_lon"] = (round(float(v), 6) for v in cells_at)
+        elif w:
             ll = np.array([h3.cell_to_latlng(x["grid"]) for x in w])
             wt = np.array([x["weight"] for x in w])
             r["center_lat"], r["center_lon"] = (round(float(v), 6) for v in (ll * wt[:, None]).sum(0) / wt.sum())

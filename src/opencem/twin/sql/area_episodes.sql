@@ -1,5 +1,6 @@
 -- One row per area episode (its grid-hours in ep_units): span, footprint, sessions and subscribers touched,
--- the revenue of those with a poor session, its cause (cause_in) and the poor-session weight of each grid.
+-- the revenue of those with a poor session, its cause (cause_in), the poor-session weight of each grid and
+-- the mean position of the cells it names (their sites: where a team would go).
 WITH u AS (SELECT episode_id, count(*) AS grid_hours, count(DISTINCT grid) AS grids, min(hour) AS start_time,
                   max(hour) + INTERVAL 1 HOUR AS end_time, round(max(z), 3) AS max_z, arg_max(signal, z) AS main_signal,
                   list(DISTINCT grid ORDER BY grid) AS grid_list FROM ep_units GROUP BY episode_id),
@@ -11,10 +12,13 @@ a AS (SELECT episode_id, count(*) AS sessions, CAST(sum(CASE WHEN poor THEN 1 EL
 v AS (SELECT episode_id, round(sum(arpu_monthly), 2) AS affected_arpu FROM (
         SELECT DISTINCT episode_id, subscriber_id, arpu_monthly FROM s WHERE poor) GROUP BY episode_id),
 w AS (  -- where the poor sessions are: centre of the footprint weighted by them
-      SELECT episode_id, grid, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS DOUBLE) + 0.1 AS weight FROM s GROUP BY ALL)
+      SELECT episode_id, grid, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS DOUBLE) + 0.1 AS weight FROM s GROUP BY ALL),
+p AS (SELECT episode_id, avg(k.lat) AS cells_lat, avg(k.lon) AS cells_lon
+      FROM (SELECT episode_id, unnest(cells) AS cell_id FROM cause_in) JOIN cells k USING (cell_id) GROUP BY episode_id)
 SELECT u.episode_id, 'area' AS kind, u.start_time, u.end_time, u.grid_hours, u.grids, u.max_z, u.main_signal,
        a.sessions, a.poor_sessions, a.subscribers, a.affected_subscribers, coalesce(v.affected_arpu, 0) AS affected_arpu,
        c.cause, c.confidence, c.cells, c.evidence, CAST(NULL AS VARCHAR) AS device_model,
-       u.grid_list, (SELECT list(struct_pack(grid := w.grid, weight := w.weight)) FROM w WHERE w.episode_id = u.episode_id) AS weights
-FROM u JOIN a USING (episode_id) LEFT JOIN v USING (episode_id) JOIN cause_in c USING (episode_id)
+       u.grid_list, (SELECT list(struct_pack(grid := w.grid, weight := w.weight)) FROM w WHERE w.episode_id = u.episode_id) AS weights,
+       p.cells_lat, p.cells_lon
+FROM u JOIN a USING (episode_id) LEFT JOIN v USING (episode_id) JOIN cause_in c USING (episode_id) LEFT JOIN p USING (episode_id)
 ORDER BY u.episode_id
