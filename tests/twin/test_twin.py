@@ -169,15 +169,21 @@ def test_a_sector_congested_every_busy_hour_is_a_chronic_congestion_episode_nami
 
 
 def test_pm_signals_cluster_apart_and_a_chronic_one_by_place_alone():
-    """An outage's grid-hours do not join a simultaneous experience cluster next door, and a cell hot every
-    evening is one episode over the days, not one per evening."""
+    """An outage's grid-hours do not join a larger simultaneous experience cluster next door (a city-wide DNS
+    failure), a smaller one is the outage's fringe and joins it, and a cell hot every evening is one episode
+    over the days, not one per evening."""
     g = h3.latlng_to_cell(45.0, 4.0, 9)
-    nb = sorted(set(h3.grid_disk(g, 1)) - {g})[0]
-    t0 = dt.datetime(2026, 10, 5, 18)
-    rows = [(g, t0, "fail_4h", False), (nb, t0, "cell_down", True), (nb, t0 + dt.timedelta(hours=1), "cell_down", True),
-            (g, t0 + dt.timedelta(days=1), "chronic_prb_load", True), (g, t0 + dt.timedelta(days=5), "chronic_prb_load", True)]
+    ring = sorted(set(h3.grid_disk(g, 1)) - {g})
+    far = h3.latlng_to_cell(45.2, 4.0, 9)
+    t0, hour = dt.datetime(2026, 10, 5, 18), dt.timedelta(hours=1)
+    wide = [(x, t0, "fail_4h", False) for x in [g] + ring[1:]]  # six grid-hours
+    rows = wide + [(ring[0], t0, "cell_down", True), (ring[0], t0 + hour, "cell_down", True),
+                   (far, t0, "prb_surge", True), (far, t0 + hour, "prb_surge", True), (far, t0 + 2 * hour, "poor_4h", False),
+                   (g, t0 + dt.timedelta(days=1), "chronic_prb_load", True), (g, t0 + dt.timedelta(days=5), "chronic_prb_load", True)]
     units = pa.table({"grid": [r[0] for r in rows], "hour": pa.array([r[1] for r in rows], pa.timestamp("us")),
                       "signal": [r[2] for r in rows], "placed": [r[3] for r in rows]})
     labels = _clusters(units, DetectConfig())
-    assert labels[1] == labels[2] and labels[0] != labels[1]  # neighbours at the same hour, but different faults
-    assert labels[3] == labels[4] and labels[3] not in (labels[0], labels[1])  # four days apart, one chronic episode
+    n = len(wide)
+    assert len(set(labels[:n])) == 1 and labels[n] == labels[n + 1] and labels[0] != labels[n]  # touching, but different faults
+    assert labels[n + 2] == labels[n + 3] == labels[n + 4]  # the surge's fringe joins it
+    assert labels[-1] == labels[-2] and labels[-1] not in (labels[0], labels[n], labels[n + 2])  # days apart, one chronic episode

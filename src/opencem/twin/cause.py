@@ -82,7 +82,8 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
     # cells down as their PM shows it are decisive for coverage, whatever their users' sessions on far cells show
     # (their RTT and failures rise too). A cut backhaul silences a site the same way; telling the two apart needs
     # the link's other sites, not read yet.
-    decisive = down >= COVERAGE_SILENT_SHARE
+    # An episode placed mostly by cells down is too, when the grids around them (its fringe) dilute their traffic share.
+    decisive = (down >= COVERAGE_SILENT_SHARE) | (_col(ev, "down_units_share") >= PM_UNITS_SHARE)
     sc[decisive, 0] = np.maximum(sc[decisive, 0], sc[decisive, 1:].max(1) + 1)
     return sc
 

@@ -82,9 +82,8 @@ def robust_z(scored: pa.Table) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
-def cluster(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int) -> np.ndarray:
-    """Connected-component label of each anomalous (grid, hour): neighbours or same grid, hours close."""
-    n = len(grids)
+def neighbours(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j), i < j, of (grid, hour)s that touch: neighbours or same grid, hours at most max_gap_hours apart."""
     h = hours.astype("datetime64[h]").astype(np.int64)
     at: dict[tuple[str, int], int] = {(g, t): i for i, (g, t) in enumerate(zip(grids, h))}
     rows, cols = [], []
@@ -95,7 +94,13 @@ def cluster(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int) -> np.ndar
                 if j is not None and j > i:
                     rows.append(i)
                     cols.append(j)
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
+
+
+def cluster(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int) -> np.ndarray:
+    """Connected-component label of each anomalous (grid, hour): neighbours or same grid, hours close."""
+    rows, cols = neighbours(grids, hours, max_gap_hours)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(grids), len(grids)))
     return connected_components(graph, directed=False)[1]
 
 

@@ -21,7 +21,7 @@ from ..geo import DEFAULT_RESOLUTION
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
 from .cause import HOT_PRB, INTERFERENCE_PEER_DB, TRANSPORT_LOG_RTT, attribute, evidence
-from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, robust_z, score_grid_hours
+from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, neighbours, robust_z, score_grid_hours
 from .state import build_state
 
 CHRONIC_SHARE = 0.5  # a cell hot (or slow) at an hour of day on this share of the days is chronically so then
@@ -29,6 +29,7 @@ SLOW_LOG_RTT = float(np.log(2))  # a cell whose sessions' median RTT is twice th
 SURGE_PRB = 0.25  # a hot hour this far above the cell's own median PRB load at that hour of day is a surge
 CHRONIC = "chronic_"  # signals of faults that are their own baseline: their grid-hours form one episode whatever the days between
 PM_MIN_SHARE = 0.3  # a site's faulty cells cover the grids whose sessions they usually carry this share of (and their main grid)
+FRINGE = 0.5  # an experience cluster up to this share of a PM cluster's grid-hours, touching it, is its fringe
 CELL_CAUSES = ("coverage", "interference", "congestion", "transport")  # causes whose named cells are the faulty ones
 TABLES = ("state_grid_hour", "state_grid_cell_hour", "episodes", "episode_units", "episode_subscribers")
 
@@ -107,7 +108,10 @@ def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date
 def _clusters(units: pa.Table, cfg: DetectConfig) -> np.ndarray:
     """Episode label per unit: neighbouring grid-hours close in time, the experience test's together and each
     PM signal's apart (an outage is not merged into a simultaneous city-wide DNS failure); a chronic signal's
-    grid-hours by place alone (a sector congested every evening is one episode, not one per evening)."""
+    grid-hours by place alone (a sector congested every evening is one episode, not one per evening).
+    An experience cluster at most FRINGE the size of a transient PM cluster it touches is that fault's fringe
+    (the hours before a crowd's cells saturate, the grids around them) and joins it; a larger one is a fault
+    of its own, and joined it would drown the PM evidence."""
     grids = np.array(units["grid"].to_pylist(), dtype=object)
     hours = units["hour"].to_numpy()
     signals = np.where(units["placed"].to_numpy(zero_copy_only=False), np.array(units["signal"].to_pylist(), dtype=object), "")
@@ -116,6 +120,17 @@ def _clusters(units: pa.Table, cfg: DetectConfig) -> np.ndarray:
         rows = signals == signal
         at = np.zeros(rows.sum(), hours.dtype) if signal.startswith(CHRONIC) else hours[rows]
         labels[rows] = cluster(grids[rows], at, cfg.max_gap_hours) + labels.max() + 1
+    transient = np.flatnonzero(~np.char.startswith(signals.astype(str), CHRONIC))
+    i, j = (transient[k] for k in neighbours(grids[transient], hours[transient], cfg.max_gap_hours))
+    size = np.bincount(labels)
+    experience, placed = set(labels[signals == ""].tolist()), set(labels[signals != ""].tolist())
+    touching = set(zip(labels[i].tolist(), labels[j].tolist()))
+    fringe: dict[int, int] = {}  # experience cluster -> the largest PM cluster it touches
+    for a, b in sorted(touching | {(b, a) for a, b in touching}):
+        if a in experience and b in placed and size[a] <= FRINGE * size[b] and (a not in fringe or size[b] > size[fringe[a]]):
+            fringe[a] = b
+    for a, b in fringe.items():
+        labels[labels == a] = b
     return labels
 
 

@@ -87,7 +87,8 @@ link AS (  -- the transport link whose cells' RTT rose most, weighed by its cell
 signals AS (  -- the share of the episode's grid-hours that PM placed there, by signal (cell_events)
   SELECT episode_id, avg(CASE WHEN signal IN ('chronic_prb_load', 'prb_surge') THEN 1E0 ELSE 0E0 END) AS hot_units_share,
          avg(CASE WHEN signal = 'ul_interference' THEN 1E0 ELSE 0E0 END) AS interfered_units_share,
-         avg(CASE WHEN signal = 'chronic_rtt' THEN 1E0 ELSE 0E0 END) AS slow_units_share
+         avg(CASE WHEN signal = 'chronic_rtt' THEN 1E0 ELSE 0E0 END) AS slow_units_share,
+         avg(CASE WHEN signal = 'cell_down' THEN 1E0 ELSE 0E0 END) AS down_units_share
   FROM ep_units GROUP BY episode_id),
 hot AS (
   SELECT episode_id, list(cell_id ORDER BY prb_in DESC, cell_id) FILTER (WHERE prb_in >= 0.8) AS hot_cells,
@@ -97,7 +98,7 @@ hot AS (
   FROM cell_share WHERE n_in > 0 GROUP BY episode_id)
 SELECT sx.*, mx.d_rsrp, mx.d_sinr, coalesce(silent.silent_share, 0) AS silent_share, silent.silent_cells,
        coalesce(pm_down.pm_down_share, 0) AS pm_down_share, pm_down.pm_down_cells, pm_down.pm_missing,
-       signals.hot_units_share, signals.interfered_units_share, signals.slow_units_share,
+       signals.hot_units_share, signals.interfered_units_share, signals.slow_units_share, signals.down_units_share,
        link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_share_in, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells
 FROM sx LEFT JOIN mx USING (episode_id) LEFT JOIN silent USING (episode_id) LEFT JOIN pm_down USING (episode_id)
 LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id) LEFT JOIN signals USING (episode_id)
