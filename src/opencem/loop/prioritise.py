@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from ..engine import Engine
 from ..engine.files import atomic_dir
 from ..engine.pipeline import sql_file
-from ..twin.run import load_episodes
+from ..twin.run import CHRONIC, load_episodes
 from ..twin.whatif import WhatIfEngine, scope_sql
 from ..vocabulary import ACTION_FOR_CAUSE, FIX_ACTIONS
 from ..workspace import Workspace
@@ -160,7 +160,10 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             # the sessions of those days say it is still there, which an episode that has become the
             # grid's or model's normal no longer shows
             last_seen = max(e["end_time"] for e in g["episodes"])
-            ongoing = (last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
+            # a chronic episode is a standing condition of its cells (hot or slow at those hours on most days):
+            # seen in the last week, it is there until fixed, whatever hours its last days flagged
+            chronic = any((e["main_signal"] or "").startswith(CHRONIC) for e in g["episodes"])
+            ongoing = (chronic and persistence > 0 or last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
                        or _still_there(whatif, g, cells, w))
             lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
