@@ -436,15 +436,19 @@ def score(
     workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables and a trained model"),
     as_of: dt.datetime = typer.Option(None, **DAY, help="Score as of this day (default: the day after the last data)"),
     top: int = typer.Option(10, help="Potential detractors to print"),
+    engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark: where the features and evidence SQL runs"),
+    spark_master: str = typer.Option(None, help="Spark master URL (default local[*]); also OPENCEM_SPARK_MASTER"),
 ) -> None:
     """Score every subscriber's network NPS; NPS of the base, segments, grids and cells; potential detractors."""
     import pyarrow.compute as pc
 
     from opencem.nps.score import score as run_score
 
+    _check_engine(engine)
     t0 = time.perf_counter()
     with console.status("scoring") as st:
-        res = run_score(workspace, _day(as_of), progress=lambda m: st.update(m))
+        res = run_score(workspace, _day(as_of), progress=lambda m: st.update(m), engine=engine,
+                        spark_master=spark_master or os.environ.get("OPENCEM_SPARK_MASTER"))
     secs = time.perf_counter() - t0
     b = res.base
     console.print(f"as of {res.as_of}: base network NPS {b['nps']:+.1f} (95 % {b['ci_low']:+.1f}..{b['ci_high']:+.1f}), "

@@ -313,3 +313,15 @@ def test_too_few_surveys_is_a_clear_error(shared, clone):
         train_nps(ws)
     assert str(e.value).startswith(f"{Workspace(ws).lake / 'surveys'}: ") and "at least 300" in str(e.value)
     assert not Workspace(ws).model("nps").exists()
+
+
+@pytest.mark.spark
+def test_spark_scores_the_same_as_duckdb(shared, clone):
+    """Scoring's SQL (features, places, detractor evidence) on Spark gives DuckDB's tables: the same
+    probabilities, segments with their intervals, and evidence (floats to 1e-9)."""
+    ws = clone(shared.ws, skip=("nps", "twin", "loop"))
+    res = score(ws, shared.scored.as_of, engine="spark", spark_master="local[2]")
+    for name, keys in (("scores", ["subscriber_id"]), ("segments", ["dimension", "segment"]), ("detractors", ["subscriber_id"])):
+        ours, theirs = getattr(shared.scored, name), getattr(res, name)
+        assert theirs.num_rows == ours.num_rows > 0, name
+        assert compare_tables(ours, theirs, keys=keys, rel=1e-9) == [], name

@@ -52,7 +52,9 @@ class ScoreResult:
 
 
 def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None = None,
-          progress: Callable[[str], None] | None = None) -> ScoreResult:
+          progress: Callable[[str], None] | None = None, engine: str = "duckdb", spark_master: str | None = None) -> ScoreResult:
+    """Score every subscriber still in the base as of ``as_of``; the SQL (features, places, evidence) runs on
+    ``engine`` (duckdb, or spark at ``spark_master``), the model in this process."""
     say = progress or (lambda _msg: None)
     ws = Workspace(workspace)
     model = model or NpsModel.load(ws.model("nps"))
@@ -60,7 +62,7 @@ def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None 
     feats = feature_list(tree)
     if [f.name for f in feats] != model.encoder.names:
         raise InputError(f"{ws.model('nps')}: the model was trained on other features; run `opencem train nps` again")
-    with ws.session() as engine:
+    with ws.session(engine, spark_master=spark_master) as engine:
         last = engine.query_row(sql_file("opencem.nps", "measured_days"), step="measured_days")[1]
         as_of = as_of or (last + dt.timedelta(days=1))
         say(f"features of every subscriber as of {as_of}")

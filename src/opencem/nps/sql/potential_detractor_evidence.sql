@@ -5,10 +5,11 @@
 -- subscriber_cell_day; only the poor sessions on each candidate's cell are read from xDR. The
 -- poor-session condition comes from the indicator tree.
 WITH week AS (SELECT * FROM subscriber_cell_day WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY),
-top AS (
-  SELECT subscriber_id, first(cell_id ORDER BY n_poor DESC, cell_id) AS cell_id, max(n_poor) AS poor_sessions FROM (
-    SELECT subscriber_id, cell_id, sum(poor_sessions) AS n_poor FROM week JOIN cand USING (subscriber_id) GROUP BY ALL)
-  GROUP BY ALL HAVING max(n_poor) > 0),
+top AS (  -- ranked with a window, not first(... ORDER BY), so that Spark runs the same SQL
+  SELECT subscriber_id, cell_id, n_poor AS poor_sessions FROM (
+    SELECT subscriber_id, cell_id, n_poor, row_number() OVER (PARTITION BY subscriber_id ORDER BY n_poor DESC, cell_id) AS k
+    FROM (SELECT subscriber_id, cell_id, sum(poor_sessions) AS n_poor FROM week JOIN cand USING (subscriber_id) GROUP BY ALL))
+  WHERE k = 1 AND n_poor > 0),
 ps AS (
   SELECT x.subscriber_id, x.cell_id, x.service, x.start_time, x.rtt_ms, x.success, x.day
   FROM xdr x JOIN top USING (subscriber_id, cell_id)
@@ -16,7 +17,7 @@ ps AS (
 kpi AS (
   SELECT ps.subscriber_id, avg(k.prb_util_dl) AS prb_util, avg(k.ul_interference_dbm) AS ul_interf
   FROM ps JOIN kpi_cell_15min k ON k.cell_id = ps.cell_id
-    AND k.period_start = time_bucket(INTERVAL 15 MINUTE, ps.start_time) GROUP BY ALL),
+    AND ps.start_time >= k.period_start AND ps.start_time < k.period_start + INTERVAL 15 MINUTE GROUP BY ALL),
 radio AS (
   SELECT ps.subscriber_id, avg(r.rsrp_dbm) AS rsrp, avg(r.sinr_db) AS sinr
   FROM (SELECT DISTINCT subscriber_id, cell_id, date_trunc('hour', start_time) AS h FROM ps) ps
@@ -32,10 +33,12 @@ rtt AS (
                        AND cell_id IN (SELECT cell_id FROM top) GROUP BY ALL) b
     ON b.cell_id = ps.cell_id GROUP BY ALL),
 hours AS (
-  SELECT subscriber_id, first(band ORDER BY n DESC, band) AS when_ FROM (
-    SELECT subscriber_id, CASE WHEN hour(start_time) < 6 THEN 'night' WHEN hour(start_time) < 12 THEN 'mornings'
-           WHEN hour(start_time) < 17 THEN 'afternoons' ELSE 'evenings' END AS band, count(*) AS n
-    FROM ps GROUP BY ALL) GROUP BY ALL),
+  SELECT subscriber_id, band AS when_ FROM (
+    SELECT subscriber_id, band, row_number() OVER (PARTITION BY subscriber_id ORDER BY n DESC, band) AS k FROM (
+      SELECT subscriber_id, CASE WHEN hour(start_time) < 6 THEN 'night' WHEN hour(start_time) < 12 THEN 'mornings'
+             WHEN hour(start_time) < 17 THEN 'afternoons' ELSE 'evenings' END AS band, count(*) AS n
+      FROM ps GROUP BY ALL))
+  WHERE k = 1),
 dev AS (  -- poor-session rate of each device model against the rest over the same week
   SELECT b.device_model, sum(w.poor_sessions) * 1E0 / sum(w.sessions) AS poor_rate
   FROM week w JOIN subscribers b USING (subscriber_id) GROUP BY ALL)
