@@ -559,7 +559,7 @@ def prioritise(
     budget: int = typer.Option(8, help="Budget in cost units (low 1, medium 2, high 4)"),
     horizon_days: int = typer.Option(7, help="Days after a fix its expected NPS lift is averaged over (verification's window)"),
 ) -> None:
-    """Candidate fixes from the twin's episodes and chronic cells, ranked by expected NPS lift x value per cost."""
+    """Candidate fixes from the twin's episodes (transient and chronic), ranked by expected NPS lift x value per cost."""
     from opencem.loop.prioritise import prioritise as run_prioritise
 
     with _progress() as bars:
