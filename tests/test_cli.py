@@ -39,7 +39,7 @@ def test_a_bad_day_is_a_usage_error_naming_the_option(tmp_path, args, option):
 def test_a_day_reaches_the_command_as_a_date(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_score(workspace, as_of, progress=None):
+    def fake_score(workspace, as_of, progress=None, **engine):
         seen["as_of"] = as_of
         raise FileNotFoundError(f"{workspace}: stop here")
 
@@ -68,7 +68,7 @@ def test_our_input_checks_are_one_line(tmp_path):
 
 
 def test_data_failing_validation_is_one_line_with_exit_code_1(tmp_path, monkeypatch):
-    def fake_score(workspace, as_of, progress=None):
+    def fake_score(workspace, as_of, progress=None, **engine):
         raise ContractError("subscribers.parquet: column 'plan' is missing")
 
     monkeypatch.setattr(opencem.nps.score, "score", fake_score)
