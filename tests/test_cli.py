@@ -79,7 +79,7 @@ def test_data_failing_validation_is_one_line_with_exit_code_1(tmp_path, monkeypa
 @pytest.mark.parametrize("bug", [KeyError("plan_id"), TypeError("unsupported operand"), AttributeError("no attribute"),
                                  ValueError("operands could not be broadcast together")])
 def test_a_programming_error_keeps_its_traceback(tmp_path, monkeypatch, bug):
-    def broken_score(workspace, as_of, progress=None):
+    def broken_score(workspace, as_of, progress=None, **engine):
         raise bug  # not one of our input checks: a ValueError from here is a library's or a bug
 
     monkeypatch.setattr(opencem.nps.score, "score", broken_score)
