@@ -4,8 +4,8 @@ Treated: subscribers with at least MIN_SESSIONS sessions on the fix's cells (or 
 in the PRE_DAYS before the fix, and not in the scope of another fix of the period (whose effect their change
 would carry too). Controls: subscribers out of reach of every fix of the period (no
 session on a cell of the same sites or transport links as any fix's cells, no handset of a fixed model),
-CONTROLS nearest to each treated subscriber on their trajectory before the fix (the estimated NPS in
-each half of the pre window) and their CEI, poor-session share, usage and ARPU, standardised.
+CONTROLS nearest to each treated subscriber on their trajectory before the fix (the estimated NPS in the
+week before the pre window and in each half of it) and their CEI, poor-session share, usage and ARPU, standardised.
 
 The NPS is the model's estimate of each subscriber on every day: a window's NPS is the mean over its
 days, so the estimate is the fix's mean effect over the days after it, as the customers lived them.
