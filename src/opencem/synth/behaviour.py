@@ -209,10 +209,11 @@ def simulate_chunk(ctx: Context, sub: dict, idx: np.ndarray, chunk: int, params:
             "main_fault_id": pa.array(np.where(main_fault[act_idx] >= 0, fault_ids[np.maximum(main_fault[act_idx], 0)], None), pa.string()),
         }))
         events["nps"].append(_nps_sums(day, s_now[act_idx]))
+        answer = _answer_nps(sat) if any(day >= f.day for f in fixes) else None  # every world's, once a day
         for wi, f in enumerate(fixes, start=1):
             if day >= f.day:
                 post_sat[f.fix_id] += np.vstack([s_now, sat[wi]])
-                post_census[f.fix_id] += np.vstack([_answer_nps(s_now), _answer_nps(sat[wi])])
+                post_census[f.fix_id] += np.vstack([answer[0], answer[wi]])
                 post_days[f.fix_id] += 1
 
         write("xdr", day, _xdr_table(ctx, sub, d, q, day, chunk, start_date))

@@ -129,9 +129,9 @@ def _clusters(units: pa.Table, cfg: DetectConfig) -> np.ndarray:
     for a, b in sorted(touching | {(b, a) for a, b in touching}):
         if a in experience and b in placed and size[a] <= FRINGE * size[b] and (a not in fringe or size[b] > size[fringe[a]]):
             fringe[a] = b
-    for a, b in fringe.items():
-        labels[labels == a] = b
-    return labels
+    join = np.arange(len(size))
+    join[list(fringe)] = list(fringe.values())
+    return join[labels]
 
 
 def _signal(i: int) -> str:
