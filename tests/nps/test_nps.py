@@ -62,7 +62,11 @@ def test_model_card_names_features_windows_and_data(shared):
     usable = one(shared.ws, "SELECT count(*) FROM surveys WHERE CAST(survey_time AS DATE) >= $day",
                  day=dt.date.fromisoformat(w["fit"][0]))
     assert sum(w["answers"][k] for k in ("fit", "validation", "test")) == usable
-    assert 0 < w["answers"]["fit_tracker"] < one(shared.ws, "SELECT count(*) FROM nps_tracker")
+    tracked = one(shared.ws, "SELECT count(*) FROM nps_tracker WHERE CAST(answer_time AS DATE) >= $day",
+                  day=dt.date.fromisoformat(w["fit"][0]))
+    assert 0 < w["answers"]["fit_tracker"] < tracked
+    # the split only chooses rounds and link: the model that scores is refit on every answer
+    assert card["latent_score"]["refit_on_answers"] == usable + tracked
     assert {f["direction"] for f in feats} == {-1, 0, 1}
 
     fp = card["data"]["fingerprint"]

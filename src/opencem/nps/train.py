@@ -30,6 +30,7 @@ from .model import (
     LEVELS,
     Encoder,
     NpsModel,
+    PARAMS,
     OrdinalLink,
     Replica,
     answer_class,
@@ -47,7 +48,6 @@ MIN_INVITATIONS = 200  # fewer invitations than this do not fit a response prope
 WEIGHT_CLIP = (0.2, 5.0)  # inverse-propensity weights are kept in this range (relative to the mean)
 REPLICAS = 10  # bootstrap refits behind the intervals
 BOOTSTRAP_SEED = 23
-TRACKER_IN_FIT = True
 ANCHOR_SAMPLE = 50_000
 
 
@@ -109,34 +109,72 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     fit, val, test = (part == 0), (part == 1), (part == 2)
 
     weight, propensity = _response_weights(enc, data, invites)
-    # the tracker's answers of the fit days are answers too (and nobody chose to give them): they join the fit
+    # the tracker's answers are answers too (and nobody chose to give them): those of the fit days join the fit
     x_tr, s_tr = enc.matrix(tracker), tracker["score"].to_numpy().astype(float)
-    tr_fit = np.array(tracker["as_of"].to_pylist(), dtype="datetime64[D]").astype(int) <= cut1 if TRACKER_IN_FIT else np.zeros(len(s_tr), bool)
+    y_tr = answer_class(s_tr)
+    tr_fit = np.array(tracker["as_of"].to_pylist(), dtype="datetime64[D]").astype(int) <= cut1
     x_fit, s_fit, w_fit = np.vstack([x[fit], x_tr[tr_fit]]), np.r_[score[fit], s_tr[tr_fit]], np.r_[weight[fit], np.ones(tr_fit.sum())]
     say(f"monotone LightGBM on {len(s_fit):,} answers, early stopping on {val.sum():,}")
-    reg = fit_regressor(x_fit, s_fit, w_fit, x[val], score[val], weight[val], enc.categorical, monotone)
-    link = OrdinalLink.fit(reg.predict(x[val]), y[val], weight[val])
+    held = fit_regressor(x_fit, s_fit, w_fit, x[val], score[val], weight[val], enc.categorical, monotone)
+    rounds = max(held.best_iteration, 1)
+    link = OrdinalLink.fit(held.predict(x[val]), y[val], weight[val])
+
+    def refit(answers: np.ndarray, tracked: np.ndarray, seed: int = PARAMS["seed"]):
+        """The latent score with the rounds chosen above, on the given survey and tracker answers."""
+        return fit_regressor(np.vstack([x[answers], x_tr[tracked]]), np.r_[score[answers], s_tr[tracked]],
+                             np.r_[weight[answers], np.ones(len(tracked))], None, None, None, enc.categorical, monotone,
+                             rounds=rounds, seed=seed)
+
+    # the model that scores is refit on every answer with the rounds and link chosen above: the latest
+    # answers are the ones that have seen the latest events (a price change), and none is wasted
+    every, n_tr = np.arange(len(score)), len(s_tr)
+    say(f"refit on all {len(score) + n_tr:,} answers, {rounds} rounds")
+    reg = refit(every, np.arange(n_tr))
     model = NpsModel(enc, reg, link)
 
-    level_sample = _level_sample(ws, model, feats, anchor, tracker)
-    model.shift, model.level = _level(model.link, reg, level_sample)
+    # the level is read on tracker answers the reading model was not fit on (one that has seen an answer
+    # predicts it too well, and would understate the shift): two halves, each scored by a refit on the
+    # other. A refit on half the tracker sits lower than the full model (the tracker pulls the fit up);
+    # their gap on the base, which neither has seen, carries its shift over to the full model.
+    half = np.random.default_rng(BOOTSTRAP_SEED).permutation(n_tr) % 2
+    waves = _base_samples(ws, enc, feats, anchor) if anchor else None
+    level = "anchor" if anchor else "tracker" if n_tr >= MIN_TRACKER_ANSWERS else "respondents"
+    if level == "anchor":
+        model.shift = link.shift_for_nps([(reg.predict(xb), nps) for xb, nps in waves])
+    elif level == "tracker":
+        wave = np.sort(np.array(tracker["as_of"].to_pylist(), dtype="datetime64[D]"))
+        ((base, _),) = _base_samples(ws, enc, feats, [(wave[len(wave) // 2].item(), None)])
+        held_out, gap = np.empty(n_tr), 0.0
+        for k in (0, 1):
+            reg_k = refit(every, np.flatnonzero(half != k))
+            held_out[half == k] = reg_k.predict(x_tr[half == k])
+            gap += float(np.mean(reg.predict(base) - reg_k.predict(base))) / 2
+        model.shift = link.shift_for(held_out, y_tr) - gap
+    model.level = level
     say(f"level: {LEVELS[model.level]}")
 
     say(f"{replicas} bootstrap refits for the intervals")
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    idx_val = np.flatnonzero(val)
     for i in range(replicas):
-        f_i, v_i = rng.choice(len(s_fit), len(s_fit)), rng.choice(idx_val, len(idx_val))
-        reg_i = fit_regressor(x_fit[f_i], s_fit[f_i], w_fit[f_i], None, None, None, enc.categorical, monotone,
-                              rounds=max(reg.best_iteration, 1), seed=1000 + i)
-        link_i = OrdinalLink.fit(reg_i.predict(x[v_i]), y[v_i], weight[v_i])
-        shift_i, _ = _level(link_i, reg_i, level_sample, np.random.default_rng([BOOTSTRAP_SEED, i]))
+        # a refit on a resample of the survey answers and of one half of the tracker; its link is fit on the
+        # survey answers it did not draw and its level on a resample of the other half
+        drawn = rng.choice(len(score), len(score))
+        own, other = np.flatnonzero(half == i % 2), np.flatnonzero(half != i % 2)
+        reg_i = refit(drawn, rng.choice(own, len(own)), seed=1000 + i)
+        oob = np.setdiff1d(every, drawn)
+        link_i = OrdinalLink.fit(reg_i.predict(x[oob]), y[oob], weight[oob])
+        shift_i = 0.0
+        if level == "anchor":
+            shift_i = link_i.shift_for_nps([(reg_i.predict(xb), nps) for xb, nps in waves])
+        elif level == "tracker":
+            j = np.random.default_rng([BOOTSTRAP_SEED, i]).choice(other, len(other))
+            shift_i = link_i.shift_for(reg_i.predict(x_tr[j]), y_tr[j])
         model.replicas.append(Replica(reg_i, link_i, shift_i))
 
     say("scoring the later answers")
     res = {}
     for label, mask in (("validation", val), ("test", test)):
-        s = reg.predict(x[mask])  # respondents' level, as the answers are
+        s = held.predict(x[mask])  # the model before its refit, which has not seen these answers
         res[label] = metrics(link.proba(s), y[mask], np.clip(s, 0, 10), score[mask])
 
     fi = reg.feature_importance("gain")
@@ -153,12 +191,12 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
                      for f in feats],
         "feature_window_days": WINDOW_DAYS,
         "classes": {"detractor": "0-6", "passive": "7-8", "promoter": "9-10"},
-        "latent_score": {"rounds": reg.best_iteration, "monotone_features": int(sum(m != 0 for m in monotone)), "params": {
+        "latent_score": {"rounds": rounds, "refit_on_answers": len(score) + n_tr, "monotone_features": int(sum(m != 0 for m in monotone)), "params": {
             k: v for k, v in reg.params.items() if k in ("learning_rate", "num_leaves", "min_data_in_leaf", "lambda_l2")}},
         "ordinal_link": link.to_dict(),
         "response_weighting": propensity,
         "level": {"correction": model.level, "meaning": LEVELS[model.level], "shift": round(model.shift, 4),
-                  "tracker_answers": tracker.num_rows, "anchor": {str(d): v for d, v in anchor} if anchor else None},
+                  "tracker_answers": n_tr, "anchor": {str(d): v for d, v in anchor} if anchor else None},
         "replicas": replicas,
         "metrics_on_respondents": res,
         "top_features_by_gain": [{"name": n, "gain": round(float(g), 1)} for n, g in top],
@@ -188,35 +226,17 @@ def _with_trigger(x: np.ndarray, invites: pa.Table) -> np.ndarray:
     return np.column_stack([x, after_care.astype(float)])
 
 
-def _level_sample(ws: Workspace, model: NpsModel, feats, anchor, tracker: pa.Table):
-    """What sets the level: ("anchor", [(base features, study NPS)]), ("tracker", (features, classes)) or None."""
-    if anchor:
-        with ws.session() as engine:
-            (n,) = engine.query_row("SELECT count(*) FROM subscribers", step="subscribers")
-            waves = []
-            for day, nps in anchor:
-                xb = build_features(engine, base_requests(engine, day, max(1, n // ANCHOR_SAMPLE)), feats)
-                if xb.num_rows == 0:
-                    raise InputError(f"--anchor {day}: no subscribers with data on that day")
-                waves.append((model.encoder.matrix(xb), nps))
-        return ("anchor", waves)
-    if tracker.num_rows >= MIN_TRACKER_ANSWERS:
-        return ("tracker", (model.encoder.matrix(tracker), answer_class(tracker["score"].to_numpy())))
-    return None
-
-
-def _level(link: OrdinalLink, reg, sample, rng: np.random.Generator | None = None) -> tuple[float, str]:
-    """The level shift for a link and regressor; with ``rng``, on a bootstrap resample of the tracker."""
-    if sample is None:
-        return 0.0, "respondents"
-    kind, data = sample
-    if kind == "anchor":
-        return link.shift_for_nps([(reg.predict(xb), nps) for xb, nps in data]), "anchor"
-    xt, yt = data
-    if rng is not None:
-        i = rng.choice(len(yt), len(yt))
-        xt, yt = xt[i], yt[i]
-    return link.shift_for(reg.predict(xt), yt), "tracker"
+def _base_samples(ws: Workspace, enc: Encoder, feats, days: list[tuple[dt.date, float | None]]) -> list[tuple[np.ndarray, float | None]]:
+    """Each day's base features (a sample of at most ANCHOR_SAMPLE subscribers), with the value given for it."""
+    with ws.session() as engine:
+        (n,) = engine.query_row("SELECT count(*) FROM subscribers", step="subscribers")
+        out = []
+        for day, value in days:
+            xb = build_features(engine, base_requests(engine, day, max(1, n // ANCHOR_SAMPLE)), feats)
+            if xb.num_rows == 0:
+                raise InputError(f"--anchor {day}: no subscribers with data on that day")
+            out.append((enc.matrix(xb), value))
+    return out
 
 
 def _span(days: np.ndarray) -> list[str]:
