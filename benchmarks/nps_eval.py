@@ -7,7 +7,9 @@ OP is an `opencem synth` output, WS its `opencem measure` workspace. The script 
 day from the second week on, and compares with the truth:
 
 * detractor ROC-AUC on the later (test) answers, and the oracle's on the same answers: the truth's
-  P(detractor) from the answerer's latent satisfaction that day and the answer noise;
+  P(detractor) from the answerer's latent satisfaction that day and the answer noise; and the experience
+  oracle's, which ranks the same answers by the truth's penalties that day (network, price, billing, care)
+  and does not know the customer's own baseline satisfaction, which no input shows;
 * base NPS per day against the truth's census NPS (what the whole base would answer), and whether the
   95 % interval holds it;
 * potential detractors whose true main driver that day is not the network (price, billing or care
@@ -58,15 +60,24 @@ def main() -> None:
     model.save(ws.model("nps"))
     card = model.card
 
-    # oracle: the same test answers scored with the truth's P(detractor) that day
-    with ws.session(tables=("surveys",)) as engine:
-        answers = engine.query_arrow("SELECT subscriber_id, CAST(survey_time AS DATE) AS day, score FROM surveys "
-                                     "WHERE CAST(survey_time AS DATE) BETWEEN $a AND $b",
-                                     {"a": dt.date.fromisoformat(card["training_window"]["test"][0]),
-                                      "b": dt.date.fromisoformat(card["training_window"]["test"][1])})
-    j = answers.join(daily.select(["subscriber_id", "date", "satisfaction"]), ["subscriber_id", "day"], ["subscriber_id", "date"])
-    sat = j["satisfaction"].to_numpy().astype(float)
-    oracle_auc = float(roc_auc_score(answer_class(j["score"].to_numpy()) == 0, norm.cdf((6.5 - sat) / noise)))
+    # oracles: the same test answers scored with the truth's P(detractor) that day, and with what the truth
+    # knows except the customer's own baseline: that day's penalties, less the mean baseline of customers of
+    # the same plan, age band and tenure (> 48 months)
+    with ws.session(tables=("surveys", "subscribers")) as engine:
+        engine.register_arrow("truth_daily", daily)
+        j = engine.query_arrow(
+            "WITH base AS (SELECT subscriber_id, avg(satisfaction + network_penalty + nonnetwork_penalty) AS base "
+            "  FROM truth_daily GROUP BY subscriber_id), "
+            "observed AS (SELECT s.subscriber_id, avg(b.base) OVER (PARTITION BY plan, age_band, tenure_months > 48) AS base "
+            "  FROM subscribers s JOIN base b USING (subscriber_id)) "
+            "SELECT a.score, d.satisfaction, d.network_penalty + d.nonnetwork_penalty - o.base AS deficit "
+            "FROM surveys a JOIN truth_daily d ON d.subscriber_id = a.subscriber_id AND d.date = CAST(a.survey_time AS DATE) "
+            "JOIN observed o ON o.subscriber_id = a.subscriber_id WHERE CAST(a.survey_time AS DATE) BETWEEN $a AND $b",
+            {"a": dt.date.fromisoformat(card["training_window"]["test"][0]),
+             "b": dt.date.fromisoformat(card["training_window"]["test"][1])})
+    detractor = answer_class(j["score"].to_numpy()) == 0
+    oracle_auc = float(roc_auc_score(detractor, norm.cdf((6.5 - j["satisfaction"].to_numpy().astype(float)) / noise)))
+    experience_oracle_auc = float(roc_auc_score(detractor, j["deficit"].to_numpy()))
 
     days = sorted(census)
     rows, speed = [], []
@@ -89,12 +100,13 @@ def main() -> None:
 
     errors = np.array([r["error"] for r in rows])
     line = {
-        "benchmark": "nps_eval", "date": dt.date.today().isoformat(), "data": a.data.name,
+        "benchmark": "nps_eval", "date": dt.date.today().isoformat(), "data": a.data.name, "seed": _seed(a.data),
         "subscribers": last.scores.num_rows, "train_seconds": round(train_s, 1),
         "level": card["level"], "response_weighting": card["response_weighting"],
         "answers": card["training_window"]["answers"],
         "test_detractor_auc": round(card["metrics_on_respondents"]["test"]["detractor_auc"], 4),
         "oracle_detractor_auc": round(oracle_auc, 4),
+        "experience_oracle_detractor_auc": round(experience_oracle_auc, 4),
         "base_nps_mean_abs_error": round(float(np.abs(errors).mean()), 2),
         "base_nps_max_abs_error": round(float(np.abs(errors).max()), 2),
         "days_within_3": int((np.abs(errors) <= 3).sum()), "days_scored": len(rows),
@@ -109,6 +121,11 @@ def main() -> None:
     print(json.dumps({k: v for k, v in line.items() if k != "days"}, indent=1))
     with a.out.open("a") as f:
         f.write(json.dumps(line) + "\n")
+
+
+def _seed(data: Path) -> int | None:
+    manifest = data / "truth" / "manifest.json"
+    return json.loads(manifest.read_text())["config"].get("seed") if manifest.exists() else None
 
 
 if __name__ == "__main__":
