@@ -234,7 +234,7 @@ def _base_samples(ws: Workspace, enc: Encoder, feats, days: list[tuple[dt.date, 
         for day, value in days:
             xb = build_features(engine, base_requests(engine, day, max(1, n // ANCHOR_SAMPLE)), feats)
             if xb.num_rows == 0:
-                raise InputError(f"--anchor {day}: no subscribers with data on that day")
+                raise InputError(f"{day}: no subscribers with data on that day to set the level on")
             out.append((enc.matrix(xb), value))
     return out
 
