@@ -18,7 +18,7 @@ from opencem.geo import grid_of
 from opencem.twin.accuracy import evaluate, load_faults
 from opencem.twin.episodes import DetectConfig, cluster
 from opencem.twin.run import _clusters, diagnose, episodes_geojson, load_episodes, state_geojson
-from opencem.twin.whatif import WhatIfEngine, whatif
+from opencem.twin.whatif import NUMERIC, WhatIfEngine, _counterfactual, whatif
 from opencem.vocabulary import CAUSES
 from opencem.workspace import Workspace
 
@@ -125,6 +125,19 @@ def test_whatif_transport_fix_brings_rtt_down_and_nps_not_down(shared, faults):
     assert w.cei_change > 0 and w.nps_after >= w.nps_before
     with pytest.raises(ValueError, match="unknown what-if action"):
         whatif(shared.ws, "paint_it_green", start, end, cells=cells)
+
+
+def test_whatif_capacity_takes_the_queueing_delay_away_with_the_load(shared):
+    """Added capacity halves a cell's PRB load and lowers its RTT context by the delay that load explains on
+    the network's cells: a busy session's context falls, an idle one's hardly moves."""
+    with WhatIfEngine(shared.ws, shared.diag.start, shared.diag.end) as w:
+        sessions = pa.table({c: pa.array([0.0, 0.0], pa.float64()) for c in NUMERIC})
+        sessions = sessions.set_column(NUMERIC.index("prb_util_dl"), "prb_util_dl", pa.array([0.97, 0.08]))
+        sessions = sessions.set_column(NUMERIC.index("ctx_log_rtt"), "ctx_log_rtt", pa.array([np.log(300.0), np.log(40.0)]))
+        changed, _ = _counterfactual(w.engine, sessions, "add_capacity", 0.5)
+    assert changed["prb_util_dl"].to_pylist() == pytest.approx([0.485, 0.04])
+    busy, idle = np.array(sessions["ctx_log_rtt"].to_pylist()) - np.array(changed["ctx_log_rtt"].to_pylist())
+    assert busy > 0.2 and 0 <= idle < busy / 5, (busy, idle)
 
 
 def test_whatif_radio_fix_raises_the_reports_the_radio_features_read(shared):

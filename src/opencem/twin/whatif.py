@@ -7,7 +7,9 @@ the result through the same SQL and model as `opencem measure` and `opencem scor
    context) and the device model's poor share that day (the device context). A fix sets its condition
    back to normal:
 
-   - ``add_capacity``: the cells' PRB load x ``factor`` (0.5: a second carrier of the same size);
+   - ``add_capacity``: the cells' PRB load x ``factor`` (0.5: a second carrier of the same size), and their
+     RTT context down by the queueing delay that load explains on the network's cells (the median
+     cell-hour RTT per tenth of load);
    - ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
    - ``clear_interference``: the cells' UL interference and their users' SINR to the cell's quiet level;
    - ``fix_core``: the cells' failure context to the network's quiet level;
@@ -177,7 +179,14 @@ def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> 
     col = {c: _floats(t, c) for c in NUMERIC}
     radio = {"rsrp_floor": None, "sinr_floor": None}
     if action == "add_capacity":
-        return _set(t, "prb_util_dl", col["prb_util_dl"] * factor), radio
+        # the RTT context falls with the load by the network's queueing curve (never below where it is)
+        by_band = engine.query_arrow(_sql("load_log_rtt"), step="load_log_rtt")
+        centres = (by_band["band"].to_numpy().astype(float) + 0.5) / 10
+        curve = np.maximum.accumulate(by_band["log_rtt"].to_numpy().astype(float))
+        load, new_load = col["prb_util_dl"], col["prb_util_dl"] * factor
+        queueing = np.interp(load, centres, curve) - np.interp(new_load, centres, curve) if len(curve) else 0.0
+        t = _set(t, "ctx_log_rtt", col["ctx_log_rtt"] - np.nan_to_num(np.maximum(queueing, 0.0)))
+        return _set(t, "prb_util_dl", new_load), radio
     if action == "fix_transport":
         net = np.full(24, np.nan)
         by_hour = engine.query_arrow(_sql("network_log_rtt"), step="network_log_rtt")
