@@ -134,7 +134,7 @@ def test_whatif_capacity_takes_the_queueing_delay_away_with_the_load(shared):
         sessions = pa.table({c: pa.array([0.0, 0.0], pa.float64()) for c in NUMERIC})
         sessions = sessions.set_column(NUMERIC.index("prb_util_dl"), "prb_util_dl", pa.array([0.97, 0.08]))
         sessions = sessions.set_column(NUMERIC.index("ctx_log_rtt"), "ctx_log_rtt", pa.array([np.log(300.0), np.log(40.0)]))
-        changed, _ = _counterfactual(w.engine, sessions, "add_capacity", 0.5)
+        changed, _ = _counterfactual(w.network, sessions, "add_capacity", 0.5)
     assert changed["prb_util_dl"].to_pylist() == pytest.approx([0.485, 0.04])
     busy, idle = np.array(sessions["ctx_log_rtt"].to_pylist()) - np.array(changed["ctx_log_rtt"].to_pylist())
     assert busy > 0.2 and 0 <= idle < busy / 5, (busy, idle)

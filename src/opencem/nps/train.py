@@ -140,7 +140,7 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
     waves = _base_samples(ws, enc, feats, anchor) if anchor else None
     level = "anchor" if anchor else "tracker" if n_tr >= MIN_TRACKER_ANSWERS else "respondents"
     if level == "anchor":
-        model.shift = link.shift_for_nps([(reg.predict(xb), nps) for xb, nps in waves])
+        model.shift = _shift(level, link, reg, waves)
     elif level == "tracker":
         wave = np.sort(np.array(tracker["as_of"].to_pylist(), dtype="datetime64[D]"))
         ((base, _),) = _base_samples(ws, enc, feats, [(wave[len(wave) // 2].item(), None)])
@@ -163,13 +163,8 @@ def train_nps(workspace: Path, tree_path: Path | None = None, anchor: list[tuple
         reg_i = refit(drawn, rng.choice(own, len(own)), seed=1000 + i)
         oob = np.setdiff1d(every, drawn)
         link_i = OrdinalLink.fit(reg_i.predict(x[oob]), y[oob], weight[oob])
-        shift_i = 0.0
-        if level == "anchor":
-            shift_i = link_i.shift_for_nps([(reg_i.predict(xb), nps) for xb, nps in waves])
-        elif level == "tracker":
-            j = np.random.default_rng([BOOTSTRAP_SEED, i]).choice(other, len(other))
-            shift_i = link_i.shift_for(reg_i.predict(x_tr[j]), y_tr[j])
-        model.replicas.append(Replica(reg_i, link_i, shift_i))
+        j = np.random.default_rng([BOOTSTRAP_SEED, i]).choice(other, len(other))
+        model.replicas.append(Replica(reg_i, link_i, _shift(level, link_i, reg_i, waves, x_tr[j], y_tr[j])))
 
     say("scoring the later answers")
     res = {}
@@ -224,6 +219,16 @@ def _response_weights(enc: Encoder, data: pa.Table, invites: pa.Table) -> tuple[
 def _with_trigger(x: np.ndarray, invites: pa.Table) -> np.ndarray:
     after_care = pc.equal(invites["trigger"], "after_care").fill_null(False).to_numpy(zero_copy_only=False)
     return np.column_stack([x, after_care.astype(float)])
+
+
+def _shift(level: str, link: OrdinalLink, reg, waves, x_tracker=None, y_tracker=None) -> float:
+    """The level shift of ``link`` and ``reg``: the anchor's NPS on its base samples (``waves``), or the
+    most likely on the tracker answers given."""
+    if level == "anchor":
+        return link.shift_for_nps([(reg.predict(xb), nps) for xb, nps in waves])
+    if level == "tracker":
+        return link.shift_for(reg.predict(x_tracker), y_tracker)
+    return 0.0
 
 
 def _base_samples(ws: Workspace, enc: Encoder, feats, days: list[tuple[dt.date, float | None]]) -> list[tuple[np.ndarray, float | None]]:

@@ -33,6 +33,7 @@ the result through the same SQL and model as `opencem measure` and `opencem scor
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -173,14 +174,15 @@ def _set(t: pa.Table, name: str, values: np.ndarray) -> pa.Table:
     return t.set_column(t.schema.get_field_index(name), name, pa.array(values, pa.float64()))
 
 
-def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> tuple[pa.Table, dict]:
+def _counterfactual(network: Callable[[str], pa.Table], t: pa.Table, action: str, factor: float) -> tuple[pa.Table, dict]:
     """The sessions ``t`` under the changed conditions, and the floors a radio fix sets on the scope's
-    measurement reports (``rsrp_floor`` / ``sinr_floor``, None: unchanged)."""
+    measurement reports (``rsrp_floor`` / ``sinr_floor``, None: unchanged); ``network(name)`` gives the
+    result of one of the network-wide queries the conditions are reset to."""
     col = {c: _floats(t, c) for c in NUMERIC}
     radio = {"rsrp_floor": None, "sinr_floor": None}
     if action == "add_capacity":
         # the RTT context falls with the load by the network's queueing curve (never below where it is)
-        by_band = engine.query_arrow(_sql("load_log_rtt"), step="load_log_rtt")
+        by_band = network("load_log_rtt")
         centres = (by_band["band"].to_numpy().astype(float) + 0.5) / 10
         curve = np.maximum.accumulate(by_band["log_rtt"].to_numpy().astype(float))
         load, new_load = col["prb_util_dl"], col["prb_util_dl"] * factor
@@ -189,15 +191,15 @@ def _counterfactual(engine: Engine, t: pa.Table, action: str, factor: float) -> 
         return _set(t, "prb_util_dl", new_load), radio
     if action == "fix_transport":
         net = np.full(24, np.nan)
-        by_hour = engine.query_arrow(_sql("network_log_rtt"), step="network_log_rtt")
+        by_hour = network("network_log_rtt")
         for h, v in zip(by_hour["hod"].to_pylist(), by_hour["log_rtt"].to_pylist()):
             net[h] = v
         return _set(t, "ctx_log_rtt", np.minimum(col["ctx_log_rtt"], net[col["hod"].astype(int)])), radio
     if action == "fix_core":
-        (quiet,) = engine.query_row(_sql("quiet_fail_share"), step="quiet_fail_share")
+        quiet = network("quiet_fail_share").column(0)[0].as_py()
         return _set(t, "ctx_fail", np.minimum(col["ctx_fail"], quiet)), radio
     if action == "clear_interference":
-        (ul_q,) = engine.query_row(_sql("quiet_ul_interference"), step="quiet_ul_interference")
+        ul_q = network("quiet_ul_interference").column(0)[0].as_py()
         ul_q = np.nan if ul_q is None else ul_q  # no UL interference counter: SINR alone says it
         sinr_q = np.nanquantile(col["sinr_db"], 0.7) if np.isfinite(col["sinr_db"]).any() else np.nan
         t = _set(t, "ul_interference_dbm", np.minimum(col["ul_interference_dbm"], ul_q))
@@ -249,6 +251,13 @@ class WhatIfEngine:
         self.donors = Donors(_sessions(self.engine, self.window, SAMPLE, {"sample_every": DONOR_EVERY}))
         self.model = model or NpsModel.load(ws.model("nps"))
         self.feats = feature_list(load_tree())
+        self._network: dict[str, pa.Table] = {}
+
+    def network(self, name: str) -> pa.Table:
+        """A network-wide query's result (the normal conditions a fix resets to), once per window."""
+        if name not in self._network:
+            self._network[name] = self.engine.query_arrow(_sql(name), step=name)
+        return self._network[name]
 
     def close(self) -> None:
         self.engine.close()
@@ -283,7 +292,7 @@ class WhatIfEngine:
             after = self.donors.replay(_set(observed, "ctx_device_poor", healthy), device_model, same_device=False)
         else:
             before = self.donors.replay(observed)
-            changed, floors = _counterfactual(self.engine, observed, action, factor)
+            changed, floors = _counterfactual(self.network, observed, action, factor)
             after = self.donors.replay(changed)
             radio = {**floors, "scope_cells": list(cells)} if any(v is not None for v in floors.values()) else None
         days = [since + dt.timedelta(days=i) for i in range(horizon)]
