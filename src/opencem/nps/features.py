@@ -62,7 +62,8 @@ def feature_list(tree: Tree) -> list[Feature]:
     add("cei_worst_memory", "overall", NETWORK, "worst day, fading by 0.8 a day (100 - CEI)",
         "max((100 - cei) * pow(0.8, age - 1))", "sd", down)
     add("cei_trend", "overall", NETWORK, "CEI of the last 3 days minus the 28-day mean",
-        "avg(CASE WHEN age <= 3 THEN cei END) - avg(cei)", "sd", up)
+        f"{_exact_sum('CASE WHEN age <= 3 THEN cei END')} / count(CASE WHEN age <= 3 THEN cei END) - {_exact_sum('cei')} / count(cei)",
+        "sd", up)
     # per service and per KQI (tree nodes): the worst day of the last 7
     for s, node in tree.services.items():
         add(f"{s}_min_7", s, NETWORK, f"worst daily {s} CEI in the last 7 days", f"min(CASE WHEN age <= 7 THEN cei_{s} END)", "sd", up)
@@ -72,10 +73,11 @@ def feature_list(tree: Tree) -> list[Feature]:
                 f"min(CASE WHEN age <= 7 THEN {col} END)", "svc", up)
     # radio, from the daily sums of the subscriber's measurement reports (radio_subscriber_day)
     add("rsrp_mean", "radio.coverage", NETWORK, "mean RSRP of the subscriber's measurement reports (dBm)",
-        "sum(rsrp_sum) / NULLIF(sum(rsrp_reports), 0)", "mr", up)
+        f"{_exact_sum('rsrp_sum')} / NULLIF(sum(rsrp_reports), 0)", "mr", up)
     add("rsrp_poor_share", "radio.coverage", NETWORK, f"share of reports with RSRP below {POOR_RSRP_DBM} dBm",
         "sum(rsrp_poor) * 1E0 / sum(reports)", "mr", down)
-    add("sinr_mean", "radio.interference", NETWORK, "mean SINR (dB)", "sum(sinr_sum) / NULLIF(sum(sinr_reports), 0)", "mr", up)
+    add("sinr_mean", "radio.interference", NETWORK, "mean SINR (dB)", f"{_exact_sum('sinr_sum')} / NULLIF(sum(sinr_reports), 0)",
+        "mr", up)
     add("sinr_poor_share", "radio.interference", NETWORK, f"share of reports with SINR below {POOR_SINR_DB} dB",
         "sum(sinr_poor) * 1E0 / sum(reports)", "mr", down)
     # usage (per day of history)
@@ -118,7 +120,13 @@ def feature_list(tree: Tree) -> list[Feature]:
 def _ema(col: str, decay: float) -> str:
     """Exponential memory of a daily value: weight decay^(age-1), days without a value skipped."""
     w = f"pow({decay}, age - 1)"
-    return f"sum({w} * ({col})) / NULLIF(sum(CASE WHEN ({col}) IS NOT NULL THEN {w} END), 0)"
+    return f"{_exact_sum(f'{w} * ({col})')} / NULLIF({_exact_sum(f'CASE WHEN ({col}) IS NOT NULL THEN {w} END')}, 0)"
+
+
+def _exact_sum(expr: str) -> str:
+    """The sum of a real-valued expression in fixed point: exact, so the same in any order. A float sum
+    depends on the order the threads add in, and a feature must not change between two runs."""
+    return f"CAST(sum(CAST({expr} AS DECIMAL(38, 12))) AS DOUBLE)"
 
 
 def features_sql(features: list[Feature]) -> str:
@@ -140,7 +148,7 @@ def _select(features: list[Feature]) -> str:
         expr = f"{alias}.{quote_ident(f.name)}"
         if f.source == "care" or f.node == "usage":  # no contact, no session: a real zero, not missing
             expr = f"COALESCE({expr}, 0)"
-        if f.name not in CATEGORICAL:  # rounded: parallel sums differ in the last bit, and a tree split must not
+        if f.name not in CATEGORICAL:  # rounded, as the measure tables' own float sums may differ in the last bit
             expr = f"round(CAST({expr} AS DOUBLE), 6)"
         out.append(f"{expr} AS {quote_ident(f.name)}")
     return ", ".join(out)
