@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from opencem.loop.verify import PRE_DAYS, POST_DAYS, _design, _reach, verify
+from opencem.loop.verify import PRE_DAYS, POST_DAYS, _design, verify
 from opencem.workspace import Workspace
 
 
@@ -29,7 +29,7 @@ def test_controls_are_out_of_reach_of_every_fix_of_the_period(shared, two_fixes)
     a, b = two_fixes
     with Workspace(shared.ws).session() as engine:
         first, last = engine.query_row("SELECT min(CAST(start_time AS DATE)), max(CAST(start_time AS DATE)) FROM xdr", step="test")
-        design = {f["fix_id"]: _design(engine, f, _reach(two_fixes), first, last, POST_DAYS) for f in two_fixes}
+        design = {f["fix_id"]: _design(engine, f, two_fixes, first, last, POST_DAYS) for f in two_fixes}
         engine.register_arrow("controls_a", design["A"]["who"].filter(~design["A"]["treated"]))
         engine.register_arrow("controls_b", design["B"]["who"].filter(~design["B"]["treated"]))
         # the cell fix's controls have none of the campaign's handsets ...
@@ -44,6 +44,21 @@ def test_controls_are_out_of_reach_of_every_fix_of_the_period(shared, two_fixes)
     assert design["A"]["treated"].sum() >= 10 and design["B"]["treated"].sum() >= 10
     assert (~design["A"]["treated"]).sum() >= 100 and (~design["B"]["treated"]).sum() >= 100
     assert fixed_handsets == 0 and near_cell == 0
+
+
+def test_a_fix_inside_another_fixs_scope_is_not_verified_and_its_users_are_not_the_others(shared, two_fixes):
+    """A fix whose cells all lie in another fix's scope (an interference fix on one cell of a site whose
+    backhaul was fixed the same day) cannot be told apart from it; the wider fix keeps only the users who
+    did not use the shared cell."""
+    a = two_fixes[0]
+    with Workspace(shared.ws).session() as engine:
+        site_cells = engine.query_arrow("SELECT cell_id FROM cells WHERE site_id = (SELECT site_id FROM cells "
+                                        "WHERE cell_id = $c) ORDER BY 1", {"c": a["cells"][0]}, step="test")["cell_id"].to_pylist()
+    wide = {"fix_id": "W", "cells": site_cells, "device_model": None, "fix_date": a["fix_date"]}
+    alone = {v["fix_id"]: v for v in verify(shared.ws, [wide], model=shared.model)}
+    both = {v["fix_id"]: v for v in verify(shared.ws, [a, wide], model=shared.model)}
+    assert "also in the scope of fix W" in both["A"]["not_verified"]
+    assert 0 < both["W"]["subscribers"] < alone["W"]["subscribers"]
 
 
 def test_verification_reads_an_event_study_a_placebo_and_a_verdict(shared, two_fixes):

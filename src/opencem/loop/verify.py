@@ -58,11 +58,10 @@ def verify(workspace: Path, fixes: list[dict], days: int = POST_DAYS, model: Nps
     model = model or NpsModel.load(ws.model("nps"))
     with ws.session() as engine:
         first, last = engine.query_row(sql_file("opencem.loop", "session_days"), step="session_days")
-        reach = _reach(fixes)
         designs = {}
         for f in fixes:
             try:
-                designs[f["fix_id"]] = _design(engine, f, reach, first, last, days)
+                designs[f["fix_id"]] = _design(engine, f, fixes, first, last, days)
             except InputError as e:  # reported with the others, not hidden
                 designs[f["fix_id"]] = str(e)
         ready = [d for d in designs.values() if isinstance(d, dict)]
@@ -71,26 +70,30 @@ def verify(workspace: Path, fixes: list[dict], days: int = POST_DAYS, model: Nps
                 for i, d in designs.items()]
 
 
-def _reach(fixes: list[dict]) -> dict:
-    """What the fixes of a period reach, as fix_subjects' parameters: their cells (with the cells' sites
-    and transport links) and their handset models."""
-    return {"near_cells": sorted({c for f in fixes if not f.get("device_model") for c in (f.get("cells") or [])}),
-            "near_models": sorted({f["device_model"] for f in fixes if f.get("device_model")})}
+def _reach(fixes: list[dict]) -> tuple[list[str], list[str]]:
+    """The cells and the handset models the fixes touch."""
+    return (sorted({c for f in fixes if not f.get("device_model") for c in (f.get("cells") or [])}),
+            sorted({f["device_model"] for f in fixes if f.get("device_model")}))
 
 
-def _design(engine: Engine, fix: dict, reach: dict, first: dt.date, last: dt.date, days: int) -> dict:
-    """The fix's windows and subjects: treated, and possible controls out of ``reach`` of every fix."""
+def _design(engine: Engine, fix: dict, fixes: list[dict], first: dt.date, last: dt.date, days: int) -> dict:
+    """The fix's windows and subjects: treated, and possible controls out of reach of every fix of ``fixes``."""
     day = dt.date.fromisoformat(str(fix["fix_date"]))
     w = min(PRE_DAYS, (day - first).days // 2)  # the placebo needs two pre windows
     n = min(days, (last - day).days + 1)
     if w < 2 or n < 1:
         raise InputError(f"fix {fix['fix_id']} on {day}: need {2 * PRE_DAYS} days before it and 1 after in {first} .. {last}")
     scope, scope_params = scope_sql(list(fix.get("cells") or []), fix.get("device_model"))
-    own_cells = set(fix.get("cells") or []) if not fix.get("device_model") else set()
-    other = {"other_cells": [c for c in reach["near_cells"] if c not in own_cells],
-             "other_models": [m for m in reach["near_models"] if m != fix.get("device_model")]}
+    others = [f for f in fixes if f["fix_id"] != fix["fix_id"]]
+    # a cell this fix shares with another is that fix's scope too: who uses it carries both effects
+    for o in others:
+        if fix.get("cells") and not fix.get("device_model") and not o.get("device_model") and set(fix["cells"]) <= set(o.get("cells") or []):
+            raise InputError(f"fix {fix['fix_id']}: every cell of it is also in the scope of fix {o['fix_id']}, "
+                             "so the two effects cannot be told apart")
+    (near_cells, near_models), (other_cells, other_models) = _reach(fixes), _reach(others)
     params = {"start": day - dt.timedelta(days=w), "end": day, "near_start": day - dt.timedelta(days=2 * w),
-              "post_end": day + dt.timedelta(days=n), "min_sessions": MIN_SESSIONS, **reach, **other, **scope_params}
+              "post_end": day + dt.timedelta(days=n), "min_sessions": MIN_SESSIONS, "near_cells": near_cells,
+              "near_models": near_models, "other_cells": other_cells, "other_models": other_models, **scope_params}
     t = engine.query_arrow(sql_file("opencem.loop", "fix_subjects").format(scope=scope), params, step="fix_subjects")
     treated = t["treated"].to_numpy(zero_copy_only=False)
     if treated.sum() < 10 or (~treated).sum() < CONTROLS:
