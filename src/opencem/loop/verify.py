@@ -86,8 +86,9 @@ def _design(engine: Engine, fix: dict, fixes: list[dict], first: dt.date, last: 
     scope, scope_params = scope_sql(list(fix.get("cells") or []), fix.get("device_model"))
     others = [f for f in fixes if f["fix_id"] != fix["fix_id"]]
     # a cell this fix shares with another is that fix's scope too: who uses it carries both effects
+    own_cells = set(fix.get("cells") or []) if not fix.get("device_model") else set()
     for o in others:
-        if fix.get("cells") and not fix.get("device_model") and not o.get("device_model") and set(fix["cells"]) <= set(o.get("cells") or []):
+        if own_cells and not o.get("device_model") and own_cells <= set(o.get("cells") or []):
             raise InputError(f"fix {fix['fix_id']}: every cell of it is also in the scope of fix {o['fix_id']}, "
                              "so the two effects cannot be told apart")
     (near_cells, near_models), (other_cells, other_models) = _reach(fixes), _reach(others)
