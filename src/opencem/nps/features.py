@@ -62,8 +62,7 @@ def feature_list(tree: Tree) -> list[Feature]:
     add("cei_worst_memory", "overall", NETWORK, "worst day, fading by 0.8 a day (100 - CEI)",
         "max((100 - cei) * pow(0.8, age - 1))", "sd", down)
     add("cei_trend", "overall", NETWORK, "CEI of the last 3 days minus the 28-day mean",
-        f"{_exact_sum('CASE WHEN age <= 3 THEN cei END')} / count(CASE WHEN age <= 3 THEN cei END) - {_exact_sum('cei')} / count(cei)",
-        "sd", up)
+        f"{_exact_mean('CASE WHEN age <= 3 THEN cei END')} - {_exact_mean('cei')}", "sd", up)
     # per service and per KQI (tree nodes): the worst day of the last 7
     for s, node in tree.services.items():
         add(f"{s}_min_7", s, NETWORK, f"worst daily {s} CEI in the last 7 days", f"min(CASE WHEN age <= 7 THEN cei_{s} END)", "sd", up)
@@ -127,6 +126,10 @@ def _exact_sum(expr: str) -> str:
     """The sum of a real-valued expression in fixed point: exact, so the same in any order. A float sum
     depends on the order the threads add in, and a feature must not change between two runs."""
     return f"CAST(sum(CAST({expr} AS DECIMAL(38, 12))) AS DOUBLE)"
+
+
+def _exact_mean(expr: str) -> str:
+    return f"{_exact_sum(expr)} / count({expr})"
 
 
 def features_sql(features: list[Feature]) -> str:

@@ -28,9 +28,9 @@ from ..workspace import Workspace
 from .features import WINDOW_DAYS, base_requests, build_features, feature_list
 from .model import (
     LEVELS,
+    PARAMS,
     Encoder,
     NpsModel,
-    PARAMS,
     OrdinalLink,
     Replica,
     answer_class,
