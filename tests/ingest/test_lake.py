@@ -2,8 +2,11 @@
 
 import shutil
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from opencem.engine import make_engine
 
 from opencem.ingest.lake import ingest
 from opencem.ingest.pseudonym import KEY_ENV, Pseudonymiser, load_key
@@ -90,6 +93,41 @@ def test_bad_rows_are_quarantined_and_bad_files_rejected_whole(small_csv, tmp_pa
     assert (ws / "rejected" / bad_xdr.relative_to(data)).exists()
     assert not any(p.name == bad_xdr.with_suffix(".parquet").name and p.parent.name == bad_xdr.parent.name
                    for p in (ws / "lake" / "xdr").rglob("*.parquet"))
+
+
+def test_the_pseudonym_in_sql_is_the_one_in_python():
+    ids = ["+447700900123", "", "é-ü 中文", "x" * 300, "0"]
+    for key in (KEY, b"k" * 100):  # a key longer than SHA-256's block is hashed first (RFC 2104)
+        p = Pseudonymiser(key)
+        sql, params = p.sql("id")
+        with make_engine("duckdb") as eng:
+            eng.register_arrow("ids", pa.table({"id": ids}))
+            got = eng.query_arrow(f"SELECT {sql} AS p FROM ids", params)["p"].to_pylist()
+        assert got == [p.one(i) for i in ids]
+        assert key.hex() not in sql and "k" * 100 not in sql  # the key is a parameter, never SQL text
+
+
+def test_a_parquet_files_bad_rows_are_quarantined_by_their_row_in_the_file(operator, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(operator / "inputs", data)
+    day = sorted((data / "xdr").rglob("*.parquet"))[0]
+    xdr = pq.read_table(day).to_pylist()
+    xdr[2]["rtt_ms"] = -5.0  # below the minimum
+    xdr[6]["session_id"] = xdr[3]["session_id"]  # a duplicate key
+    pq.write_table(pa.Table.from_pylist(xdr, pq.read_schema(day)), day)
+    broken = sorted((data / "xdr").rglob("*.parquet"))[1]
+    broken.write_bytes(broken.read_bytes()[:-100])  # cut short: unreadable
+    ws = tmp_path / "ws"
+    rep = ingest(data, ws, KEY)
+    q = pq.read_table(ws / "quarantine" / "xdr.parquet").to_pylist()
+    assert [(r["row"], r["column"], r["value"]) for r in q] == [(3, "rtt_ms", "-5.0"), (7, "session_id", str(xdr[3]["session_id"]))]
+    assert q[0]["source_file"] == day.relative_to(data).as_posix()
+    kept = pq.read_table(ws / "lake" / day.relative_to(data))
+    assert kept.num_rows == len(xdr) - 2 and kept["session_id"].to_pylist() == [
+        r["session_id"] for i, r in enumerate(xdr) if i not in (2, 6)]  # in file order
+    assert kept.schema.field("start_time").type == pa.timestamp("ms")
+    assert len(rep.rejected) == 1 and broken.relative_to(data).as_posix() in rep.rejected[0]
+    assert not (ws / "lake" / broken.relative_to(data)).exists()
 
 
 @pytest.mark.slow

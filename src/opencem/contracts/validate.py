@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..engine import make_engine, quote_ident, quote_literal, sql_file
+from ..engine import StepError, make_engine, quote_ident, quote_literal, sql_file
 from . import get
 from .base import DUCKDB_TYPES, Table
 
@@ -38,7 +37,8 @@ class ContractError(ValueError):
 class ValidationResult:
     table: str
     source_file: str
-    valid: pa.Table
+    valid: pa.Table | None  # None when the valid rows were written to a file instead
+    rows: int  # valid rows
     quarantine: pa.Table
     unknown: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> value outside `known` -> rows
     absent: list[str] = field(default_factory=list)  # optional columns the file does not have (read as NULL)
@@ -80,25 +80,19 @@ def read_raw(path: Path, contract: Table) -> pa.Table:
         raise ContractError(f"{path.name}: cannot read as {contract.name} ({str(e).splitlines()[0]})") from None
 
 
-def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> ValidationResult:
-    contract = get(contract) if isinstance(contract, str) else contract
-    missing = [c.name for c in contract.columns if c.name not in raw.column_names and not c.optional]
+def _absent(names: list[str], contract: Table, source_file: str) -> list[str]:
+    """The contract's columns the file lacks; a required one among them rejects the file."""
+    missing = [c.name for c in contract.columns if c.name not in names and not c.optional]
     if missing:
         raise ContractError(f"{source_file}: missing column(s) {', '.join(map(repr, missing))} required by {contract.name}")
-    absent = [c.name for c in contract.columns if c.name not in raw.column_names]
-    for name in absent:  # optional columns the file does not have: NULL
-        raw = raw.append_column(name, pa.nulls(raw.num_rows, pa.string()))
-    src = raw.select(contract.column_names).append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64()))
+    return [c.name for c in contract.columns if c.name not in names]
 
-    # Every rule as (column, SQL condition that flags a bad row, reason). Conditions see the raw
-    # value as "r:<column>" and the typed one as "<column>"; bounds are parameters.
+
+def _checks(contract: Table) -> list[tuple[str, str, str]]:
+    """Every rule as (column, SQL condition that flags a bad row, reason); the key's duplicate rule comes
+    last with no condition (duplicates.sql finds those rows). Conditions see the raw value as "r:<column>"
+    and the typed one as "<column>"; bounds are the contract's numbers, written into the SQL."""
     checks: list[tuple[str, str, str]] = []
-    bounds: dict[str, float] = {}
-
-    def bound(value: float) -> str:
-        bounds[f"bound_{len(bounds)}"] = value
-        return f"$bound_{len(bounds) - 1}"
-
     for c in contract.columns:
         col, raw_col = quote_ident(c.name), quote_ident("r:" + c.name)
         checks.append((c.name, f"{raw_col} IS NOT NULL AND {col} IS NULL", f"not a valid {c.dtype}"))
@@ -107,63 +101,117 @@ def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> Va
         if c.dtype == "float64":  # 'nan', 'inf' and '1e309' read as numbers, and would poison every average
             checks.append((c.name, f"NOT isfinite({col})", "not a finite number"))
         if c.min is not None:
-            checks.append((c.name, f"{col} < {bound(c.min)}", f"below the minimum {c.min:g} {c.unit}"))
+            checks.append((c.name, f"{col} < {float(c.min)!r}", f"below the minimum {c.min:g} {c.unit}"))
         if c.max is not None:
-            checks.append((c.name, f"{col} > {bound(c.max)}", f"above the maximum {c.max:g} {c.unit}"))
+            checks.append((c.name, f"{col} > {float(c.max)!r}", f"above the maximum {c.max:g} {c.unit}"))
         if c.allowed:
             allowed = ", ".join(map(quote_literal, c.allowed))
             checks.append((c.name, f"{col} NOT IN ({allowed})", f"not one of {', '.join(c.allowed)}"))
     for chk in contract.checks:
         checks.append((chk.columns[0], f"NOT ({chk.sql})", chk.reason))
-    duplicate_rule = len(checks)
     if contract.key:
         checks.append((contract.key[0], "", f"duplicate key ({', '.join(contract.key)})"))
+    return checks
+
+
+def _typed(contract: Table) -> str:
+    """The columns in their contract types; timestamps are kept to the millisecond (a finer fraction is cut)."""
+    return ", ".join(f"CAST(date_trunc('millisecond', {quote_ident(c.name)}) AS TIMESTAMP_MS) AS {quote_ident(c.name)}"
+                     if c.dtype == "timestamp" else quote_ident(c.name) for c in contract.columns)
+
+
+def _validate(eng, contract: Table, source_file: str, absent: list[str]) -> tuple[pa.Table, dict]:
+    """Validate the relation ``raw`` (the file's columns plus its 1-based row ``__row``) in ``eng``, and
+    leave the view ``valid`` of the typed rows that break no rule. Every step is a view over the file, so
+    a large file is scanned, not held in memory. Returns the quarantine and, per open-vocabulary column,
+    the rows of each value outside OpenCEM's defaults."""
+    checks = _checks(contract)
     rules = pa.table({"k": list(range(len(checks))), "column": [col for col, _, _ in checks],
                       "reason": [reason for _, _, reason in checks]})
-
-    # One pass over the file: typed columns plus the indexes of the rules each row breaks.
-    cast = ", ".join(f"{quote_ident(c.name)} AS {quote_ident('r:' + c.name)}, "
-                     f"TRY_CAST({quote_ident(c.name)} AS {DUCKDB_TYPES[c.dtype]}) AS {quote_ident(c.name)}"
-                     for c in contract.columns)
-    flags = ", ".join(f"CASE WHEN {cond} THEN {i} END" for i, (_, cond, _) in enumerate(checks[:duplicate_rule]))
+    raw = ", ".join(f"{'CAST(NULL AS VARCHAR)' if c.name in absent else quote_ident(c.name)} AS {quote_ident('r:' + c.name)}"
+                    for c in contract.columns)
+    typed = ", ".join(f"TRY_CAST({quote_ident('r:' + c.name)} AS {DUCKDB_TYPES[c.dtype]}) AS {quote_ident(c.name)}"
+                      for c in contract.columns)
+    flags = ", ".join(f"CASE WHEN {cond} THEN {i} END" for i, (_, cond, _) in enumerate(checks) if cond)
     value = "CASE r.\"column\" " + " ".join(
-        f"WHEN {quote_literal(c.name)} THEN CAST(validated.{quote_ident('r:' + c.name)} AS VARCHAR)"
+        f"WHEN {quote_literal(c.name)} THEN CAST(bad.{quote_ident('r:' + c.name)} AS VARCHAR)"
         for c in contract.columns) + " END"
+    eng.register_arrow("rules", rules)
+    eng.create_view("validated", sql_file(_SQL, "validated").format(raw=raw, typed=typed, flags=flags))
+    key = ", ".join(map(quote_ident, contract.key))
+    eng.create_table("duplicates", sql_file(_SQL, "duplicates").format(key=key) if key else
+                     "SELECT CAST(NULL AS BIGINT) AS __row WHERE false")  # no key, no duplicates
+    eng.create_view("valid", sql_file(_SQL, "valid").format(columns=_typed(contract)))
+    quarantine = eng.query_arrow(sql_file(_SQL, "quarantine").format(value=value), {
+        "duplicate_rule": len(checks) - 1, "table": contract.name, "source_file": source_file}, step="quarantine")
+    known = [c for c in contract.columns if c.known]
+    unknown: dict[str, dict[str, int]] = {}
+    if known:
+        counts = " UNION ALL ".join(
+            f"SELECT {quote_literal(c.name)} AS col, CAST({quote_ident(c.name)} AS VARCHAR) AS value, count(*) AS n FROM valid "
+            f"WHERE {quote_ident(c.name)} NOT IN ({', '.join(map(quote_literal, c.known))}) GROUP BY ALL" for c in known)
+        for r in eng.query_arrow(counts, step="values outside the defaults").to_pylist():
+            unknown.setdefault(r["col"], {})[r["value"]] = r["n"]
+    return quarantine.cast(QUARANTINE_SCHEMA), unknown
+
+
+def _numbered(raw: pa.Table) -> pa.Table:
+    return raw.append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64()))
+
+
+def _run(eng, names: list[str], contract: Table, source_file: str, write_to: Path | None = None,
+         replace: tuple[str, str, dict] | None = None) -> ValidationResult:
+    absent = _absent(names, contract, source_file)
+    quarantine, unknown = _validate(eng, contract, source_file, absent)
+    if write_to is None:
+        valid = eng.query_arrow(_valid_rows(contract), step="valid")
+        valid = pa.Table.from_arrays([valid[f.name].cast(f.type) for f in contract.arrow_schema], schema=contract.arrow_schema)
+        return ValidationResult(contract.name, source_file, valid, valid.num_rows, quarantine, unknown, absent)
+    rows = eng.export_parquet(_valid_rows(contract, replace), write_to, replace[2] if replace else None)
+    return ValidationResult(contract.name, source_file, None, rows, quarantine, unknown, absent)
+
+
+def _valid_rows(contract: Table, replace: tuple[str, str, dict] | None = None) -> str:
+    """The valid rows in file order. The column of ``replace`` (column, SQL over it, parameters) is given by
+    that SQL, computed once per distinct value: a file has far fewer subscribers than rows."""
+    if not replace:
+        return f"SELECT {', '.join(map(quote_ident, contract.column_names))} FROM valid ORDER BY __row"
+    column, sql = quote_ident(replace[0]), replace[1]
+    cols = ", ".join(f"m.__new AS {column}" if c == replace[0] else f"v.{quote_ident(c)}" for c in contract.column_names)
+    return (f"WITH m AS (SELECT {column}, {sql} AS __new FROM (SELECT DISTINCT {column} FROM validated)) "
+            f"SELECT {cols} FROM valid v LEFT JOIN m USING ({column}) ORDER BY v.__row")
+
+
+def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> ValidationResult:
+    contract = get(contract) if isinstance(contract, str) else contract
     with make_engine("duckdb") as eng:
-        eng.register_arrow("src", src)
-        eng.register_arrow("rules", rules)
-        eng.create_table("validated", sql_file(_SQL, "validated").format(cast=cast, flags=flags), bounds)
-        if contract.key:
-            eng.create_table("duplicates", sql_file(_SQL, "duplicates").format(key=", ".join(map(quote_ident, contract.key))))
-        else:
-            eng.create_table("duplicates", "SELECT CAST(NULL AS BIGINT) AS __row WHERE false")  # no key, no duplicates
-        quarantine = eng.query_arrow(sql_file(_SQL, "quarantine").format(value=value), {
-            "duplicate_rule": duplicate_rule, "table": contract.name, "source_file": source_file}, step="quarantine")
-        valid = eng.query_arrow(sql_file(_SQL, "valid").format(columns=", ".join(map(quote_ident, contract.column_names))),
-                                step="valid")
-    # timestamps are kept to the millisecond: a finer fraction is cut, not a reason to fail
-    valid = pa.Table.from_arrays([valid.column(f.name).cast(f.type, safe=not pa.types.is_timestamp(f.type))
-                                  for f in contract.arrow_schema], schema=contract.arrow_schema)
-    return ValidationResult(contract.name, source_file, valid, quarantine.cast(QUARANTINE_SCHEMA), _unknown(valid, contract), absent)
+        eng.register_arrow("raw", _numbered(raw))
+        return _run(eng, raw.column_names, contract, source_file)
 
 
-def _unknown(valid: pa.Table, contract: Table) -> dict[str, dict[str, int]]:
-    """Per open-vocabulary column, the rows of each value outside its ``known`` list."""
-    out = {}
-    for c in contract.columns:
-        if c.known:
-            counts = pc.value_counts(valid[c.name].drop_null()).to_pylist() if valid.num_rows else []
-            other = {r["values"]: r["counts"] for r in counts if r["values"] not in c.known}
-            if other:
-                out[c.name] = other
-    return out
+def validate_file(path: Path | str, contract: Table | str, source_file: str | None = None, *,
+                  write_to: Path | None = None, replace: tuple[str, str, dict] | None = None) -> ValidationResult:
+    """Validate one file; ``source_file`` is how messages name it (default: its name).
 
-
-def validate_file(path: Path | str, contract: Table | str, source_file: str | None = None) -> ValidationResult:
-    """Validate one file; ``source_file`` is how messages name it (default: its name)."""
+    A Parquet file is scanned by DuckDB where it lies (a CSV is read as text first). With ``write_to`` the
+    valid rows go straight to that Parquet file instead of being returned (``valid`` is None), the column
+    of ``replace`` = (column, SQL over it, its parameters) given by that SQL: the lake's pseudonym."""
     path = Path(path)
     contract = get(contract) if isinstance(contract, str) else contract
-    return validate_table(read_raw(path, contract), contract, source_file or path.name)
+    source_file = source_file or path.name
+    with make_engine("duckdb") as eng:
+        try:
+            if path.suffix == ".csv":
+                raw = read_raw(path, contract)
+                names = raw.column_names
+                eng.register_arrow("raw", _numbered(raw))
+            else:
+                scan = f"read_parquet({quote_literal(str(path))}, hive_partitioning = false, file_row_number = true)"
+                names = eng.query_arrow(f"DESCRIBE SELECT * FROM {scan}", step="read")["column_name"].to_pylist()
+                eng.create_view("raw", f"SELECT *, file_row_number + 1 AS __row FROM {scan}")
+            return _run(eng, names, contract, source_file, write_to, replace)
+        except StepError as e:  # the file could not be read through, whatever its footer promised
+            raise ContractError(f"{source_file}: cannot read as {contract.name} ({e.error.splitlines()[0]})") from None
 
 
 def collapse_warnings(warnings: list[str]) -> list[str]:

@@ -193,6 +193,17 @@ class DuckDBEngine(Engine):
             else:  # unpartitioned, or empty: one file that carries the schema
                 self.con.execute(f"COPY ({query}) TO {_lit(str(tmp / 'part-0.parquet'))} (FORMAT parquet)")
 
+    def export_parquet(self, sql: str, path: Path, params: Params = None) -> int:
+        """One SELECT's rows as one Parquet file (zstd), in the types the SELECT gives and its order;
+        returns the rows written. DuckDB only: ingest writes each file of the lake with it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        copy = f"COPY ({_strip(sql)}) TO {_lit(str(path))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+        try:
+            return int(self.con.execute(copy, dict(params) if params else None).fetchall()[0][0])
+        except duckdb.Error as e:
+            raise StepError(f"write {path.name}", sql, e, self.name) from e
+
     def close(self) -> None:
         try:
             self.con.close()

@@ -4,10 +4,18 @@ Every input file is validated against its contract. Bad rows go to `WS/quarantin
 with file, row, column, value and reason; a file that cannot be read or lacks a column is copied to
 `WS/rejected/` under its path in the inputs, with a `.reason.txt`. The new lake is written beside the old one and swapped in
 at the end, so a failed ingest leaves the previous lake untouched.
+
+`lake/_ingested.json` lists every input file in the lake with its size and modification time. With
+``new_only``, a file listed there unchanged is not read again: only new or changed files are ingested
+and moved into the lake beside the others, and the report names the days they hold, which are the only
+days measure then recomputes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,15 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..contracts import TABLES
-from ..contracts.validate import ContractError, collapse_warnings, find_table_files, inputs_folder, validate_file
+from ..contracts.validate import (ContractError, ValidationResult, collapse_warnings, find_table_files, inputs_folder,
+                                  validate_file)
+from ..engine import make_engine, quote_ident
+from ..engine.files import atomic_write_text
 from ..workspace import Workspace
 from .pm_xml import PmFileRejected, read_pm_xml
 from .pseudonym import Pseudonymiser
 
 PM_XML_FOLDER = "pm_xml"
+MANIFEST = "_ingested.json"  # in the lake: input file -> [size, modification time in ns] when ingested
 
 
 @dataclass
@@ -32,11 +45,18 @@ class IngestReport:
     quarantined: dict[str, int] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # per file: values outside OpenCEM's defaults, absent optional columns
+    new_only: bool = False  # only new or changed files were read (False: the lake was rebuilt from all inputs)
+    skipped: int = 0  # input files already in the lake, unchanged
+    days: list[dt.date] = field(default_factory=list)  # new_only: the days of the day-partitioned files read
 
 
-def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, int, int], None] | None = None,
+           new_only: bool = False) -> IngestReport:
     inputs, ws = inputs_folder(inputs), Workspace(workspace)
     jobs = [(name, f) for name in TABLES for f in find_table_files(inputs, name)]
+    manifest_path = ws.lake / MANIFEST
+    new_only = new_only and manifest_path.exists()  # a first run ingests everything
+    manifest = json.loads(manifest_path.read_text()) if new_only else {}
     xml = sorted((inputs / PM_XML_FOLDER).glob("*.xml")) if (inputs / PM_XML_FOLDER).is_dir() else []
     if not jobs:
         raise FileNotFoundError(f"no input tables in {inputs} (expected subscribers.parquet, xdr/, ...)")
@@ -48,48 +68,53 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
     shutil.rmtree(lake_new, ignore_errors=True)
     rejected_dir = ws.root / "rejected"
     shutil.rmtree(rejected_dir, ignore_errors=True)
-    pseudo = Pseudonymiser(key)
-    report = IngestReport()
+    report = IngestReport(new_only=new_only)
+    if new_only:
+        def seen(f: Path) -> bool:
+            return manifest.get(f.relative_to(inputs).as_posix()) == _stamp(f)
+
+        report.skipped = sum(seen(f) for _, f in jobs)
+        jobs = [(n, f) for n, f in jobs if not seen(f)]
+        if all(seen(f) for f in xml):  # PM XML is one table in the lake: read again whole when one file is new
+            report.skipped += len(xml)
+            xml = []
     quarantine: dict[str, list[pa.Table]] = {}
     total = len(jobs) + len(xml)
 
-    def one(job: tuple[str, Path]):
-        """Validate, pseudonymise and write one file; returns (rows, validation result) or the rejection."""
-        name, f = job
-        try:
-            res = validate_file(f, name, f.relative_to(inputs).as_posix())
-        except ContractError as e:
-            return name, f, None, None, str(e)
-        table = res.valid
-        if "subscriber_id" in table.column_names:
-            table = table.set_column(table.schema.get_field_index("subscriber_id"), "subscriber_id",
-                                     pseudo.column(table["subscriber_id"]))
-        rel = f.relative_to(inputs).with_suffix(".parquet")
-        out = lake_new / rel if rel.parent != Path(".") else lake_new / name / "part-00000.parquet"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, out, compression="zstd", compression_level=1)
-        return name, f, table.num_rows, res, None
+    pseudonym = Pseudonymiser(key).sql(quote_ident("subscriber_id"))
 
-    # files are independent: two at a time keeps both cores busy between DuckDB's and Arrow's own threads
+    def one(job: tuple[str, Path]) -> tuple[str, Path, ValidationResult | None, str | None]:
+        """DuckDB reads, checks, pseudonymises and writes one file; returns its result or why it was rejected."""
+        name, f = job
+        out = _lake_path(lake_new, inputs, name, f)
+        replace = ("subscriber_id", *pseudonym) if "subscriber_id" in TABLES[name].column_names else None
+        try:
+            return name, f, validate_file(f, name, f.relative_to(inputs).as_posix(), write_to=out, replace=replace), None
+        except ContractError as e:
+            out.unlink(missing_ok=True)  # a file that fails part-way leaves nothing in the lake
+            return name, f, None, str(e)
+
+    # two files at a time: a small file alone does not keep both cores busy
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for i, (name, f, rows, res, error) in enumerate(pool.map(one, jobs)):
+        for i, (name, f, res, error) in enumerate(pool.map(one, jobs)):
             if progress:
                 progress(f"ingest {name}", i + 1, total)
             if error is not None:
                 _reject(rejected_dir, inputs, f, error, report)
                 continue
-            report.rows[name] = report.rows.get(name, 0) + rows
+            report.rows[name] = report.rows.get(name, 0) + res.rows
+            manifest[f.relative_to(inputs).as_posix()] = _stamp(f)
             report.warnings += res.warnings()
-            q = res.quarantine
-            if q.num_rows:
-                quarantine.setdefault(name, []).append(q)
-                report.quarantined[name] = report.quarantined.get(name, 0) + q.num_rows
+            if res.quarantine.num_rows:
+                quarantine.setdefault(name, []).append(res.quarantine)
+                report.quarantined[name] = report.quarantined.get(name, 0) + res.quarantine.num_rows
     xml_tables = []
     for j, f in enumerate(xml):
         if progress:
             progress("ingest pm_xml", len(jobs) + j, total)
         try:
             xml_tables.append(read_pm_xml(f))
+            manifest[f.relative_to(inputs).as_posix()] = _stamp(f)
         except PmFileRejected as e:
             _reject(rejected_dir, inputs, f, str(e), report)
     if xml_tables:
@@ -98,22 +123,70 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
         pq.write_table(t, lake_new / "pm_xml" / "part-00000.parquet")
         report.rows["pm_xml"] = t.num_rows
 
-    qdir = ws.root / "quarantine"
-    shutil.rmtree(qdir, ignore_errors=True)
-    if quarantine:
-        qdir.mkdir(parents=True)
-        for name, parts in quarantine.items():
-            pq.write_table(pa.concat_tables(parts), qdir / f"{name}.parquet")
-    old = ws.root / ".lake.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if ws.lake.exists():
-        ws.lake.rename(old)
-    lake_new.rename(ws.lake)
-    shutil.rmtree(old, ignore_errors=True)
+    if jobs or not new_only:  # nothing read: the quarantine stays as it was
+        _write_quarantine(ws.root / "quarantine", quarantine,
+                          {f.relative_to(inputs).as_posix() for _, f in jobs} if new_only else None)
+    if new_only:
+        report.days = _days({name: [_lake_path(lake_new, inputs, name, f) for n, f in jobs if n == name]
+                             for name in {n for n, _ in jobs if TABLES[n].partition_by}})
+        for f in sorted(p for p in lake_new.rglob("*") if p.is_file()):  # beside the files already there
+            target = ws.lake / f.relative_to(lake_new)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, target)
+        shutil.rmtree(lake_new, ignore_errors=True)
+    else:
+        old = ws.root / ".lake.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if ws.lake.exists():
+            ws.lake.rename(old)
+        lake_new.rename(ws.lake)
+        shutil.rmtree(old, ignore_errors=True)
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    if not manifest_path.exists() or manifest_path.read_text() != text:
+        atomic_write_text(manifest_path, text)
     report.warnings = collapse_warnings(report.warnings)
     if progress:
         progress("ingest", total, total)
     return report
+
+
+def _write_quarantine(qdir: Path, new: dict[str, list[pa.Table]], redone: set[str] | None) -> None:
+    """One file per table of the rows quarantined. With ``redone`` (the files read again), the rows of the
+    other files already there are kept."""
+    parts = {name: list(tables) for name, tables in new.items()}
+    for old in sorted(qdir.glob("*.parquet")) if redone is not None else []:
+        kept = pq.read_table(old)
+        kept = kept.filter(pc.invert(pc.is_in(kept["source_file"], pa.array(sorted(redone), pa.string()))))
+        parts.setdefault(old.stem, []).insert(0, kept)
+    shutil.rmtree(qdir, ignore_errors=True)
+    for name, tables in parts.items():
+        if sum(t.num_rows for t in tables):
+            qdir.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.concat_tables(tables), qdir / f"{name}.parquet")
+
+
+def _lake_path(lake: Path, inputs: Path, name: str, f: Path) -> Path:
+    """Where an input file goes in the lake: under its path in the inputs (a lone file in its table's folder)."""
+    rel = f.relative_to(inputs).with_suffix(".parquet")
+    return lake / rel if rel.parent != Path(".") else lake / name / "part-00000.parquet"
+
+
+def _stamp(f: Path) -> list[int]:
+    st = f.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _days(files: dict[str, list[Path]]) -> list[dt.date]:
+    """The days the rows of these lake files fall on, by each table's partition column."""
+    days: set[dt.date] = set()
+    with make_engine("duckdb") as eng:
+        for name, paths in files.items():
+            existing = [p for p in paths if p.exists()]  # a rejected file wrote nothing
+            if existing:
+                eng.register_parquet("new", existing, hive_partitioning=False)
+                days |= set(eng.query_arrow(f"SELECT DISTINCT CAST({quote_ident(TABLES[name].partition_by)} AS DATE) AS d "
+                                            "FROM new WHERE d IS NOT NULL")["d"].to_pylist())
+    return sorted(days)
 
 
 def _reject(rejected_dir: Path, inputs: Path, f: Path, reason: str, report: IngestReport) -> None:
