@@ -311,6 +311,8 @@ def measure(
     engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark"),
     spark_master: str = typer.Option(None, help="Spark master URL (default local[*]); also OPENCEM_SPARK_MASTER"),
     tree: Path = typer.Option(None, help="Indicator tree YAML (default: the packaged tree)"),
+    new_only: bool = typer.Option(False, "--new-only", help="Ingest only input files new or changed since the last "
+                                  "run and recompute only the days they hold; keep every other day"),
 ) -> None:
     """KPI -> KQI -> CEI: ingest and pseudonymise the inputs, then compute every indicator table."""
     from opencem.measure.run import measure as run_measure
@@ -323,7 +325,11 @@ def measure(
         def progress(step: str, done: int, total: int) -> None:
             bar.update(task, description=f"{step:28s}", completed=done, total=total)
 
-        res = run_measure(data, workspace, engine, tree, spark_master or os.environ.get("OPENCEM_SPARK_MASTER"), progress)
+        res = run_measure(data, workspace, engine, tree, spark_master or os.environ.get("OPENCEM_SPARK_MASTER"), progress,
+                          new_only=new_only)
+    if res.days is not None:
+        days = ", ".join(d.isoformat() for d in res.days) or "none"
+        console.print(f"{res.ingest.skipped:,} input files unchanged since the last run; days computed: {days}")
     rt = RichTable(title=f"measure on {res.engine} in {time.perf_counter() - t0:.1f} s", title_justify="left")
     rt.add_column("table")
     rt.add_column("rows", justify="right")

@@ -89,4 +89,22 @@ def atomic_dir(path: Path) -> Iterator[Path]:
             old.unlink(missing_ok=True)
 
 
+def replace_partitions(staging: Path, target: Path, column: str, values: Sequence[str]) -> None:
+    """Move the ``column=value`` folders of ``staging`` into ``target`` for each of ``values``, each replacing
+    the one there (a value ``staging`` lacks is removed from ``target``: it has no rows now); the other
+    folders of ``target`` stay. ``staging`` is removed. Each folder is swapped by renames, so a reader sees
+    a day's old files or its new ones."""
+    target.mkdir(parents=True, exist_ok=True)
+    for v in values:
+        new, old = staging / f"{column}={v}", target / f"{column}={v}"
+        aside = target.parent / f".{target.name}.{column}={v}.old"  # outside target: no reader globs it
+        shutil.rmtree(aside, ignore_errors=True)
+        if old.exists():
+            os.replace(old, aside)
+        if new.exists():
+            os.replace(new, old)
+        shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 from sqlglot.errors import SqlglotError
 
 from .base import Engine, Params, StepError, check_name, quote_literal, transpile
+from .files import replace_partitions
 
 
 @dataclass
@@ -41,8 +43,10 @@ def run_step(engine: Engine, step: Step, params: Params = None) -> int:
 
 
 def run_pipeline(engine: Engine, steps: Sequence[Step], out_dir: Path | None = None,
-                 progress: Callable[[str, int, int], None] | None = None, params: Params = None) -> dict[str, int]:
+                 progress: Callable[[str, int, int], None] | None = None, params: Params = None,
+                 days: Sequence[dt.date] | None = None) -> dict[str, int]:
     """Run ``steps`` in order; write each published step to ``out_dir/<name>/``; return rows per step.
+    With ``days``, only those days' partitions of each (day-partitioned) step are replaced; the others stay.
 
     ``progress(step_name, done, total)`` is called before each step (done = steps finished so far) and
     once at the end (done = total). Any failure is raised as StepError naming the step.
@@ -58,8 +62,15 @@ def run_pipeline(engine: Engine, steps: Sequence[Step], out_dir: Path | None = N
             progress(step.name, i, total)
         try:
             rows[step.name] = run_step(engine, step, params)
-            if out_dir is not None and step.publish:
+            if out_dir is not None and step.publish and days is None:
                 engine.write_parquet(step.name, Path(out_dir) / step.name, step.partition_by)
+            elif out_dir is not None and step.publish:
+                if step.partition_by != ["day"]:
+                    raise ValueError(f"{step.name}: only a table partitioned by day can be rewritten for some days")
+                target = Path(out_dir) / step.name
+                staging = target.parent / f".{target.name}.days"
+                engine.write_parquet(step.name, staging, ["day"])
+                replace_partitions(staging, target, "day", [d.isoformat() for d in days])
         except StepError:
             raise
         except Exception as e:

@@ -11,6 +11,11 @@ from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql, journey
 from ..vocabulary import POOR_RSRP_DBM, POOR_SINR_DB
 
 
+# Each day of every measure table depends on the same day of these inputs only (and on all of the others:
+# PM for the cells' first report, care for the journey's window), so a new day reads only its own rows of them.
+PER_DAY_INPUTS = ("xdr", "radio_samples")
+
+
 def kqi_sql(keys: str = "subscriber_id", period: str = "CAST(start_time AS DATE)", source: str = "xdr") -> str:
     """KQIs per `keys` x `period` (named `day`) x service from the sessions of `source`."""
     stall_ratio = "stall_ms / NULLIF(date_diff('millisecond', start_time, end_time) - stall_ms, 0)"
