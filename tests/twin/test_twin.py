@@ -92,6 +92,14 @@ def test_rerun_gives_the_same_episodes(shared, clone):
     assert not differ, {c: (again[c].to_pylist(), shared.diag.episodes[c].to_pylist()) for c in differ}
 
 
+def test_a_diagnosis_that_finds_no_episode_still_writes_its_tables(shared, clone):
+    ws = clone(shared.ws)
+    first = shared.diag.start  # one day (no device run), and no cluster of grid-hours is large enough
+    res = diagnose(ws, start=first, end=first + dt.timedelta(days=1), cfg=DetectConfig(min_grid_hours=10**9))
+    assert res.episodes.num_rows == 0 and res.grid_hours > 0
+    assert pq.read_table(ws / "twin" / "episode_subscribers.parquet").num_rows == 0
+
+
 def test_geojson_of_episodes_and_state(shared):
     fc = episodes_geojson(load_episodes(shared.ws))
     area = [e for e in shared.diag.episodes.to_pylist() if e["kind"] == "area"]

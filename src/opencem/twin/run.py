@@ -176,7 +176,11 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
             r["center_lat"] = r["center_lon"] = None
         r["area_km2"] = round(len(r["grid_list"]) * h3.average_hexagon_area(h3.get_resolution(r["grid_list"][0]), "km^2"), 3) \
             if r["grid_list"] else None
-    return pa.Table.from_pylist(rows) if rows else pa.table({"episode_id": pa.array([], pa.string())})
+    # no episode: an empty table with the columns later steps read (episode_subscribers.sql, the loop)
+    return pa.Table.from_pylist(rows) if rows else pa.table({
+        "episode_id": pa.array([], pa.string()), "kind": pa.array([], pa.string()), "cause": pa.array([], pa.string()),
+        "start_time": pa.array([], pa.timestamp("us")), "end_time": pa.array([], pa.timestamp("us")),
+        "device_model": pa.array([], pa.string())})
 
 
 def _write(engine: Engine, ws: Workspace, episodes: pa.Table) -> Path:
