@@ -8,8 +8,14 @@ tests skip, saying what is missing, where their tools are not installed.
 """
 
 import importlib.util
+import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -110,3 +116,64 @@ def clone(tmp_path):
         return dst
 
     return copy
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def spark_cluster_processes(tmp_path_factory):
+    """A Spark standalone master and one worker on loopback, started with the `spark-class` launcher that ships
+    with pyspark, once for the session; yields the master URL."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    logs = tmp_path_factory.mktemp("spark-cluster")
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+           "SPARK_LOG_DIR": str(logs), "SPARK_WORKER_DIR": str(logs / "work")}
+    port, ui = _free_port(), _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    launch = [str(home / "bin" / "spark-class")]
+    procs = [subprocess.Popen(launch + ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                                        "--webui-port", str(ui)], env=env, stdout=open(logs / "master.log", "w"),
+                              stderr=subprocess.STDOUT)]
+    procs.append(subprocess.Popen(launch + ["org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "2",
+                                            "--memory", "2g", "--webui-port", str(_free_port())], env=env,
+                                  stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the master's status page lists the worker once it has registered
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as r:
+                    if json.load(r).get("aliveworkers", 0) >= 1:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                pytest.fail("the Spark cluster did not start: " + (logs / "master.log").read_text()[-2000:]
+                            + (logs / "worker.log").read_text()[-2000:])
+            time.sleep(1)
+        yield url
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def spark_cluster(spark_cluster_processes, tmp_path, monkeypatch):
+    """The session's standalone cluster, with this test's driver on loopback; yields the master URL."""
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    # a cluster is tuned the way Spark reads it everywhere, spark-defaults.conf: few partitions for small data
+    conf = tmp_path / "spark-conf"
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text("spark.sql.shuffle.partitions 4\nspark.default.parallelism 4\n")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf))
+    return spark_cluster_processes

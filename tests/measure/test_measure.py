@@ -16,6 +16,7 @@ from opencem.indicators import qoe
 from opencem.indicators.tree import load_tree
 from opencem.ingest.pseudonym import KEY_ENV
 from opencem.measure.calibrate import calibrate
+from opencem.measure import run as measure_run
 from opencem.measure.run import measure
 from opencem.synth.generator import SynthConfig, generate
 from opencem.workspace import MEASURE_TABLES
@@ -133,6 +134,46 @@ def test_cli_rejects_a_bad_tree_and_engine_in_one_line(small_op, tmp_path):
     assert res.exit_code == 2 and "unknown engine 'oracle'" in res.output
 
 
+def _files(root):
+    return {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_new_day_is_measured_alone_and_gives_the_tables_of_a_full_run(duck_ws, small_op, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "measure-test-key")
+    data, held = tmp_path / "data", tmp_path / "held"
+    shutil.copytree(small_op / "inputs", data)
+    last = sorted(p.name for p in (data / "xdr").iterdir())[-1]  # day=YYYY-MM-DD: the day that arrives later
+    for table in ("xdr", "radio_samples", "pm"):
+        shutil.move(data / table / last, held / table / last)
+    ws = tmp_path / "ws"
+    measure(data, ws, "duckdb")
+    earlier = {p: t for p, t in _files(ws / "measure").items() if last not in str(p)}
+    for table in ("xdr", "radio_samples", "pm"):
+        shutil.move(held / table / last, data / table / last)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the machine went down")
+
+    monkeypatch.setattr(measure_run, "run_pipeline", crash)  # the new day's run fails after its ingest
+    with pytest.raises(RuntimeError):
+        measure(data, ws, "duckdb", new_only=True)
+    monkeypatch.undo()
+    monkeypatch.setenv(KEY_ENV, "measure-test-key")
+    res = measure(data, ws, "duckdb", new_only=True)  # its files are in the lake now; the day is still computed
+    assert res.ingest.new_only and res.ingest.days == [] and res.ingest.skipped > 0
+    assert [d.isoformat() for d in res.days] == [last.split("=")[1]]
+    for name in OUTPUTS:  # the same tables as measuring every day at once
+        keys = KEYS.get(name, ["subscriber_id", "day", "service"])
+        diffs = compare_tables(read(duck_ws, name), read(ws, name), keys, rel=1e-9)
+        assert diffs == [], (name, diffs[:5])
+    assert all(p.stat().st_mtime_ns == t for p, t in earlier.items())  # the earlier days were not rewritten
+
+    before = {**_files(ws / "measure"), **_files(ws / "lake")}
+    res = measure(data, ws, "duckdb", new_only=True)  # nothing new: nothing read, nothing written
+    assert res.rows == {} and res.days == [] and not res.ingest.rows
+    assert {**_files(ws / "measure"), **_files(ws / "lake")} == before
+
+
 @pytest.mark.spark
 def test_spark_gives_the_same_tables_as_duckdb(duck_ws, small_op, tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "measure-test-key")
@@ -144,73 +185,9 @@ def test_spark_gives_the_same_tables_as_duckdb(duck_ws, small_op, tmp_path, monk
         assert diffs == [], (name, diffs[:5])
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def spark_cluster(tmp_path_factory):
-    """A Spark standalone master and one worker on loopback, started with the `spark-class` launcher that ships
-    with pyspark; yields the master URL."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from pathlib import Path
-
-    import pyspark
-
-    home = Path(pyspark.__file__).parent
-    logs = tmp_path_factory.mktemp("spark-cluster")
-    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
-           "SPARK_LOG_DIR": str(logs), "SPARK_WORKER_DIR": str(logs / "work")}
-    port, ui = _free_port(), _free_port()
-    url = f"spark://127.0.0.1:{port}"
-    launch = [str(home / "bin" / "spark-class")]
-    procs = [subprocess.Popen(launch + ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                                        "--webui-port", str(ui)], env=env, stdout=open(logs / "master.log", "w"),
-                              stderr=subprocess.STDOUT)]
-    procs.append(subprocess.Popen(launch + ["org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "2",
-                                            "--memory", "2g", "--webui-port", str(_free_port())], env=env,
-                                  stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT))
-    try:
-        deadline = time.monotonic() + 90
-        while True:  # the master's status page lists the worker once it has registered
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=2) as r:
-                    if json.load(r).get("aliveworkers", 0) >= 1:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                pytest.fail("the Spark cluster did not start: " + (logs / "master.log").read_text()[-2000:]
-                            + (logs / "worker.log").read_text()[-2000:])
-            time.sleep(1)
-        yield url
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
 @pytest.mark.spark
 def test_a_spark_standalone_cluster_gives_the_same_tables_as_duckdb(spark_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "measure-test-key")
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # the driver on loopback too
-    # a cluster is tuned the way Spark reads it everywhere, spark-defaults.conf: few partitions for small data
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "spark-defaults.conf").write_text("spark.sql.shuffle.partitions 4\nspark.default.parallelism 4\n")
-    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path / "conf"))
     op = tmp_path / "op"  # a small operator: the cluster's cost here is per step, not per row
     generate(op, SynthConfig(subscribers=300, days=3, seed=3, workers=1))
     measure(op, tmp_path / "duck", "duckdb")

@@ -320,11 +320,14 @@ def test_too_few_surveys_is_a_clear_error(shared, clone):
 
 
 @pytest.mark.spark
-def test_spark_scores_the_same_as_duckdb(shared, clone):
-    """Scoring's SQL (features, places, detractor evidence) on Spark gives DuckDB's tables: the same
-    probabilities, segments with their intervals, and evidence (floats to 1e-9)."""
+@pytest.mark.parametrize("where", ["local", "cluster"])
+def test_spark_scores_the_same_as_duckdb(shared, clone, where, request):
+    """Scoring's SQL (features, places, detractor evidence) on Spark, in one process and on a standalone
+    cluster, gives DuckDB's tables: the same probabilities, segments with their intervals, and evidence
+    (floats to 1e-9)."""
+    master = "local[2]" if where == "local" else request.getfixturevalue("spark_cluster")
     ws = clone(shared.ws, skip=("nps", "twin", "loop"))
-    res = score(ws, shared.scored.as_of, engine="spark", spark_master="local[2]")
+    res = score(ws, shared.scored.as_of, engine="spark", spark_master=master)
     for name, keys in (("scores", ["subscriber_id"]), ("segments", ["dimension", "segment"]), ("detractors", ["subscriber_id"])):
         ours, theirs = getattr(shared.scored, name), getattr(res, name)
         assert theirs.num_rows == ours.num_rows > 0, name
