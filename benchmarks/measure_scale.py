@@ -65,6 +65,7 @@ def main() -> None:
 
     os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
     t0 = time.perf_counter()
+    marks.append(("ingest", t0))
     res = measure(a.data, a.workspace, "duckdb", progress=progress)
     end = time.perf_counter()
     stage_s = end - t0
