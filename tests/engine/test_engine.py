@@ -28,7 +28,7 @@ from opencem.engine import (
     transpile,
     write_catalog,
 )
-from opencem.engine.duckdb_engine import MEMORY_LIMIT_ENV, SPILL_DIR_ENV, THREADS_ENV
+from opencem.engine.duckdb_engine import MEMORY_LIMIT_ENV, MEMORY_SHARE, SPILL_DIR_ENV, THREADS_ENV
 from opencem.engine.files import atomic_dir, hive_base_path
 from opencem.errors import InputError
 
@@ -494,7 +494,7 @@ def test_duckdb_resources_come_from_the_machine_unless_overridden(tmp_path, monk
         limit, threads, spill = eng.con.execute(
             "SELECT current_setting('memory_limit'), current_setting('threads'), current_setting('temp_directory')").fetchone()
         machine_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-        assert limit.endswith("GiB") and abs(float(limit.split()[0]) - machine_gib / 4) < 0.2
+        assert limit.endswith("GiB") and abs(float(limit.split()[0]) - machine_gib * MEMORY_SHARE) < 0.2
         assert threads == os.cpu_count() and spill == str(tmp_path / "spill")
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "1GB")
     monkeypatch.setenv(THREADS_ENV, "1")
