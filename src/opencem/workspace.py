@@ -101,12 +101,19 @@ class Workspace:
 
     # -- engine ------------------------------------------------------------------------------------
     def session(self, engine: str = "duckdb", tables: tuple[str, ...] = LAKE_TABLES + MEASURE_TABLES,
-                **kwargs) -> Engine:
+                on_disk: str | None = None, **kwargs) -> Engine:
         """An engine with a view per lake and measure table of this workspace.
+
+        ``on_disk`` (DuckDB): the session's tables live in a scratch database file of that name in the spill
+        folder, deleted on close. DuckDB stores them compressed and can evict them without writing them
+        again, where the tables of an in-memory database spill uncompressed: for stages whose tables
+        outgrow the memory limit.
 
         A table without files raises a one-line error naming its folder, except the optional lake
         tables (:data:`OPTIONAL_LAKE`) and the measure tables nobody asked for.
         """
+        if on_disk:
+            kwargs.update(database=self.spill / f"{on_disk}.duckdb", scratch=True)
         eng = make_engine(engine, spill_dir=self.spill, **kwargs)
         try:
             for name in tables:

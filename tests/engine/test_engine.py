@@ -487,6 +487,17 @@ def test_spark_without_pyspark_is_one_line_saying_how_to_install(monkeypatch):
         make_engine("spark")
 
 
+def test_a_scratch_database_keeps_its_tables_on_disk_and_is_deleted_on_close(tmp_path):
+    db = tmp_path / "spill" / "stage.duckdb"
+    db.parent.mkdir()
+    db.write_bytes(b"left by a killed session")
+    with make_engine("duckdb", database=db, scratch=True) as eng:
+        eng.create_table("t", "SELECT range AS i FROM range(100000)")
+        eng.con.execute("CHECKPOINT")
+        assert db.stat().st_size > 0 and eng.query_row("SELECT sum(i) FROM t")[0] == 100000 * 99999 // 2
+    assert not db.exists() and not Path(str(db) + ".wal").exists()
+
+
 def test_duckdb_resources_come_from_the_machine_unless_overridden(tmp_path, monkeypatch):
     for var in (MEMORY_LIMIT_ENV, THREADS_ENV, SPILL_DIR_ENV):
         monkeypatch.delenv(var, raising=False)

@@ -71,13 +71,18 @@ def _machine_memory() -> int:
 
 class DuckDBEngine(Engine):
     """An embedded DuckDB database (in memory by default). The session time zone is UTC; threads,
-    memory limit and spill directory come from :func:`resources`."""
+    memory limit and spill directory come from :func:`resources`. ``scratch``: the database is a file
+    of this session only, deleted on close."""
 
     name = "duckdb"
 
     def __init__(self, database: str | Path = ":memory:", threads: int | None = None,
-                 memory_limit: str | None = None, spill_dir: str | Path | None = None):
+                 memory_limit: str | None = None, spill_dir: str | Path | None = None, scratch: bool = False):
         self.database = str(database)
+        self._scratch = scratch
+        if scratch:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            Path(database).unlink(missing_ok=True)  # left by a session that was killed
         self.con = duckdb.connect(self.database)
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")
@@ -211,3 +216,6 @@ class DuckDBEngine(Engine):
             self.con.close()
         except duckdb.Error:
             pass
+        if self._scratch:
+            for path in (Path(self.database), Path(self.database + ".wal")):
+                path.unlink(missing_ok=True)

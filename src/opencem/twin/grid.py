@@ -13,7 +13,6 @@ from ..engine import Engine
 from ..engine.pipeline import sql_file
 from ..geo import POSITION_DECIMALS, grid_of
 
-POSITION_TABLES = ("mr_hour", "mr_day", "cell_centroid")
 
 
 def grid_table(engine: Engine, resolution: int) -> pa.Table:
@@ -28,12 +27,6 @@ def place_sql(source: str, time_col: str) -> str:
     """Rows of the relation ``source`` whose ``time_col`` is in [$start, $end), with ``pos_lat``/``pos_lon``
     filled and ``position_source`` saying where they came from.
 
-    Needs the tables of :func:`position_tables`.
+    Needs the GPS medians ``mr_hour`` and ``mr_day`` and the cells' coverage centres ``cell_centroid``.
     """
     return sql_file("opencem.twin", "place").format(source=source, time_col=time_col)
-
-
-def position_tables(engine: Engine, window: dict) -> None:
-    """The GPS medians the placement joins on, from the radio samples of ``window`` ($start, $end)."""
-    for name in POSITION_TABLES:
-        engine.create_table(name, sql_file("opencem.twin", name), window)

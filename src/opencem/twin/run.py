@@ -55,13 +55,13 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
     ws = Workspace(workspace)
     if not 0 <= resolution <= 15:
         raise InputError(f"--resolution {resolution}: H3 resolutions run from 0 to 15 (9 is about 0.1 km2)")
-    with ws.session() as engine:
+    with ws.session(on_disk="twin") as engine:  # a week of placed sessions at 1M outgrows memory
         first, last = engine.query_row(sql_file("opencem.twin", "xdr_days"), step="xdr_days")
         start, end = start or first, end or last + dt.timedelta(days=1)
         if start >= end:
             raise InputError(f"empty window: --start {start} is not before --end {end}")
         say(f"twin state {start} .. {end - dt.timedelta(days=1)}, H3 resolution {resolution}")
-        build_state(engine, tree_of(ws), start, end, resolution)
+        build_state(engine, tree_of(ws), start, end, resolution, say)
         say("testing every grid-hour against its own baseline")
         scored = score_grid_hours(engine, cfg)
         z = robust_z(scored)
