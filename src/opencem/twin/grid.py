@@ -14,7 +14,6 @@ from ..engine.pipeline import sql_file
 from ..geo import POSITION_DECIMALS, grid_of
 
 
-
 def grid_table(engine: Engine, resolution: int) -> pa.Table:
     """(lat, lon, grid) for the distinct snapped positions of the placed sessions and radio samples
     (tables ``sess_placed`` and ``mr_placed``)."""

@@ -31,7 +31,7 @@ def build_state(engine: Engine, tree: Tree, start: dt.date, end: dt.date, resolu
     Every table is keyed by an hour or a day, so a day's rows depend on that day's records only (and on
     each cell's coverage centre, taken over the whole window). Going day by day keeps the medians and
     quantiles of one day in memory: over a whole window they outgrow DuckDB's memory limit and spill
-    without bound (100k subscribers x 7 days under a 1 GB limit: 18 GB of spill, then out of memory).
+    without bound (100k subscribers x 7 days under a 1 GB limit: out of memory after 18.5 GB of spill).
     """
     engine.create_table("cell_centroid", sql_file("opencem.twin", "cell_centroid"), {"start": start, "end": end})
     days = [start + dt.timedelta(days=i) for i in range((end - start).days)]
