@@ -24,6 +24,10 @@ from ..measure.steps import kqi_sql
 from .grid import grid_table, place_sql
 
 
+# the tables built per day, and the order of their rows (the session-level ones need none)
+DAY_TABLES = {"sess": "", "mr": "", "state_grid_hour": "grid, hour", "state_grid_cell_hour": "grid, hour, cell_id"}
+
+
 def build_state(engine: Engine, tree: Tree, start: dt.date, end: dt.date, resolution: int,
                 progress: Callable[[str], None] = lambda _m: None) -> None:
     """Build the twin's tables for days ``start`` <= day < ``end``, one day at a time.
@@ -41,10 +45,6 @@ def build_state(engine: Engine, tree: Tree, start: dt.date, end: dt.date, resolu
     for name, order in DAY_TABLES.items():
         union = " UNION ALL ".join(f"SELECT * FROM {name}__{i}" for i in range(len(days)))
         engine.create_view(name, f"SELECT * FROM ({union}) ORDER BY {order}" if order else union)
-
-
-# the tables built per day, and the order of their rows (the session-level ones need none)
-DAY_TABLES = {"sess": "", "mr": "", "state_grid_hour": "grid, hour", "state_grid_cell_hour": "grid, hour, cell_id"}
 
 
 def _build_day(engine: Engine, tree: Tree, window: dict, resolution: int, suffix: str) -> None:
