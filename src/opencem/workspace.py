@@ -11,6 +11,8 @@ WS/
   nps/<table>/as_of=D/     scores, segments, potential detractors (score)
   twin/                    grid x hour state, episodes (diagnose)
   loop/                    candidates, plans, tickets, verifications (prioritise, verify)
+  churn/<table>/as_of=D/   churn probabilities, causes, the retention list (score churn)
+  segments/<table>/as_of=D/ segments and campaign lists (segments, campaigns)
 ```
 
 Every stage after measure reads the lake and measure tables through :meth:`Workspace.session`, an
@@ -72,6 +74,14 @@ class Workspace:
     @property
     def loop(self) -> Path:
         return self.root / "loop"
+
+    @property
+    def churn(self) -> Path:
+        return self.root / "churn"
+
+    @property
+    def segments(self) -> Path:
+        return self.root / "segments"
 
     @property
     def calibrated_tree(self) -> Path:
