@@ -1,0 +1,1 @@
+"""Segmentation and campaign lists that honour consent (`opencem segments`, `opencem campaigns`)."""
