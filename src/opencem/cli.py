@@ -436,20 +436,58 @@ def train_nps_cmd(
     console.print(f"model and model card written to {folder}")
 
 
+@train_app.command("churn")
+@friendly_errors
+def train_churn_cmd(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem measure` has filled (with port-outs)"),
+    until: dt.datetime = typer.Option(None, **DAY, help="Only port-outs known before this day (a model that has not seen later ones)"),
+    every: int = typer.Option(7, help="Days between scoring days"),
+) -> None:
+    """Train the churn model (port-out hazard in months 1-4) on earlier scoring days, test on later ones, save it with its card."""
+    from opencem.churn.train import train_churn
+    from opencem.workspace import Workspace
+
+    if every < 1:
+        raise InputError(f"--every {every}: give at least 1")
+    with console.status("training") as st:
+        model = train_churn(workspace, until=_day(until), every=every, progress=lambda m: st.update(m))
+    folder = model.save(Workspace(workspace).model("churn"))
+    c = model.card
+    w = c["training_window"]
+    console.print(f"scoring days {w['scoring_days'][0]}..{w['scoring_days'][1]} every {w['every_days']} days; fit on days up to "
+                  f"{w['fit_days'][1]} ({w['fit_person_months']:,} person-months, {w['fit_portouts']} port-outs), test from {w['test_days'][0]}")
+    rt = RichTable(title="test: later scoring days, labels the fit could not see", title_justify="left")
+    for col in ("horizon", "subscribers", "port-outs", "ROC-AUC", "top-decile lift"):
+        rt.add_column(col, justify="right")
+    for name, m in c["metrics"].items():
+        rt.add_row(name.replace("_", " "), f"{m['subjects']:,}", str(m["churners"]), str(m["roc_auc"]), str(m["top_decile_lift"]))
+    console.print(rt)
+    console.print("top drivers: " + ", ".join(f["name"] for f in c["top_features_by_gain"][:8]))
+    console.print(f"model and model card (JSON and Markdown) written to {folder}")
+
+
 @app.command()
 @friendly_errors
 def score(
+    what: str = typer.Argument("nps", help="nps (default) or churn"),
     workspace: Path = typer.Option(..., "--workspace", help="A workspace with measure tables and a trained model"),
     as_of: dt.datetime = typer.Option(None, **DAY, help="Score as of this day (default: the day after the last data)"),
     top: int = typer.Option(10, help="Potential detractors to print"),
     engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark: where the features and evidence SQL runs"),
     spark_master: str = typer.Option(None, help="Spark master URL (default local[*]); also OPENCEM_SPARK_MASTER"),
+    save_rates: Path = typer.Option(None, help="churn: YAML of action: save rate (0-1) replacing the stated defaults"),
+    value_months: float = typer.Option(12.0, help="churn: months of ARPU a kept customer is worth"),
 ) -> None:
-    """Score every subscriber's network NPS; NPS of the base, segments, grids and cells; potential detractors."""
+    """Score every subscriber's network NPS; NPS of the base, segments, grids and cells; potential detractors.
+    `score churn`: each subscriber's port-out probability in months 1-4, the cause of the likely churners, the retention list."""
     import pyarrow.compute as pc
 
     from opencem.nps.score import score as run_score
 
+    if what == "churn":
+        return _score_churn(workspace, _day(as_of), top, save_rates, value_months)
+    if what != "nps":
+        raise InputError(f"score {what!r}: use nps (the default) or churn")
     _check_engine(engine)
     t0 = time.perf_counter()
     with console.status("scoring") as st:
@@ -479,6 +517,33 @@ def score(
         rt.add_row(str(r["rank"]), r["subscriber_id"][:10], f"{r['arpu_monthly']:.0f}", f"{r['p_detractor']:.2f}", r["cause"], r["reason"])
     console.print(rt)
     console.print(f"tables in {res.folder}: scores, segments, potential_detractors (as_of={res.as_of})")
+
+
+def _score_churn(workspace: Path, as_of: dt.date | None, top: int, save_rates: Path | None, value_months: float) -> None:
+    """`opencem score churn`: probabilities, causes and the retention list, printed and written."""
+    import collections
+
+    from opencem.churn.score import load_save_rates, score_churn
+
+    rates = load_save_rates(save_rates)
+    t0 = time.perf_counter()
+    with console.status("scoring churn") as st:
+        res = score_churn(workspace, as_of, save_rates=rates, value_months=value_months, progress=lambda m: st.update(m))
+    s, r = res.scores, res.retention
+    p4 = s["p_4m"].to_numpy()
+    console.print(f"as of {res.as_of}: {s.num_rows:,} subscribers scored in {time.perf_counter() - t0:.1f} s; expected port-outs "
+                  f"in 4 months {p4.sum():,.1f} ({100 * p4.mean():.2f} % of the base)")
+    counts = collections.Counter(r["cause"].to_pylist())
+    console.print("causes of the riskiest: " + ", ".join(f"{c} {n:,}" for c, n in counts.most_common()))
+    console.print("save rates assumed: " + ", ".join(f"{a} {v:.0%}" for a, v in rates.items()) + f"; value = ARPU x {value_months:g} months")
+    rt = RichTable(title=f"top {top} of the retention list by expected value saved", title_justify="left")
+    for col in ("rank", "subscriber", "P(4 months)", "ARPU", "value saved", "action", "why"):
+        rt.add_column(col, overflow="fold")
+    for row in r.slice(0, top).to_pylist():
+        rt.add_row(str(row["rank"]), row["subscriber_id"][:10], f"{row['p_4m']:.3f}", f"{row['arpu_monthly']:.0f}",
+                   f"{row['expected_value_saved']:.2f}", row["action"], escape(row["evidence"] or ""))
+    console.print(rt)
+    console.print(f"tables in {res.folder}: scores, retention (as_of={res.as_of})")
 
 
 @app.command()
