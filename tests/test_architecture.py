@@ -81,3 +81,20 @@ def test_no_import_cycle_between_the_parts_of_opencem():
         chain = e.args[1][::-1]  # graphlib lists each part before the one that imports it: reversed, x imports y
         imports = [where[(x, y)] for x, y in zip(chain, chain[1:])]
         raise AssertionError(f"import cycle between parts of opencem: {' -> '.join(chain)}\n" + "\n".join(imports)) from None
+
+
+# the parts each of these may import (besides other libraries); the rest of the order is kept by the no-cycle test
+ALLOWED = {
+    "segments": {"engine", "vocabulary", "geo", "contracts", "workspace", "nps", "measure", "twin", "errors", "indicators"},
+}
+
+
+def test_layers_import_only_the_parts_below_them():
+    offenders = [
+        f"{path.relative_to(SRC.parent)}:{line} imports {name}"
+        for module, path in _modules() if _part(module) in ALLOWED
+        for name, line in _imports(module, path)
+        if _part(name) not in (None, _part(module)) and _part(name) not in ALLOWED[_part(module)]
+    ]
+    assert not offenders, "a part imports one above it:\n" + "\n".join(offenders)
+

@@ -716,6 +716,89 @@ def verify(
 
 @app.command()
 @friendly_errors
+def segments(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem score` has filled"),
+    as_of: dt.datetime = typer.Option(None, **DAY, help="A day the NPS stage scored (default: the latest)"),
+    clusters: int = typer.Option(6, help="Behavioural clusters (k-means, fixed seed)"),
+    timezone: str = typer.Option("UTC", help="The operator's time zone (IANA name), for time of day and day / night places"),
+) -> None:
+    """Segments of the base (value x experience, behaviour, mobility, device, place), each with its size, NPS,
+    churn risk and ARPU."""
+    from opencem.segments.segment import segment
+
+    if clusters < 1:
+        raise InputError(f"--clusters {clusters}: give at least 1")
+    t0 = time.perf_counter()
+    with console.status("segmenting") as st:
+        res = segment(workspace, _day(as_of), clusters, timezone, progress=lambda m: st.update(m))
+    th = res.thresholds
+    n = res.members.num_rows
+    console.print(f"as of {res.as_of}: {n:,} subscribers in {time.perf_counter() - t0:.1f} s; value x experience split at the "
+                  f"base's medians: ARPU {th['arpu_median']:.2f} EUR/month, network NPS estimate {th['expected_score_median']:.2f} "
+                  f"(expected 0-10 answer); behaviour over the {th['window_days']} days before, in {th['timezone']}")
+    seg = res.segments
+    for dim in ("value_experience", "behaviour", "mobility", "device_capability", "device_vendor", "district", "grid"):
+        rows = [r for r in seg.to_pylist() if r["dimension"] == dim]
+        shown = rows if dim != "grid" else sorted((r for r in rows if r["subscribers"] >= 30), key=lambda r: r["nps"])[:5]
+        title = f"{dim} ({len(rows)} segments)" + (": the 5 worst grids with 30+ subscribers" if dim == "grid" else "")
+        rt = RichTable(title=title, title_justify="left")
+        for col in ("segment", "subscribers", "share", "NPS", "churn risk", "ARPU"):
+            rt.add_column(col, justify="left" if col == "segment" else "right", overflow="fold")
+        for r in shown:
+            risk = f"{r['churn_risk']:.3f}" if r["churn_risk"] is not None else "-"
+            rt.add_row(r["segment"], f"{r['subscribers']:,}", f"{r['share']:.1%}", f"{r['nps']:+.1f}", risk, f"{r['arpu_mean']:.2f}")
+        console.print(rt)
+        if dim == "behaviour":
+            for r in shown:
+                console.print(f"  {escape(r['segment'])}: {escape(r['definition'])}", soft_wrap=True)
+    for note in res.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    console.print(f"tables in {res.folder}: segments.parquet, members.parquet")
+
+
+@app.command()
+@friendly_errors
+def campaigns(
+    workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem score` has filled"),
+    as_of: dt.datetime = typer.Option(None, **DAY, help="A day the NPS stage scored (default: the latest)"),
+    area: list[str] = typer.Option(None, help="Proactive care only in this district (home_area) or grid; repeatable"),
+    without_nr: list[str] = typer.Option(None, "--without-nr", help="Device capability labels that cannot use NR (default: "
+                                         "the labels whose devices were never seen on NR); repeatable"),
+    care_effect: float = typer.Option(0.3, help="Share of contacted likely detractors a proactive contact and fix turn passive"),
+    device_take_up: float = typer.Option(0.05, help="Share of the device-upsell list assumed to buy an NR device"),
+    plan_take_up: float = typer.Option(0.10, help="Share of the plan-upsell list assumed to move up a plan"),
+    save_rate: float = typer.Option(0.2, help="Share of would-be churners a retention offer keeps (when the churn list has no value)"),
+    win_back_rate: float = typer.Option(0.05, help="Share of port-outs a win-back offer brings back"),
+    win_back_days: int = typer.Option(90, help="Port-outs of this many days before the day are won back"),
+) -> None:
+    """Campaign lists (proactive care, NR device upsell, plan upsell, retention, win-back) with size, expected uplift
+    and its assumption; marketing lists hold only subscribers with marketing consent. CSV and Parquet."""
+    from opencem.segments.campaigns import Assumptions
+    from opencem.segments.campaigns import campaigns as run_campaigns
+
+    for name, v in (("--care-effect", care_effect), ("--device-take-up", device_take_up), ("--plan-take-up", plan_take_up),
+                    ("--save-rate", save_rate), ("--win-back-rate", win_back_rate)):
+        if not 0 <= v <= 1:
+            raise InputError(f"{name} {v}: a share between 0 and 1")
+    a = Assumptions(care_effect, device_take_up, plan_take_up, save_rate, win_back_rate)
+    with console.status("building the lists") as st:
+        res = run_campaigns(workspace, _day(as_of), area or None, a, without_nr or None, win_back_days,
+                            progress=lambda m: st.update(m))
+    rt = RichTable(title=f"campaign lists as of {res.as_of}", title_justify="left")
+    for col in ("list", "marketing", "subscribers", "left out: no consent", "expected uplift", "assumption"):
+        rt.add_column(col, justify="right" if col in ("subscribers", "left out: no consent") else "left", overflow="fold")
+    for r in res.summary.to_pylist():
+        up = f"{r['expected_uplift']:,.2f} {r['uplift_unit']}" if r["expected_uplift"] is not None else "-"
+        rt.add_row(r["list"], "yes" if r["marketing"] else "no (service)", f"{r['subscribers']:,}" if r["available"] else "-",
+                   f"{r['left_out_without_consent']:,}", up, r["assumption"])
+    console.print(rt)
+    for note in res.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    console.print(f"lists in {res.folder}: <list>.csv and <list>.parquet, summary in campaigns.csv / campaigns.parquet")
+
+
+@app.command()
+@friendly_errors
 def demo(
     out: Path = typer.Option(Path("opencem-demo"), "--out", help="Working folder"),
     subscribers: int = typer.Option(10_000, help="Subscribers in the base"),

@@ -82,6 +82,7 @@ def campaigns(workspace: Path, as_of: dt.date | None = None, areas: list[str] | 
         prices = engine.query_arrow(sql_file("opencem.segments", "plan_prices"), {"as_of": as_of}, step="plan_prices")
         portouts = engine.query_arrow(sql_file("opencem.segments", "portouts"),
                                       {"as_of": as_of, "since": as_of - dt.timedelta(days=win_back_days)}, step="portouts")
+        consent = engine.query_arrow(sql_file("opencem.segments", "consent"), step="consent")
     mb = beh.mb_per_day
     heavy_cut = float(np.quantile(mb, HEAVY_QUANTILE)) if len(mb) else 0.0
     heavy = mb >= heavy_cut
@@ -100,7 +101,7 @@ def campaigns(workspace: Path, as_of: dt.date | None = None, areas: list[str] | 
     rows.append(row)
     notes += note
     say("retention and win-back")
-    lists["retention"], row = _retention(ws, as_of, m, assumptions)
+    lists["retention"], row = _retention(ws, as_of, consent, assumptions)
     rows.append(row)
     lists["win_back"], row = _win_back(portouts, m, base.has_churn, win_back_days, assumptions)
     rows.append(row)
@@ -259,7 +260,7 @@ def _plan_upsell(m, beh, heavy, good, prices, a: Assumptions):
 
 
 # -- retention and win-back ---------------------------------------------------------------------------------------
-def _retention(ws: Workspace, as_of: dt.date, m: pa.Table, a: Assumptions):
+def _retention(ws: Workspace, as_of: dt.date, consent: pa.Table, a: Assumptions):
     import pyarrow.parquet as pq
 
     files = churn_files(ws, "retention", as_of)
@@ -269,7 +270,6 @@ def _retention(ws: Workspace, as_of: dt.date, m: pa.Table, a: Assumptions):
     t = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
     if "consent_marketing" in t.column_names:
         t = t.drop_columns(["consent_marketing"])
-    consent = m.select(["subscriber_id", "consent_marketing"])
     t = t.append_column("_row", pa.array(np.arange(t.num_rows))).join(consent, "subscriber_id", join_type="left outer")
     t = t.sort_by("_row").drop_columns(["_row"])
     t, left_out = _consenting(t)
