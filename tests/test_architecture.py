@@ -86,6 +86,7 @@ def test_no_import_cycle_between_the_parts_of_opencem():
 # the parts each of these may import (besides other libraries); the rest of the order is kept by the no-cycle test
 ALLOWED = {
     "segments": {"engine", "vocabulary", "geo", "contracts", "workspace", "nps", "measure", "twin", "errors", "indicators"},
+    "churn": {"engine", "vocabulary", "geo", "contracts", "workspace", "nps", "measure", "twin", "errors", "indicators"},
 }
 
 
@@ -98,3 +99,11 @@ def test_layers_import_only_the_parts_below_them():
     ]
     assert not offenders, "a part imports one above it:\n" + "\n".join(offenders)
 
+
+def test_only_the_cli_and_the_demo_import_churn():
+    offenders = [
+        f"{path.relative_to(SRC.parent)}:{line} imports {name}"
+        for module, path in _modules() if _part(module) not in ("churn", "cli", "demo")
+        for name, line in _imports(module, path) if _part(name) == "churn"
+    ]
+    assert not offenders, "churn is a top stage: only cli and demo import it:\n" + "\n".join(offenders)

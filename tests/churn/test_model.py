@@ -96,3 +96,27 @@ def test_ibm_telco_cross_validated_auc():
     cv = cross_validate(t)
     assert cv["roc_auc_mean"] >= 0.84, cv  # published anchor about 0.84; measured 0.849 (docs/churn.md)
     assert cv["top_decile_lift_mean"] >= 2.5, cv
+
+
+def test_cause_is_the_largest_actionable_push_and_the_nps_estimate_follows_the_network():
+    from types import SimpleNamespace
+
+    from opencem.churn.score import causes
+    from opencem.nps.model import Encoder
+
+    names = ["cei_fast", "price_rise_pct_90", "tenure_months", "commitment_days_left", "nps_expected_score"]
+    nodes = {"cei_fast": "overall", "price_rise_pct_90": "price", "tenure_months": "profile",
+             "commitment_days_left": "contract", "nps_expected_score": "nps"}
+    kinds = {"cei_fast": "network", "price_rise_pct_90": "non-network", "tenure_months": "profile",
+             "commitment_days_left": "contract", "nps_expected_score": "nps"}
+    m = SimpleNamespace(encoder=Encoder(names, {}), nodes=nodes, kinds=kinds)
+    contrib = np.array([
+        [0.30, 0.10, 0.90, 0.00, 0.00],   # the profile pushes most, the network is the largest actionable push
+        [0.10, 0.20, 0.00, 0.00, 0.30],   # price pushes more than the network: the NPS estimate is not network
+        [0.02, 0.01, 0.50, 0.03, 0.00],   # nothing actionable reaches 0.05: other
+        [0.10, 0.00, 0.00, 0.00, 0.20],   # the NPS estimate joins the network
+        [-0.2, 0.00, 0.00, 0.08, 0.00],   # the contract
+    ])
+    cause, push, _ = causes(m, contrib)
+    assert cause.tolist() == ["network", "price", "other", "network", "contract_end"]
+    assert push[0] == pytest.approx(0.30) and push[3] == pytest.approx(0.30) and push[2] == pytest.approx(0.50)

@@ -11,7 +11,9 @@ cause behind the likely churners with evidence in words, and the retention list.
 **Cause.** The model's TreeSHAP contributions (averaged over the four months, weighted by each month's
 port-out probability) are summed per cause group of the feature's node and kind
 (:func:`opencem.churn.features.cause_group`): network, price, billing, care, contract_end, other. The
-largest group pushing towards churn by at least :data:`MIN_PUSH` log-odds is the cause, else ``other``.
+cause is what can be acted on: the largest of the network, price, billing, care and contract groups when
+it pushes towards churn by at least :data:`MIN_PUSH` log-odds, else ``other``. The profile (tenure, ARPU,
+age band, earlier answers) says who is at risk, not why they would leave.
 The NPS estimate (when a model exists) is a summary of everything a customer feels; its push goes to the
 network when the subscriber's network features push harder than the non-network ones, else to ``other``.
 
@@ -143,10 +145,14 @@ def causes(model: ChurnModel, contrib: np.ndarray) -> tuple[np.ndarray, np.ndarr
     net, non_net = groups[:, CAUSES.index("network")], groups[:, [CAUSES.index(c) for c in ("price", "billing", "care")]].max(axis=1)
     groups[:, CAUSES.index("network")] += np.where(net >= non_net, nps_push, 0)
     groups[:, CAUSES.index("other")] += np.where(net >= non_net, 0, nps_push)
-    best = groups.argmax(axis=1)
+    # the cause is what can be acted on: the largest push among network, price, billing, care and the
+    # contract; the profile (tenure, ARPU, age, earlier answers) marks who is at risk, not why they leave
+    acts = [CAUSES.index(c) for c in CAUSES if c != "other"]
+    best = np.array(acts)[groups[:, acts].argmax(axis=1)]
     top = groups[np.arange(len(groups)), best]
     cause = np.where(top >= MIN_PUSH, np.array(CAUSES)[best], "other")
-    return cause, top, groups
+    push = np.where(top >= MIN_PUSH, top, groups[:, CAUSES.index("other")])
+    return cause, push, groups
 
 
 def _score_table(x_table, pred, explained, cause, push, groups, model, contrib, ev) -> pa.Table:
