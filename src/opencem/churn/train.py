@@ -87,7 +87,13 @@ def train_churn(workspace: Path, until: dt.date | None = None, every: int = EVER
     observed = data["observed_months"].to_numpy()
     event = data["event_month"].to_numpy()
     days = np.unique(day)
-    t_test = days[min(len(days) - 1, max(1, int(np.floor(len(days) * (1 - TEST_SHARE)))))]
+    # the first test day: the latest TEST_SHARE of the days, and late enough for the first fit day's month to be over
+    t_test = max(days[min(len(days) - 1, max(1, int(np.floor(len(days) * (1 - TEST_SHARE)))))],
+                 days[0] + np.timedelta64(MONTH_DAYS, "D"))
+    t_test = days[days >= t_test][0] if (days >= t_test).any() else None
+    if t_test is None:
+        raise InputError(f"{Workspace(workspace).root}: scoring days {days[0]} .. {days[-1]}; a time split needs a test day at least "
+                         f"{MONTH_DAYS} days after the first (about {min_history + 2 * MONTH_DAYS + 1} days of data or more)")
     fit, test = day < t_test, day >= t_test
     # a fit row keeps only the months over by the first test day; a port-out after them is unknown there
     obs_fit = np.minimum(observed, np.maximum(0, (t_test - day).astype(int) // MONTH_DAYS))
