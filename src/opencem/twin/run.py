@@ -185,7 +185,9 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
 
 def _write(engine: Engine, ws: Workspace, episodes: pa.Table) -> Path:
     engine.register_arrow("episodes_out", episodes)
+    engine.create_table("episode_sessions", sql_file("opencem.twin", "episode_sessions"))
     subscribers = engine.query_arrow(sql_file("opencem.twin", "episode_subscribers"), step="episode_subscribers")
+    engine.drop("episode_sessions")
     units = engine.query_arrow(sql_file("opencem.twin", "episode_units"), step="episode_units")
     engine.drop("episodes_out")
     with atomic_dir(ws.twin) as tmp:
