@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..engine.pipeline import sql_file
 from ..errors import InputError
@@ -133,8 +134,6 @@ def _row(name, marketing, t, left_out, uplift, unit, assumption, available=True)
 # -- proactive care -------------------------------------------------------------------------------------------
 def _proactive_care(ws: Workspace, as_of: dt.date, m: pa.Table, areas: list[str] | None, a: Assumptions):
     files = sorted(str(p) for p in (ws.nps / "potential_detractors" / f"as_of={as_of}").glob("*.parquet"))
-    import pyarrow.parquet as pq
-
     det = pq.read_table(files[0]) if files else None
     keep = ["subscriber_id", "home_area", "device_model", "consent_marketing"]
     if det is None or det.num_rows == 0:
@@ -261,8 +260,6 @@ def _plan_upsell(m, beh, heavy, good, prices, a: Assumptions):
 
 # -- retention and win-back ---------------------------------------------------------------------------------------
 def _retention(ws: Workspace, as_of: dt.date, consent: pa.Table, a: Assumptions):
-    import pyarrow.parquet as pq
-
     files = churn_files(ws, "retention", as_of)
     if not files:
         t = pa.table({"subscriber_id": pa.array([], pa.string())})
