@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -35,6 +34,8 @@ from .nps.model import LEVELS, NpsModel
 from .nps.score import score
 from .nps.train import train_nps
 from .report import render_report
+from .segments.campaigns import campaigns
+from .segments.segment import quadrant_label, segment
 from .synth.faults import FixRequest
 from .synth.generator import SynthConfig, generate
 from .twin.run import diagnose, load_episodes
@@ -123,7 +124,7 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     base_n = _active(ws_after, fix_date)
     gained = {"ours": _true_base_gain(truth, base_n),
               "severity": _true_base_gain(_true_effects(out / "severity" / "operator"), base_n)}
-    say("8/8 NPS trend and report")
+    say("8/8 NPS trend, segments, campaign lists and report")
     data = report_data(cfg, ws, ws_after, after / "operator", fix_date, model, pri, checks, gained, care)
     data["tickets"] = tickets
     report = render_report(data, out / "report.html")
@@ -217,13 +218,11 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
     verification = [{k: c[k] for k in ("fix_id", "subscribers", "controls", "window_days", "effects", "placebo", "event_study", "verdict",
                                        "warnings", "predicted_nps_lift", "true_nps_lift", "true_nps_lift_latent")} for c in checks]
     deltas = [{"fix_id": c["fix_id"], **d} for c in checks for d in c["deltas"]]
-    sc = final.scores
-    arpu = sc["arpu_monthly"].to_numpy(zero_copy_only=False)
-    p_det, p_pro = sc["p_detractor"].to_numpy(), sc["p_promoter"].to_numpy()
-    high_value, poor = arpu >= np.median(arpu), p_det > p_pro
-    quadrants = [{"value": v, "experience": e, "subscribers": int(m.sum()), "revenue": round(float(arpu[m].sum()), 2),
-                  "nps": round(float(100 * (p_pro[m].mean() - p_det[m].mean())), 2) if m.any() else None}
-                 for v, hv in (("high", high_value), ("low", ~high_value)) for e, pe in (("poor", poor), ("good", ~poor)) for m in [hv & pe]]
+    cuts = segment(ws, last).segments.to_pylist()  # behaviour clusters, mobility, value x experience
+    segments += [r for r in cuts if r["dimension"] in ("behaviour", "mobility")]
+    quadrant = {r["segment"]: r for r in cuts if r["dimension"] == "value_experience"}
+    quadrants = [{"value": v, "experience": e, "subscribers": q["subscribers"], "revenue": q["arpu_total"], "nps": q["nps"]}
+                 for v in ("high", "low") for e in ("poor", "good") if (q := quadrant.get(quadrant_label(v, e)))]
     lift = [c["realised_nps_lift"] * c["subscribers"] for c in checks]
     return {
         "title": "OpenCEM closed-loop report", "operator": f"synthetic operator, seed {cfg.seed}", "generated": str(last),
@@ -239,6 +238,7 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
         "care": [{"subscriber_id": r["subscriber_id"][:12], "segment": r["plan"], "nps_class": "detractor", "cause": r["cause"], "reason": r["reason"]}
                  for r in care.slice(0, 20).to_pylist()],
         "care_total": care.num_rows,
+        "campaigns": campaigns(ws, last).summary.to_pylist(),
     }
 
 

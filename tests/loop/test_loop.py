@@ -48,6 +48,7 @@ def test_loop_writes_plans_tickets_care_and_verification(loop):
             assert e["ci_low"] <= e["estimate"] <= e["ci_high"]
         assert v["subscribers"] >= 10 and v["controls"] >= 5
     assert (out / "care" / "outreach.csv").exists()
+    assert 'id="table-campaigns"' in res.report.read_text()  # the campaign lists (opencem.segments) are in the report
     assert s["ranking"]["ours"]["fixes"] and s["ranking"]["severity"]["fixes"]
 
 

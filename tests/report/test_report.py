@@ -11,7 +11,7 @@ from report.browser import CHART_IDS, check_report_in_browser
 from opencem.report import render_report, report_data_schema
 
 SECTION_IDS = ("sec-header", "sec-trend", "sec-segments", "sec-map", "sec-fixes", "sec-verification", "sec-deltas",
-               "sec-value-experience", "sec-care")
+               "sec-value-experience", "sec-care", "sec-campaigns")
 CENTRE = (48.1372, 11.5756)  # Munich, Marienplatz
 
 
@@ -112,6 +112,11 @@ def example_data() -> dict:
         "nps_trend": trend, "segments": segments, "grids": grids, "episodes": episodes, "fixes": fixes,
         "ranking": {"k": 3, "budget": "3 fixes", "ours": {"expected": 0.29, "true": 0.26}, "severity": {"expected": 0.12, "true": 0.10}},
         "verification": verification, "deltas": deltas, "value_experience": value_experience, "care": care,
+        "campaigns": [
+            {"list": "proactive_care", "marketing": False, "subscribers": 135, "left_out_without_consent": 0, "expected_uplift": 22.3,
+             "uplift_unit": "NPS points of the listed subscribers", "assumption": "a contact turns 30 % of them into passives"},
+            {"list": "plan_upsell", "marketing": True, "subscribers": 96, "left_out_without_consent": 92, "expected_uplift": 95.98,
+             "uplift_unit": "EUR per month", "assumption": "take-up 10 %"}],
     }
 
 
@@ -123,7 +128,7 @@ def report(tmp_path_factory):
 def test_report_written_with_every_section(report):
     text = report.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
-    for sid in SECTION_IDS + CHART_IDS + ("table-fixes", "table-deltas", "table-care", "table-verification-0"):
+    for sid in SECTION_IDS + CHART_IDS + ("table-fixes", "table-deltas", "table-care", "table-campaigns", "table-verification-0"):
         assert f'id="{sid}"' in text, sid
     assert 'data-grids="169"' in text
     # trend, segments, map, ranking, 2 verification forests, 1 event study, value x experience

@@ -56,6 +56,8 @@ value_experience: [{value: high|low, experience: good|poor, subscribers, revenue
                                     the four quadrants of value x experience
 care: [{subscriber_id, segment, nps_class, cause, reason, ...}]
                                     proactive care list, most urgent first (the report shows 20 rows)
+campaigns: [{list, marketing, subscribers, left_out_without_consent, expected_uplift, uplift_unit, assumption}]
+                                    campaign lists (opencem campaigns): size, expected uplift and its assumption
 """
 
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
@@ -141,6 +143,7 @@ def render_report(data: dict, path: Path) -> Path:
         _deltas(data),
         _value_experience(data),
         _care(data),
+        _campaigns(data),
     ]
     has_figures = any('class="plotly-graph-div"' in s for s in sections)
     title = _esc(data.get("title") or "OpenCEM report")
@@ -636,3 +639,18 @@ def _care(data: dict) -> str:
         out.append(cells)
     note = f'<p class="note">First {min(CARE_ROWS, len(rows))} of {len(rows):,} subscribers.</p>'
     return _section("sec-care", "Proactive care list", explain, note + _table("table-care", cols, out))
+
+
+def _campaigns(data: dict) -> str:
+    rows = data.get("campaigns") or []
+    explain = ("Who to contact and what it is expected to bring; every uplift rests on the stated assumption. "
+               "Marketing lists leave out everyone without marketing consent.")
+    if not rows:
+        return _section("sec-campaigns", "Campaign lists", explain, _empty("campaign lists"))
+    cols = [("list", "list", False), ("subscribers", "subscribers", True), ("left_out", "left out (no consent)", True),
+            ("uplift", "expected uplift", True), ("assumption", "assumption", False)]
+    out = [[(_esc(str(r["list"]).replace("_", " ")), ""), (_fmt(r.get("subscribers"), ",.0f"), ""),
+            (_fmt(r.get("left_out_without_consent"), ",.0f") if r.get("marketing") else "service", ""),
+            (f"{_fmt(r.get('expected_uplift'), ',.2f')} {_esc(r.get('uplift_unit') or '')}", ""), (_esc(r.get("assumption") or ""), "")]
+           for r in rows]
+    return _section("sec-campaigns", "Campaign lists", explain, _table("table-campaigns", cols, out, compact=True))

@@ -36,6 +36,11 @@ DIMENSIONS = {
 }
 
 
+def quadrant_label(value: str, experience: str) -> str:
+    """The value x experience segment of ``value`` (high / low) and ``experience`` (good / poor)."""
+    return f"{value} value, {experience} experience"
+
+
 @dataclass
 class SegmentResult:
     as_of: dt.date
@@ -64,7 +69,7 @@ def segment(workspace: Path, as_of: dt.date | None = None, clusters: int = clust
         arpu = m["arpu_monthly"].to_numpy(zero_copy_only=False).astype(float)
         score = m["expected_score"].to_numpy(zero_copy_only=False).astype(float)
         arpu_cut, score_cut = float(np.median(arpu)), float(np.median(score))
-        quadrant = np.array([f"{'high' if a >= arpu_cut else 'low'} value, {'good' if s >= score_cut else 'poor'} experience"
+        quadrant = np.array([quadrant_label("high" if a >= arpu_cut else "low", "good" if s >= score_cut else "poor")
                              for a, s in zip(arpu, score)], dtype=object)
         labels = {
             "value_experience": quadrant,
