@@ -844,4 +844,6 @@ def demo(
     console.print(f"{t['plans']} plans -> {t['files']} TMF621/TMF656 files in {out / 'tickets'}" + ("" if t["validated"] else
                   " [yellow](not validated: TMF specs not found)[/yellow]") + (f"; sent {t['sent']}, skipped {t['skipped']}" if "sent" in t else ""))
     console.print(f"proactive care list: {s['care_total']} subscribers in {out / 'care' / 'outreach.csv'}")
+    lists = ", ".join(f"{c['list'].replace('_', ' ')} {c['subscribers']:,}" for c in s["campaigns"] if c["available"])
+    console.print(f"campaign lists: {lists} in {out / 'after' / 'workspace' / 'segments' / 'campaigns'}")
     console.print(f"report: {res.report}  ({time.perf_counter() - t0:.0f} s)")

@@ -129,7 +129,8 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
     data["tickets"] = tickets
     report = render_report(data, out / "report.html")
     summary = {"kpis": data["kpis"], "ranking": data["ranking"], "tickets": tickets, "care_total": data["care_total"],
-               "verification": data["verification"], "nps_level": model.level, "nps_trend": data["nps_trend"]}
+               "verification": data["verification"], "nps_level": model.level, "nps_trend": data["nps_trend"],
+               "campaigns": data["campaigns"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return LoopResult(report, summary)
 
