@@ -61,7 +61,7 @@ def test_our_input_checks_are_one_line(tmp_path):
     res = run("contracts", "no_such_table")
     assert res.exit_code == 2 and text(res).startswith("error: unknown table 'no_such_table'; known: subscribers")
     res = run("synth", "--out", tmp_path / "op", "--days", "1")  # checked before anything is written
-    assert res.exit_code == 2 and text(res).endswith(" error: --days must be between 3 and 120")
+    assert res.exit_code == 2 and text(res).endswith(" error: --days must be between 3 and 400")
     assert list(tmp_path.iterdir()) == []
     res = run("demo", "--engine", "oracle")
     assert res.exit_code == 2 and text(res) == "error: unknown engine 'oracle': use duckdb or spark"

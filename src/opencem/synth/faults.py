@@ -139,7 +139,9 @@ def plan(city: City, days: int, start_weekday: int, rng: np.random.Generator, wi
         faults.append(Fault("", "interference", a, b, cells, np.array([s]), tuple(xy), 900,
                             f"external interferer on B3 near site S{s:04d}", {"level_dbm": -98.0, "band": "B3"}))
     # Congestion: a persistent under-dimensioned sector (fixed by a carrier) and evening events.
-    s = _pick_sites(rng, city, ("core",), 1, taken)[0]
+    # a long window's short faults can take every core site kept apart; the sector may then share one's place
+    s = (_pick_sites(rng, city, ("core",), 1, taken) or _pick_sites(rng, city, ("core",), 1, set()))[0]
+    taken.add(s)
     sector = int(rng.integers(0, 3))
     cell = int(city.cell_of[s, sector, LAYER_NAMES.index("B3")])
     faults.append(Fault("", "congestion", 0, end, np.array([cell]), np.array([s]), tuple(city.site_xy[s]), 400,

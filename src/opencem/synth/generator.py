@@ -44,8 +44,8 @@ class SynthConfig:
     def check(self) -> None:
         if self.subscribers < 100:
             raise InputError("--subscribers must be at least 100")
-        if not 3 <= self.days <= 120:
-            raise InputError("--days must be between 3 and 120")
+        if not 3 <= self.days <= 400:
+            raise InputError("--days must be between 3 and 400")
         if not 0 < self.survey_rate <= 1:
             raise InputError("--survey-rate must be in (0, 1]")
         if self.fix_day is not None and not 1 <= self.fix_day < self.days:
