@@ -168,16 +168,17 @@ def _score_table(x_table, pred, explained, cause, push, groups, model, contrib, 
     full_cause[explained] = cause
     full_push = np.full(n, np.nan)
     full_push[explained] = np.round(push, 4)
-    evidence = np.full(n, None, dtype=object)
+    evidence, cell = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
     ev_by = {r["subscriber_id"]: r for r in ev.to_pylist()}
     rows = x_table.take(explained).to_pylist()
-    for i, (row, c) in enumerate(zip(rows, cause)):
-        evidence[explained[i]] = evidence_words(c, row, ev_by.get(row["subscriber_id"]), model, contrib[i])
+    for i, (row, c) in enumerate(zip(rows, cause)):  # the explained (likely) churners only
+        facts = ev_by.get(row["subscriber_id"])
+        evidence[explained[i]] = evidence_words(c, row, facts, model, contrib[i])
+        cell[explained[i]] = (facts or {}).get("evidence_cell")
     cols["cause"] = pa.array(full_cause, pa.string())
     cols["cause_push"] = pa.array(full_push, mask=np.isnan(full_push))
     cols["evidence"] = pa.array(evidence, pa.string())
-    cols["evidence_cell"] = pa.array([(ev_by.get(s) or {}).get("evidence_cell") if c is not None else None
-                                      for s, c in zip(x_table["subscriber_id"].to_pylist(), full_cause)], pa.string())
+    cols["evidence_cell"] = pa.array(cell, pa.string())
     return pa.table(cols)
 
 
