@@ -14,7 +14,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
+from .api import commands as api_commands
 from .errors import InputError
+from .stream import commands as stream_commands
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="OpenCEM: customer experience management and network NPS for mobile operators.")
@@ -847,3 +849,8 @@ def demo(
     lists = ", ".join(f"{c['list'].replace('_', ' ')} {c['subscribers']:,}" for c in s["campaigns"] if c["available"])
     console.print(f"campaign lists: {lists} in {out / 'after' / 'workspace' / 'segments' / 'campaigns'}")
     console.print(f"report: {res.report}  ({time.perf_counter() - t0:.0f} s)")
+
+
+# the parts that add verbs of their own: the HTTP API (serve, clients) and streaming (stream, synth-replay)
+api_commands.register(app, friendly_errors)
+stream_commands.register(app, friendly_errors)
