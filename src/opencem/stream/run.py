@@ -1,0 +1,428 @@
+"""`opencem stream`: micro-batches of session records, radio samples and PM into the workspace, exactly once.
+
+One micro-batch, with its id (1, 2, ...) and the source offsets it covers:
+
+1. each message is validated with its table's contract and pseudonymised as `opencem measure` does it
+   (the same :func:`~opencem.contracts.validate.validate_file`); bad rows are quarantined, a message that
+   cannot be read is set aside with a one-line reason;
+2. its rows are staged as lake files of their table and day (``lake/<table>/day=D/stream-<batch>.parquet``),
+   so a later batch run over the workspace sees the same records;
+3. the measure steps (:func:`opencem.measure.steps.measure_steps`, the same SQL) run over every record of the
+   (subscriber, day) pairs the batch touched, and each touched day's partition of every measure table is
+   staged with those pairs' rows replaced; PM recomputes ``kpi_cell_15min`` for the days it touched, as
+   `opencem measure` does for a new day;
+4. the touched subscribers, and only those, are scored with the workspace's NPS model
+   (:func:`~opencem.nps.features.build_features`, :class:`~opencem.nps.model.NpsModel`) as of the day after the
+   latest day streamed; a subscriber falling to detractor is an alert;
+5. the commit: a marker ``stream/commits/batch-<id>.json`` naming every staged file, its target and the end
+   offset is written atomically (the commit point), the staged files are renamed into place, then
+   ``stream/checkpoint.json``. A restart rolls a committed batch forward (the renames are idempotent) and
+   discards an uncommitted one, then reads the source after the checkpoint's offset: nothing is lost and
+   nothing counted twice.
+
+Alerts go to ``stream/outbox/batch-<id>.parquet`` in the same commit; :mod:`opencem.stream.alerts` POSTs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..contracts import TABLES
+from ..contracts.validate import ContractError, validate_file
+from ..engine import Engine, quote_ident, quote_literal
+from ..engine.files import atomic_write_text
+from ..engine.pipeline import run_step
+from ..errors import InputError
+from ..indicators.tree import load_tree
+from ..ingest.pseudonym import Pseudonymiser, load_key
+from ..measure.steps import measure_steps
+from ..workspace import MEASURE_TABLES, Workspace
+from .sources import STREAM_TABLES, Message
+
+PAUSE_ENV = "OPENCEM_STREAM_PAUSE"  # "<batch>:<point>": stop (sleep) at that point of that batch, for the kill -9 test
+SUBSCRIBER_STEPS = ("kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "cei_journey_day",
+                    "radio_subscriber_day", "subscriber_position_day", "subscriber_cell_day")
+CELL_STEPS = ("kpi_cell_15min",)
+OUTBOX_SCHEMA = pa.schema([("alert_id", pa.string()), ("batch", pa.int64()), ("kind", pa.string()),
+                           ("subscriber_id", pa.string()), ("grid", pa.string()), ("as_of", pa.date32()),
+                           ("event_time", pa.timestamp("us")), ("cause", pa.string()), ("detail", pa.string())])
+
+
+@dataclass
+class BatchResult:
+    batch: int
+    offset: str | None
+    messages: int
+    records: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    rejected: list[str] = field(default_factory=list)
+    pairs: int = 0  # (subscriber, day) pairs measured again
+    scored: int = 0
+    alerts: int = 0
+    seconds: float = 0.0
+
+
+class StreamState:
+    """The stream's folder in a workspace: checkpoint, commit markers, staging, outbox, scores."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.root = ws.root / "stream"
+        self.checkpoint_path = self.root / "checkpoint.json"
+        self.commits = self.root / "commits"
+        self.outbox = self.root / "outbox"
+        self.scores = self.root / "scores"
+        self.staging = self.root / ".staging"
+
+    def checkpoint(self) -> dict:
+        if self.checkpoint_path.exists():
+            return json.loads(self.checkpoint_path.read_text())
+        return {"batch": 0, "offset": None, "source": None, "clock_day": None}
+
+    def marker(self, batch: int) -> Path:
+        return self.commits / f"batch-{batch:09d}.json"
+
+    def recover(self) -> dict:
+        """Roll a committed batch forward, discard an uncommitted one; return the checkpoint."""
+        cp = self.checkpoint()
+        nxt = self.marker(cp["batch"] + 1)
+        if nxt.exists():
+            doc = json.loads(nxt.read_text())
+            _apply(self.ws.root, doc["moves"])
+            cp = _checkpoint_of(doc)
+            atomic_write_text(self.checkpoint_path, json.dumps(cp, indent=1) + "\n")
+        if self.staging.exists():
+            shutil.rmtree(self.staging)
+        return cp
+
+    def outbox_table(self) -> pa.Table:
+        files = sorted(self.outbox.glob("batch-*.parquet")) if self.outbox.is_dir() else []
+        return pa.concat_tables([pq.read_table(f) for f in files]) if files else OUTBOX_SCHEMA.empty_table()
+
+    def scores_table(self) -> pa.Table | None:
+        f = self.scores / "part.parquet"
+        return pq.read_table(f) if f.exists() else None
+
+
+def _checkpoint_of(doc: dict) -> dict:
+    return {"batch": doc["batch"], "offset": doc["offset"], "source": doc["source"], "clock_day": doc["clock_day"]}
+
+
+def _apply(root: Path, moves: list[list[str]]) -> None:
+    """Rename each staged file or folder onto its target; a move already done (source gone) is skipped,
+    so applying a commit twice is applying it once."""
+    for src_rel, dst_rel in moves:
+        src, dst = root / src_rel, root / dst_rel
+        if not src.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            aside = dst.parent / f".{dst.name}.old"
+            shutil.rmtree(aside, ignore_errors=True)
+            if dst.exists():
+                os.replace(dst, aside)
+            os.replace(src, dst)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(src, dst)
+        _pause(None, f"moved:{dst_rel}")
+
+
+_PAUSE_BATCH: list[int] = []  # the batch being processed, for the pause hook
+
+
+def _pause(batch: int | None, point: str) -> None:
+    """The test hook: with OPENCEM_STREAM_PAUSE=<batch>:<point>, write a flag file and sleep at that point
+    (the test kills the process there). Points: ``staged`` (before the commit marker), ``committed``
+    (after it, before any rename), ``moved`` (after the first rename)."""
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    want_batch, _, want_point = spec.partition(":")
+    b = batch if batch is not None else (_PAUSE_BATCH[-1] if _PAUSE_BATCH else None)
+    if b != int(want_batch) or not point.startswith(want_point):
+        return
+    flag = os.environ.get(PAUSE_ENV + "_FLAG")
+    if flag:
+        Path(flag).write_text(f"{b}:{point}\n")
+    while True:
+        time.sleep(1)
+
+
+class Streamer:
+    """Processes micro-batches into a workspace (see the module's docstring)."""
+
+    def __init__(self, workspace: Path, source_url: str, say: Callable[[str], None] | None = None,
+                 score: bool = True) -> None:
+        self.ws = Workspace(workspace)
+        if not all(self.ws.measure_files(t) for t in MEASURE_TABLES):
+            raise InputError(f"{self.ws.root}: no measure tables; run `opencem measure` on this workspace before streaming into it")
+        self.state = StreamState(self.ws)
+        self.source_url = source_url
+        self.say = say or (lambda _m: None)
+        self.steps = {s.name: s for s in measure_steps(load_tree())}
+        self.key = load_key(self.ws.pseudonym_key, create=False)
+        self.model = None
+        self.feats = None
+        if score and self.ws.model("nps").is_dir():
+            from ..nps.features import feature_list
+            from ..nps.model import NpsModel
+
+            self.model = NpsModel.load(self.ws.model("nps"))
+            self.feats = feature_list(load_tree())
+            if [f.name for f in self.feats] != self.model.encoder.names:
+                raise InputError(f"{self.ws.model('nps')}: the model was trained on other features; run `opencem train nps` again")
+        self.checkpoint = self.state.recover()
+
+    # -- one micro-batch -------------------------------------------------------------------------------
+    def process(self, messages: list[Message]) -> BatchResult:
+        t0 = time.perf_counter()
+        batch = self.checkpoint["batch"] + 1
+        _PAUSE_BATCH.append(batch)
+        st = self.state
+        stage = st.staging / f"batch-{batch:09d}"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+        res = BatchResult(batch, messages[-1].offset if messages else self.checkpoint["offset"], len(messages))
+        valid = self._validate(messages, stage, batch, res)
+        moves: list[list[str]] = []
+        rel = lambda p: Path(p).relative_to(self.ws.root).as_posix()  # noqa: E731
+        clock_day = dt.date.fromisoformat(self.checkpoint["clock_day"]) if self.checkpoint.get("clock_day") else None
+        alerts = OUTBOX_SCHEMA.empty_table()
+        with self.ws.session() as eng:
+            lake_new = self._stage_lake(eng, valid, stage, batch, moves, rel)
+            days = sorted({d for per in lake_new.values() for d in per})
+            if days:
+                clock_day = max([clock_day, *days]) if clock_day else max(days)
+            if lake_new:
+                res.pairs, scores = self._measure_and_score(eng, stage, lake_new, clock_day, moves, rel, res)
+                if scores is not None:
+                    alerts = self._stage_scores(scores, stage, batch, moves, rel)
+        res.alerts = alerts.num_rows
+        if res.alerts:
+            pq.write_table(alerts, stage / "outbox.parquet")
+            moves.append([rel(stage / "outbox.parquet"), rel(st.outbox / f"batch-{batch:09d}.parquet")])
+        if res.rejected or res.quarantined:
+            atomic_write_text(stage / "rejected.json", json.dumps({"rejected": res.rejected, "quarantined": res.quarantined}) + "\n")
+            moves.append([rel(stage / "rejected.json"), rel(st.root / "rejected" / f"batch-{batch:09d}.json")])
+        if (stage / "quarantine.parquet").exists():
+            moves.append([rel(stage / "quarantine.parquet"), rel(self.ws.root / "quarantine" / "stream" / f"batch-{batch:09d}.parquet")])
+        doc = {"batch": batch, "offset": res.offset, "source": self.source_url,
+               "clock_day": clock_day.isoformat() if clock_day else None, "messages": len(messages),
+               "records": res.records, "pairs": res.pairs, "scored": res.scored, "alerts": res.alerts, "moves": moves}
+        _pause(batch, "staged")
+        atomic_write_text(st.marker(batch), json.dumps(doc, indent=1) + "\n")  # the commit point
+        _pause(batch, "committed")
+        _apply(self.ws.root, moves)
+        self.checkpoint = _checkpoint_of(doc)
+        atomic_write_text(st.checkpoint_path, json.dumps(self.checkpoint, indent=1) + "\n")
+        shutil.rmtree(stage, ignore_errors=True)
+        _PAUSE_BATCH.pop()
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _validate(self, messages: list[Message], stage: Path, batch: int, res: BatchResult) -> dict[str, list[Path]]:
+        """Each message through its contract into staged Parquet (pseudonymised); returns table -> files."""
+        pseudonym = Pseudonymiser(self.key).sql(quote_ident("subscriber_id"))
+        out: dict[str, list[Path]] = {}
+        quarantine = []
+        for i, m in enumerate(messages):
+            raw = stage / "in" / f"{i:06d}-{m.table}.parquet"
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            raw.write_bytes(m.data)
+            name = f"{self.source_url} message {m.offset}"
+            dst = stage / "valid" / f"{i:06d}-{m.table}.parquet"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            replace = ("subscriber_id", *pseudonym) if "subscriber_id" in TABLES[m.table].column_names else None
+            try:
+                r = validate_file(raw, m.table, name, write_to=dst, replace=replace)
+            except ContractError as e:
+                dst.unlink(missing_ok=True)
+                res.rejected.append(str(e))
+                self.say(f"error: {e}")
+                continue
+            finally:
+                raw.unlink(missing_ok=True)
+            if r.quarantine.num_rows:
+                res.quarantined += r.quarantine.num_rows
+                quarantine.append(r.quarantine)
+                for line in r.messages(3):
+                    self.say(f"quarantined: {line}")
+            res.records[m.table] = res.records.get(m.table, 0) + r.rows
+            if r.rows:
+                out.setdefault(m.table, []).append(dst)
+            else:
+                dst.unlink(missing_ok=True)
+        if quarantine:
+            pq.write_table(pa.concat_tables(quarantine, promote_options="default"), stage / "quarantine.parquet")
+        return out
+
+    def _stage_lake(self, eng: Engine, valid: dict[str, list[Path]], stage: Path, batch: int, moves: list, rel) -> dict[str, list[dt.date]]:
+        """The batch's rows as one lake file per table and day; returns table -> days."""
+        out: dict[str, list[dt.date]] = {}
+        for table, files in valid.items():
+            col = quote_ident(TABLES[table].partition_by)
+            eng.register_parquet("batch_in", [str(f) for f in files], hive_partitioning=False)
+            days = eng.query_arrow(f"SELECT DISTINCT CAST({col} AS DATE) AS d FROM batch_in WHERE {col} IS NOT NULL ORDER BY d")["d"].to_pylist()
+            for d in days:
+                f = stage / "lake" / table / f"day={d}" / f"stream-{batch:09d}.parquet"
+                eng.export_parquet(f"SELECT * FROM batch_in WHERE CAST({col} AS DATE) = DATE {quote_literal(d.isoformat())}", f)
+                moves.append([rel(f), rel(self.ws.lake / table / f"day={d}" / f.name)])
+            eng.drop("batch_in")
+            out[table] = days
+        return out
+
+    def _measure_and_score(self, eng: Engine, stage: Path, lake_new: dict[str, list[dt.date]], clock_day: dt.date | None,
+                           moves: list, rel, res: BatchResult) -> tuple[int, pa.Table | None]:
+        """The measure steps over the touched (subscriber, day) pairs; each touched day's partitions staged."""
+        ws = self.ws
+        for t in MEASURE_TABLES:  # the stored tables, before this batch
+            eng.register_parquet(f"old_{t}", ws.measure_files(t))
+        staged = {t: sorted(str(p) for p in (stage / "lake" / t).rglob("*.parquet")) for t in STREAM_TABLES}
+        registered = set()
+        for t in STREAM_TABLES:
+            files = ws.lake_files(t) + staged[t]
+            if files:
+                eng.register_parquet(f"{t}_all", files)
+                registered.add(t)
+        new_parts = []
+        if staged["xdr"]:
+            eng.register_parquet("new_xdr", staged["xdr"])
+            new_parts.append("SELECT DISTINCT subscriber_id, CAST(start_time AS DATE) AS day FROM new_xdr")
+        if staged["radio_samples"]:
+            eng.register_parquet("new_radio", staged["radio_samples"])
+            new_parts.append("SELECT DISTINCT subscriber_id, CAST(sample_time AS DATE) AS day FROM new_radio")
+        steps: list[str] = []
+        if new_parts:
+            eng.create_table("touched", " UNION ".join(new_parts))
+            steps += SUBSCRIBER_STEPS
+        pairs = eng.row_count("touched") if new_parts else 0
+        sub_days = sorted(set(lake_new.get("xdr", [])) | set(lake_new.get("radio_samples", [])))
+        pm_days = sorted(set(lake_new.get("pm", [])))
+        if pm_days:
+            steps = list(CELL_STEPS) + steps
+
+        def in_days(days: list[dt.date], col: str = "day") -> str:
+            return f"{col} IN ({', '.join(f'DATE {quote_literal(d.isoformat())}' for d in days)})"
+
+        # the inputs the measure steps read: every record of the touched pairs (and all PM, as measure reads it)
+        for t, col in (("xdr", "start_time"), ("radio_samples", "sample_time")):
+            if sub_days:
+                eng.create_view(t, f"SELECT x.* FROM {t}_all x SEMI JOIN touched k ON x.subscriber_id = k.subscriber_id "
+                                   f"AND CAST(x.{col} AS DATE) = k.day WHERE {in_days(sub_days)}")
+        if "pm" in registered:
+            eng.create_view("pm", "SELECT * FROM pm_all")
+        for name in steps:
+            run_step(eng, self.steps[name])
+        # each touched day's partition: the new rows of the touched pairs, and the stored rows of every other
+        for name in MEASURE_TABLES:
+            if name in steps:
+                if name in CELL_STEPS:
+                    merged = f"SELECT * FROM {name} WHERE {in_days(pm_days)}"
+                    days = pm_days
+                else:
+                    merged = (f"SELECT * FROM {name} UNION ALL BY NAME SELECT o.* FROM old_{name} o "
+                              f"ANTI JOIN touched k ON o.subscriber_id = k.subscriber_id AND o.day = k.day WHERE {in_days(sub_days, 'o.day')}")
+                    days = sub_days
+                eng.create_table(f"m_{name}", merged)
+                out = stage / "measure" / name
+                eng.write_parquet(f"m_{name}", out, ["day"])
+                for d in days:
+                    if (out / f"day={d}").exists():
+                        moves.append([rel(out / f"day={d}"), rel(ws.measure / name / f"day={d}")])
+                    # a day without a row now would keep its old partition; it cannot happen: touched pairs have rows
+                eng.drop(name)
+                eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} WHERE NOT {in_days(days)}")
+            else:
+                eng.create_view(name, f"SELECT * FROM old_{name}")
+        for t in STREAM_TABLES:  # every record, for the scoring
+            if t in registered:
+                eng.create_view(t, f"SELECT * FROM {t}_all")
+        if self.model is None or not pairs or clock_day is None:
+            return pairs, None
+        return pairs, self._score(eng, clock_day + dt.timedelta(days=1), res)
+
+    def _score(self, eng: Engine, as_of: dt.date, res: BatchResult) -> pa.Table:
+        from ..nps.features import base_requests, build_features
+        from ..nps.model import CLASSES
+
+        touched = eng.query_arrow("SELECT DISTINCT subscriber_id FROM touched")["subscriber_id"]
+        req = base_requests(eng, as_of)
+        req = req.filter(pc.is_in(req["subscriber_id"], touched))
+        if not req.num_rows:
+            return None
+        x_table = build_features(eng, req, self.feats)
+        pred = self.model.predict(self.model.encoder.matrix(x_table))
+        p = pred["p"]
+        res.scored = x_table.num_rows
+        return pa.table({
+            "subscriber_id": x_table["subscriber_id"], "as_of": x_table["as_of"],
+            "p_detractor": p[:, 0], "p_passive": p[:, 1], "p_promoter": p[:, 2],
+            "expected_score": pred["expected_score"], "predicted_class": np.array(CLASSES)[p.argmax(axis=1)],
+            "cei_recent": x_table["cei_fast"], "batch": pa.array([res.batch] * x_table.num_rows, pa.int64()),
+        })
+
+    def _stage_scores(self, scores: pa.Table, stage: Path, batch: int, moves: list, rel) -> pa.Table:
+        """The stream's score table with the touched subscribers' rows replaced; alerts for those who fell to detractor."""
+        old = self.state.scores_table()
+        prev = old if old is not None else _latest_batch_scores(self.ws)
+        prev_class = {}
+        if prev is not None:
+            prev_class = dict(zip(prev["subscriber_id"].to_pylist(), prev["predicted_class"].to_pylist()))
+        rows = []
+        for sub, cls, p_det, as_of, cei in zip(scores["subscriber_id"].to_pylist(), scores["predicted_class"].to_pylist(),
+                                               scores["p_detractor"].to_pylist(), scores["as_of"].to_pylist(),
+                                               scores["cei_recent"].to_pylist()):
+            before = prev_class.get(sub)
+            if cls == "detractor" and before is not None and before != "detractor":
+                detail = {"previous_class": before, "p_detractor": round(p_det, 4), "cei_recent": None if cei is None else round(cei, 2)}
+                rows.append({"alert_id": f"nps-detractor:{sub}:{as_of}:{batch}", "batch": batch, "kind": "nps_detractor",
+                             "subscriber_id": sub, "grid": None, "as_of": as_of, "event_time": None, "cause": None,
+                             "detail": json.dumps(detail, sort_keys=True)})
+        if old is not None:
+            keep = old.filter(pc.invert(pc.is_in(old["subscriber_id"], scores["subscriber_id"])))
+            merged = pa.concat_tables([keep, scores.cast(keep.schema)])
+        else:
+            merged = scores
+        merged = merged.sort_by("subscriber_id")
+        out = stage / "scores"
+        out.mkdir(parents=True, exist_ok=True)
+        pq.write_table(merged, out / "part.parquet")
+        moves.append([rel(out), rel(self.state.scores)])
+        return pa.Table.from_pylist(rows, schema=OUTBOX_SCHEMA)
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def run(self, source, max_messages: int = 64, until_idle: bool = False, poll_seconds: float = 0.5,
+            max_batches: int | None = None, after_batch: Callable[[BatchResult], None] | None = None) -> list[BatchResult]:
+        done: list[BatchResult] = []
+        while max_batches is None or len(done) < max_batches:
+            msgs = source.poll(self.checkpoint["offset"], max_messages)
+            if not msgs:
+                if until_idle:
+                    break
+                time.sleep(poll_seconds)
+                continue
+            r = self.process(msgs)
+            done.append(r)
+            if after_batch:
+                after_batch(r)
+        return done
+
+
+def _latest_batch_scores(ws: Workspace) -> pa.Table | None:
+    """The latest `opencem score` partition, the previous class of a subscriber the stream has not scored yet."""
+    folder = ws.nps / "scores"
+    parts = sorted(folder.glob("as_of=*")) if folder.is_dir() else []
+    return pq.read_table(parts[-1] / "part.parquet", columns=["subscriber_id", "predicted_class"]) if parts else None
