@@ -154,3 +154,17 @@ def nats_url(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def workspace_before(ws: Path, day: str, dst: Path) -> Path:
+    """A copy of measured workspace ``ws`` (hard links: every stage replaces files, never rewrites them)
+    without ``day`` in the lake's streamed tables and in the measure tables, nor any stream state."""
+    def skip(d, names):
+        here = Path(d)
+        out = [n for n in names if n == f"day={day}" and (here.parent.name in ("lake", "measure"))]
+        if here == ws:
+            out += [n for n in names if n in ("stream", "catalog.duckdb")]
+        return out
+
+    shutil.copytree(ws, dst, copy_function=os.link, ignore=skip)
+    return dst
