@@ -11,6 +11,7 @@ Cross-cutting pieces, applied to every route:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -123,10 +124,22 @@ class CorrelatorAndAudit:
         state = scope.setdefault("state", {})
         sent = {"status": 0}
         echo = correlator if correlator is not None and _CORRELATOR.fullmatch(correlator) else None
+        path = scope.get("path", "")
+        audited = not path.startswith(UNAUDITED)
+
+        def record(status: int) -> None:
+            # written before the response leaves: a client never sees an answer whose call is not in the log
+            self.get_ctx().audit.write(
+                client=state.get("client"), api=state.get("api", "-"), operation=f"{scope.get('method')} {path}",
+                subject=state.get("subject"), purpose=state.get("purpose"), status=status,
+                result="ok" if status < 400 else state.get("error_code") or errors.GENERIC_CODES.get(status, str(status)),
+                correlator=echo)
 
         async def send_echo(message):
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
+                if audited:
+                    record(message["status"])
                 if echo is not None:
                     message["headers"] = list(message.get("headers", ())) + [(b"x-correlator", echo.encode())]
             await send(message)
@@ -139,19 +152,10 @@ class CorrelatorAndAudit:
             else:
                 await self.app(scope, receive, send_echo)
         except Exception:
-            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            log.exception("unexpected error on %s %s", scope.get("method"), path)
             state["error_code"] = "INTERNAL"
             if not sent["status"]:
                 await error_response(500, "INTERNAL", "Unknown server error. Typically a server bug.")(scope, receive, send_echo)
-        finally:
-            path = scope.get("path", "")
-            if not path.startswith(UNAUDITED):
-                status = sent["status"] or 500
-                self.get_ctx().audit.write(
-                    client=state.get("client"), api=state.get("api", "-"), operation=f"{scope.get('method')} {path}",
-                    subject=state.get("subject"), purpose=state.get("purpose"), status=status,
-                    result="ok" if status < 400 else state.get("error_code") or errors.GENERIC_CODES.get(status, str(status)),
-                    correlator=echo)
 
 
 def create_app(workspace: str | Path, settings: Settings | None = None) -> FastAPI:
@@ -165,7 +169,13 @@ def create_app(workspace: str | Path, settings: Settings | None = None) -> FastA
     ctx = Context(store=store, registry=registry,
                   issuer=TokenIssuer(signing_key(root), registry, ttl_s=settings.token_ttl_s),
                   limiter=RateLimiter(), audit=AuditLog(root / "api" / "audit"), settings=settings)
-    app = FastAPI(title="OpenCEM open APIs", version="0.1.0",
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        ctx.audit.close()
+        ctx.store.close()
+
+    app = FastAPI(lifespan=lifespan, title="OpenCEM open APIs", version="0.1.0",
                   description="CAMARA Device Location (retrieval, verification), Population Density Data, and "
                               "OpenCEM's experience, NPS, twin, service-experience, insight and user-preference "
                               "resources over one workspace. OAuth2 client credentials; every error a CAMARA ErrorInfo.")
@@ -178,10 +188,5 @@ def create_app(workspace: str | Path, settings: Settings | None = None) -> FastA
     @app.get("/health", include_in_schema=False)
     async def health() -> dict:
         return {"status": "ok"}
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        ctx.audit.close()
-        ctx.store.close()
 
     return app
