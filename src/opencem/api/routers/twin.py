@@ -43,12 +43,16 @@ def _clean(v):
                        **error_responses(400, 401, 403, 404, 429)})
 def grid_state(request: Request, caller: Caller = require("twin:read", "twin"),
                start: dt.datetime | None = Query(None, description="RFC 3339; default: end - 24 h"),
-               end: dt.datetime | None = Query(None, description="RFC 3339; default: the end of the data")) -> dict:
+               end: dt.datetime | None = Query(None, description="RFC 3339; default: start + 24 h, or the end of the data")) -> dict:
     ctx: Context = request.app.state.ctx
     _twin(ctx)
-    end = end or ctx.store.twin_end
-    start = start or end - dt.timedelta(hours=24)
-    end, start = [(t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC) for t in (end, start)]
+    day = dt.timedelta(hours=24)
+    start, end = [None if t is None else (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC) for t in (start, end)]
+    if start is None:
+        end = end or ctx.store.twin_end
+        start = end - day
+    elif end is None:
+        end = start + day
     if end <= start or end - start > dt.timedelta(days=31):
         raise invalid_argument("start must be before end, at most 31 days apart")
     k = ctx.settings.min_group
