@@ -158,10 +158,11 @@ def nats_url(tmp_path):
 
 def workspace_before(ws: Path, day: str, dst: Path) -> Path:
     """A copy of measured workspace ``ws`` (hard links: every stage replaces files, never rewrites them)
-    without ``day`` in the lake's streamed tables and in the measure tables, nor any stream state."""
+    without ``day`` and the days after it in the lake's streamed tables and in the measure tables, nor any
+    stream state."""
     def skip(d, names):
         here = Path(d)
-        out = [n for n in names if n == f"day={day}" and (here.parent.name in ("lake", "measure"))]
+        out = [n for n in names if n.startswith("day=") and n[4:] >= day and (here.parent.name in ("lake", "measure"))]
         if here == ws:
             out += [n for n in names if n in ("stream", "catalog.duckdb")]
         return out

@@ -26,6 +26,8 @@ from opencem.stream.run import PAUSE_ENV, StreamState, Streamer
 from opencem.stream.sources import open_source
 from opencem.workspace import Workspace
 
+pytestmark = pytest.mark.slow  # each streams a day through the measure steps: 20-50 s
+
 CLI = [sys.executable, "-c", "from opencem.cli import app; app()"]
 
 

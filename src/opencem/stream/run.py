@@ -117,7 +117,7 @@ class StreamState:
 
 
 def _checkpoint_of(doc: dict) -> dict:
-    return {"batch": doc["batch"], "offset": doc["offset"], "source": doc["source"], "clock_day": doc["clock_day"]}
+    return {k: doc.get(k) for k in ("batch", "offset", "source", "clock_day", "clock")}
 
 
 def _apply(root: Path, moves: list[list[str]]) -> None:
@@ -165,7 +165,7 @@ class Streamer:
     """Processes micro-batches into a workspace (see the module's docstring)."""
 
     def __init__(self, workspace: Path, source_url: str, say: Callable[[str], None] | None = None,
-                 score: bool = True) -> None:
+                 score: bool = True, episodes: bool = False, episode_days: int = 7) -> None:
         self.ws = Workspace(workspace)
         if not all(self.ws.measure_files(t) for t in MEASURE_TABLES):
             raise InputError(f"{self.ws.root}: no measure tables; run `opencem measure` on this workspace before streaming into it")
@@ -184,6 +184,8 @@ class Streamer:
             self.feats = feature_list(load_tree())
             if [f.name for f in self.feats] != self.model.encoder.names:
                 raise InputError(f"{self.ws.model('nps')}: the model was trained on other features; run `opencem train nps` again")
+        self.episodes = episodes
+        self.episode_days = episode_days
         self.checkpoint = self.state.recover()
 
     # -- one micro-batch -------------------------------------------------------------------------------
@@ -210,6 +212,13 @@ class Streamer:
                 res.pairs, scores = self._measure_and_score(eng, stage, lake_new, clock_day, moves, rel, res)
                 if scores is not None:
                     alerts = self._stage_scores(scores, stage, batch, moves, rel)
+            clock = self._clock(eng, stage)
+        if self.episodes and clock is not None and lake_new:
+            from .episodes import episode_alerts
+
+            found = episode_alerts(self, stage, moves, rel, batch, clock)
+            if found.num_rows:
+                alerts = pa.concat_tables([alerts, found])
         res.alerts = alerts.num_rows
         if res.alerts:
             pq.write_table(alerts, stage / "outbox.parquet")
@@ -220,7 +229,8 @@ class Streamer:
         if (stage / "quarantine.parquet").exists():
             moves.append([rel(stage / "quarantine.parquet"), rel(self.ws.root / "quarantine" / "stream" / f"batch-{batch:09d}.parquet")])
         doc = {"batch": batch, "offset": res.offset, "source": self.source_url,
-               "clock_day": clock_day.isoformat() if clock_day else None, "messages": len(messages),
+               "clock_day": clock_day.isoformat() if clock_day else None,
+               "clock": clock.isoformat() if clock else self.checkpoint.get("clock"), "messages": len(messages),
                "records": res.records, "pairs": res.pairs, "scored": res.scored, "alerts": res.alerts, "moves": moves}
         _pause(batch, "staged")
         atomic_write_text(st.marker(batch), json.dumps(doc, indent=1) + "\n")  # the commit point
@@ -232,6 +242,17 @@ class Streamer:
         _PAUSE_BATCH.pop()
         res.seconds = time.perf_counter() - t0
         return res
+
+    def _clock(self, eng: Engine, stage: Path) -> dt.datetime | None:
+        """The latest session start streamed so far (the stream's clock in the records' own time)."""
+        before = dt.datetime.fromisoformat(self.checkpoint["clock"]) if self.checkpoint.get("clock") else None
+        files = sorted(str(p) for p in (stage / "lake" / "xdr").rglob("*.parquet"))
+        if not files:
+            return before
+        eng.register_parquet("clock_in", files, hive_partitioning=False)
+        latest = eng.query_row("SELECT max(start_time) FROM clock_in")[0]
+        eng.drop("clock_in")
+        return max(t for t in (before, latest) if t is not None)
 
     def _validate(self, messages: list[Message], stage: Path, batch: int, res: BatchResult) -> dict[str, list[Path]]:
         """Each message through its contract into staged Parquet (pseudonymised); returns table -> files."""
@@ -377,10 +398,11 @@ class Streamer:
     def _stage_scores(self, scores: pa.Table, stage: Path, batch: int, moves: list, rel) -> pa.Table:
         """The stream's score table with the touched subscribers' rows replaced; alerts for those who fell to detractor."""
         old = self.state.scores_table()
-        prev = old if old is not None else _latest_batch_scores(self.ws)
-        prev_class = {}
-        if prev is not None:
-            prev_class = dict(zip(prev["subscriber_id"].to_pylist(), prev["predicted_class"].to_pylist()))
+        as_of = scores["as_of"][0].as_py()
+        prev_class = {}  # the class before: the stream's own score, else the latest batch score before this day
+        for prev in (_latest_batch_scores(self.ws, as_of), old):
+            if prev is not None:
+                prev_class.update(zip(prev["subscriber_id"].to_pylist(), prev["predicted_class"].to_pylist()))
         rows = []
         for sub, cls, p_det, as_of, cei in zip(scores["subscriber_id"].to_pylist(), scores["predicted_class"].to_pylist(),
                                                scores["p_detractor"].to_pylist(), scores["as_of"].to_pylist(),
@@ -421,8 +443,9 @@ class Streamer:
         return done
 
 
-def _latest_batch_scores(ws: Workspace) -> pa.Table | None:
-    """The latest `opencem score` partition, the previous class of a subscriber the stream has not scored yet."""
+def _latest_batch_scores(ws: Workspace, as_of: dt.date) -> pa.Table | None:
+    """The latest `opencem score` partition before ``as_of``: the previous class of a subscriber the stream has
+    not scored yet."""
     folder = ws.nps / "scores"
-    parts = sorted(folder.glob("as_of=*")) if folder.is_dir() else []
+    parts = sorted(p for p in folder.glob("as_of=*") if p.name[6:] < as_of.isoformat()) if folder.is_dir() else []
     return pq.read_table(parts[-1] / "part.parquet", columns=["subscriber_id", "predicted_class"]) if parts else None
