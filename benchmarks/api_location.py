@@ -1,0 +1,132 @@
+"""CAMARA location retrieval on loopback: latency at a target request rate, against `opencem serve`.
+
+    python benchmarks/api_location.py --workspace WS --data DATA [--rate 1000] [--seconds 20] [--connections 64]
+
+WS is a measured workspace and DATA its synthetic operator (for the raw phone numbers of subscribers with
+location consent). WS is copied (hard links) to a temporary folder, because the server writes its client
+registry and audit log there. `opencem serve --now data` runs in a subprocess (one uvicorn process); this
+script is the load generator, open loop: request i is due at start + i / rate whatever happened to the
+earlier ones, so a slow server shows as queueing in the latencies ("from due": due time to answer;
+"service": send to answer). Each request names one of the consenting subscribers, in turn.
+
+Appends a JSON line to benchmarks/results/api_location.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+
+RESULTS = Path(__file__).parent / "results" / "api_location.jsonl"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+async def load(url: str, token: str, phones: list[str], rate: float, seconds: float, connections: int) -> dict:
+    n = int(rate * seconds)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    due_lat, svc_lat, codes = [], [], {}
+    sem = asyncio.Semaphore(connections)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        # warm-up: connections and the server's first calls
+        await asyncio.gather(*[client.post("/location-retrieval/v0.5/retrieve", json={"device": {"phoneNumber": p}})
+                               for p in phones[:connections]])
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            async with sem:
+                sent = time.perf_counter()
+                r = await client.post("/location-retrieval/v0.5/retrieve",
+                                      json={"device": {"phoneNumber": phones[i % len(phones)]}, "maxAge": 86400})
+                done = time.perf_counter()
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            due_lat.append((done - due) * 1000)
+            svc_lat.append((done - sent) * 1000)
+
+        await asyncio.gather(*[one(i) for i in range(n)])
+        elapsed = time.perf_counter() - start
+    return {"requests": n, "elapsed_s": round(elapsed, 2), "achieved_rps": round(n / elapsed, 1),
+            "status_codes": {str(k): v for k, v in sorted(codes.items())},
+            "from_due_ms": {"p50": round(pct(due_lat, 0.5), 2), "p99": round(pct(due_lat, 0.99), 2), "max": round(max(due_lat), 2)},
+            "service_ms": {"p50": round(pct(svc_lat, 0.5), 2), "p99": round(pct(svc_lat, 0.99), 2),
+                           "mean": round(statistics.fmean(svc_lat), 2)}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workspace", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True, help="the workspace's synthetic operator (raw phone numbers)")
+    ap.add_argument("--rate", type=float, default=1000.0, help="target requests per second")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--no-record", action="store_true", help="do not append to the results file")
+    args = ap.parse_args()
+
+    subs = pq.read_table(args.data / "inputs" / "subscribers.parquet", columns=["subscriber_id", "consent_location"])
+    phones = [r["subscriber_id"] for r in subs.to_pylist() if r["consent_location"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Path(tmp) / "ws"
+        shutil.copytree(args.workspace, ws, copy_function=os.link, ignore=shutil.ignore_patterns("api", ".spill"))
+        opencem = [sys.executable, "-m", "opencem.cli"] if not shutil.which("opencem") else ["opencem"]
+        added = subprocess.run(opencem + ["clients", "add", "--workspace", str(ws), "--id", "bench", "--scope",
+                                          "location-retrieval:read", "--purpose", "benchmark", "--rate", "1000000"],
+                               check=True, capture_output=True, text=True)
+        secret = json.loads(added.stdout)["client_secret"]
+        port = free_port()
+        server = subprocess.Popen(opencem + ["serve", "--workspace", str(ws), "--port", str(port), "--now", "data",
+                                             "--log-level", "warning"])
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(url + "/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            token = httpx.post(url + "/oauth2/token", data={"grant_type": "client_credentials", "client_id": "bench",
+                                                            "client_secret": secret}).json()["access_token"]
+            result = asyncio.run(load(url, token, phones, args.rate, args.seconds, args.connections))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    line = {"benchmark": "api_location", "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "workspace_subscribers": subs.num_rows, "consenting": len(phones), "target_rps": args.rate,
+            "seconds": args.seconds, "connections": args.connections, **result, "cpus": os.cpu_count(),
+            "load_generator": "same machine (httpx, asyncio, one process)"}
+    print(json.dumps(line))
+    if not args.no_record:
+        RESULTS.parent.mkdir(exist_ok=True)
+        with RESULTS.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+if __name__ == "__main__":
+    main()
