@@ -72,6 +72,8 @@ class BatchResult:
     scored: int = 0
     alerts: int = 0
     seconds: float = 0.0
+    arrivals: list[float] = field(default_factory=list)  # when each message was made available (epoch s), if known
+    committed_at: float = 0.0  # epoch s
 
 
 class StreamState:
@@ -241,6 +243,8 @@ class Streamer:
         shutil.rmtree(stage, ignore_errors=True)
         _PAUSE_BATCH.pop()
         res.seconds = time.perf_counter() - t0
+        res.committed_at = time.time()
+        res.arrivals = [m.sent_at for m in messages if m.sent_at is not None]
         return res
 
     def _clock(self, eng: Engine, stage: Path) -> dt.datetime | None:
@@ -255,27 +259,49 @@ class Streamer:
         return max(t for t in (before, latest) if t is not None)
 
     def _validate(self, messages: list[Message], stage: Path, batch: int, res: BatchResult) -> dict[str, list[Path]]:
-        """Each message through its contract into staged Parquet (pseudonymised); returns table -> files."""
-        pseudonym = Pseudonymiser(self.key).sql(quote_ident("subscriber_id"))
+        """Each message through its contract into staged Parquet (pseudonymised); returns table -> files.
+
+        The messages of one table are checked together when they read as one table; when that finds anything
+        wrong, each is checked on its own, so the error names the message and its row."""
         out: dict[str, list[Path]] = {}
-        quarantine = []
+        quarantine: list[pa.Table] = []
+        by_table: dict[str, list[int]] = {}
         for i, m in enumerate(messages):
+            by_table.setdefault(m.table, []).append(i)
+        single: list[int] = []
+        for table, idx in by_table.items():
+            if len(idx) == 1:
+                single += idx
+                continue
+            try:
+                parts = [pq.read_table(pa.BufferReader(messages[i].data)) for i in idx]
+                whole = pa.concat_tables(parts)
+            except (pa.ArrowInvalid, OSError):
+                single += idx
+                continue
+            raw = stage / "in" / f"all-{table}.parquet"
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(whole, raw)
+            r, dst = self._check(raw, table, f"{self.source_url} messages {messages[idx[0]].offset}..{messages[idx[-1]].offset}",
+                                 stage / "valid" / f"all-{table}.parquet")
+            if r is None or r.quarantine.num_rows:
+                if dst is not None:
+                    dst.unlink(missing_ok=True)
+                single += idx
+                continue
+            res.records[table] = res.records.get(table, 0) + r.rows
+            if r.rows:
+                out.setdefault(table, []).append(dst)
+        for i in sorted(single):
+            m = messages[i]
             raw = stage / "in" / f"{i:06d}-{m.table}.parquet"
             raw.parent.mkdir(parents=True, exist_ok=True)
             raw.write_bytes(m.data)
-            name = f"{self.source_url} message {m.offset}"
-            dst = stage / "valid" / f"{i:06d}-{m.table}.parquet"
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            replace = ("subscriber_id", *pseudonym) if "subscriber_id" in TABLES[m.table].column_names else None
-            try:
-                r = validate_file(raw, m.table, name, write_to=dst, replace=replace)
-            except ContractError as e:
-                dst.unlink(missing_ok=True)
-                res.rejected.append(str(e))
-                self.say(f"error: {e}")
+            r, dst = self._check(raw, m.table, f"{self.source_url} message {m.offset}", stage / "valid" / f"{i:06d}-{m.table}.parquet")
+            if r is None:
+                res.rejected.append(dst)
+                self.say(f"error: {dst}")
                 continue
-            finally:
-                raw.unlink(missing_ok=True)
             if r.quarantine.num_rows:
                 res.quarantined += r.quarantine.num_rows
                 quarantine.append(r.quarantine)
@@ -286,9 +312,21 @@ class Streamer:
                 out.setdefault(m.table, []).append(dst)
             else:
                 dst.unlink(missing_ok=True)
+        shutil.rmtree(stage / "in", ignore_errors=True)
         if quarantine:
             pq.write_table(pa.concat_tables(quarantine, promote_options="default"), stage / "quarantine.parquet")
         return out
+
+    def _check(self, raw: Path, table: str, name: str, dst: Path):
+        """(validation result, its valid rows' file), or (None, the one-line reason) for a file that cannot be read."""
+        pseudonym = Pseudonymiser(self.key).sql(quote_ident("subscriber_id"))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        replace = ("subscriber_id", *pseudonym) if "subscriber_id" in TABLES[table].column_names else None
+        try:
+            return validate_file(raw, table, name, write_to=dst, replace=replace), dst
+        except ContractError as e:
+            dst.unlink(missing_ok=True)
+            return None, str(e)
 
     def _stage_lake(self, eng: Engine, valid: dict[str, list[Path]], stage: Path, batch: int, moves: list, rel) -> dict[str, list[dt.date]]:
         """The batch's rows as one lake file per table and day; returns table -> days."""
@@ -343,8 +381,14 @@ class Streamer:
             if sub_days:
                 eng.create_view(t, f"SELECT x.* FROM {t}_all x SEMI JOIN touched k ON x.subscriber_id = k.subscriber_id "
                                    f"AND CAST(x.{col} AS DATE) = k.day WHERE {in_days(sub_days)}")
-        if "pm" in registered:
-            eng.create_view("pm", "SELECT * FROM pm_all")
+        if "pm" in registered and pm_days:
+            # kpi_cell_15min of the PM days: their rows, and each cell's first report and longest granularity
+            # over all PM (what the step's first_seen takes from every day) as one row without counters for a
+            # cell first seen before them; the step's rows of those days are the ones it gives over all PM
+            eng.create_view("pm", f"SELECT * FROM pm_all WHERE {in_days(pm_days)} UNION ALL BY NAME "
+                                  "SELECT cell_id, first_period AS period_start, granularity_s FROM ("
+                                  "SELECT cell_id, min(period_start) AS first_period, max(granularity_s) AS granularity_s "
+                                  f"FROM pm_all GROUP BY cell_id) WHERE NOT {in_days(pm_days, 'CAST(first_period AS DATE)')}")
         for name in steps:
             run_step(eng, self.steps[name])
         # each touched day's partition: the new rows of the touched pairs, and the stored rows of every other
