@@ -1,6 +1,7 @@
 """CAMARA location retrieval on loopback: latency at a target request rate, against `opencem serve`.
 
     python benchmarks/api_location.py --workspace WS --data DATA [--rate 1000] [--seconds 20] [--connections 64]
+                                      [--processes 1]
 
 WS is a measured workspace and DATA its synthetic operator (for the raw phone numbers of subscribers with
 location consent). WS is copied (hard links) to a temporary folder, because the server writes its client
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -45,20 +47,22 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def load(url: str, token: str, phones: list[str], rate: float, seconds: float, connections: int) -> dict:
+async def load(url: str, token: str, phones: list[str], rate: float, seconds: float, connections: int,
+               start_at: float) -> tuple[list[float], list[float], dict[int, int]]:
+    """Requests due at start_at + i / rate (wall clock, shared by the generator processes)."""
     n = int(rate * seconds)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     due_lat, svc_lat, codes = [], [], {}
     sem = asyncio.Semaphore(connections)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
-        # warm-up: connections and the server's first calls
+        # warm-up: open the connections before the clock starts
         await asyncio.gather(*[client.post("/location-retrieval/v0.5/retrieve", json={"device": {"phoneNumber": p}})
                                for p in phones[:connections]])
-        start = time.perf_counter()
+        offset = time.time() - time.perf_counter()
 
         async def one(i: int) -> None:
-            due = start + i / rate
+            due = start_at - offset + i / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -72,7 +76,31 @@ async def load(url: str, token: str, phones: list[str], rate: float, seconds: fl
             svc_lat.append((done - sent) * 1000)
 
         await asyncio.gather(*[one(i) for i in range(n)])
-        elapsed = time.perf_counter() - start
+    return due_lat, svc_lat, codes
+
+
+def _worker(args) -> tuple[list[float], list[float], dict[int, int], float]:
+    url, token, phones, rate, seconds, connections, start_at = args
+    out = asyncio.run(load(url, token, phones, rate, seconds, connections, start_at))
+    return (*out, time.time())
+
+
+def run_load(url: str, token: str, phones: list[str], rate: float, seconds: float, connections: int,
+             processes: int) -> dict:
+    """``processes`` generator processes, each with rate / processes and its share of the phones."""
+    start_at = time.time() + 3.0 + processes  # time for every process to start and warm up
+    jobs = [(url, token, phones[k::processes], rate / processes, seconds, max(1, connections // processes), start_at)
+            for k in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.map(_worker, jobs)
+    due_lat = [x for p in parts for x in p[0]]
+    svc_lat = [x for p in parts for x in p[1]]
+    codes: dict[int, int] = {}
+    for p in parts:
+        for k, v in p[2].items():
+            codes[k] = codes.get(k, 0) + v
+    elapsed = max(p[3] for p in parts) - start_at
+    n = len(due_lat)
     return {"requests": n, "elapsed_s": round(elapsed, 2), "achieved_rps": round(n / elapsed, 1),
             "status_codes": {str(k): v for k, v in sorted(codes.items())},
             "from_due_ms": {"p50": round(pct(due_lat, 0.5), 2), "p99": round(pct(due_lat, 0.99), 2), "max": round(max(due_lat), 2)},
@@ -87,9 +115,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0, help="target requests per second")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--processes", type=int, default=1, help="load generator processes")
     ap.add_argument("--no-record", action="store_true", help="do not append to the results file")
     args = ap.parse_args()
 
+    load_before = round(os.getloadavg()[0], 2)
     subs = pq.read_table(args.data / "inputs" / "subscribers.parquet", columns=["subscriber_id", "consent_location"])
     phones = [r["subscriber_id"] for r in subs.to_pylist() if r["consent_location"]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,14 +143,15 @@ def main() -> None:
                     time.sleep(0.1)
             token = httpx.post(url + "/oauth2/token", data={"grant_type": "client_credentials", "client_id": "bench",
                                                             "client_secret": secret}).json()["access_token"]
-            result = asyncio.run(load(url, token, phones, args.rate, args.seconds, args.connections))
+            result = run_load(url, token, phones, args.rate, args.seconds, args.connections, args.processes)
         finally:
             server.terminate()
             server.wait(timeout=30)
     line = {"benchmark": "api_location", "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "workspace_subscribers": subs.num_rows, "consenting": len(phones), "target_rps": args.rate,
             "seconds": args.seconds, "connections": args.connections, **result, "cpus": os.cpu_count(),
-            "load_generator": "same machine (httpx, asyncio, one process)"}
+            "load_generator": f"same machine: {args.processes} process(es), httpx + asyncio",
+            "load_average_1m_before": load_before}
     print(json.dumps(line))
     if not args.no_record:
         RESULTS.parent.mkdir(exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import httpx
 import pytest
@@ -74,6 +75,7 @@ def test_revoking_a_client_stops_its_tokens_on_a_running_server(live):
 
     assert live.http.get("/nps/v1/base").status_code == 200
     ClientRegistry.of(live.ws.root).revoke("app1")
+    time.sleep(ClientRegistry.recheck_s + 0.1)  # a server looks at the registry file at most every recheck_s
     check_error("CAMARA_common", live.http.get("/nps/v1/base"), 401, "UNAUTHENTICATED")
 
 

@@ -84,10 +84,10 @@ def require(scope: str, api: str):
         request.state.api = api
         if not authorization or authorization[:7].lower() != "bearer ":
             raise unauthenticated("Request not authenticated: send an access token (Authorization: Bearer ...).")
-        claims = ctx.issuer.verify(authorization[7:].strip())
-        if claims is None:
+        verified = ctx.issuer.verify(authorization[7:].strip())
+        if verified is None:
             raise unauthenticated()
-        client = ctx.registry.get(claims["sub"])
+        claims, client = verified
         request.state.client, request.state.purpose = client.client_id, client.purpose
         wait = ctx.limiter.check(client.client_id, client.rate_per_s, client.burst)
         if wait is not None:
