@@ -204,8 +204,9 @@ def test_population_density_errors(live):
                 400, "POPULATION_DENSITY_DATA.MAX_TIME_PERIOD_EXCEEDED")
     check_error("population-density-data", _density(live, 44.99, 3.99, 45.06, 4.06, endTime="2026-10-21T11:00:00Z"),
                 400, "POPULATION_DENSITY_DATA.INVALID_TIME_PERIOD")
-    check_error("population-density-data", _density(live, 44.99, 3.99, 45.06, 4.06, precision=9),
-                422, "POPULATION_DENSITY_DATA.UNSUPPORTED_PRECISION")
+    for precision in (9, 4, 1):  # finer than the grid; cells of hundreds of km2 and more
+        check_error("population-density-data", _density(live, 44.99, 3.99, 45.06, 4.06, precision=precision),
+                    422, "POPULATION_DENSITY_DATA.UNSUPPORTED_PRECISION")
     check_error("population-density-data", _density(live, 44.0, 3.0, 46.0, 5.0, precision=7),
                 400, "POPULATION_DENSITY_DATA.INVALID_AREA")  # over 500 km2
     check_error("population-density-data", _density(live, 44.99, 3.99, 45.06, 4.06, sink="https://example.com/cb"),

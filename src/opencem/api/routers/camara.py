@@ -38,6 +38,7 @@ router = APIRouter()
 MIN_VERIFY_RADIUS_M = 100.0  # below it the network's estimate (a ~0.1 km2 hexagon at best) cannot answer
 COVERAGE_MARGIN_DEG = 0.05  # about 5 km around the outermost sites
 MAX_DENSITY_AREA_KM2 = 500.0
+MIN_PRECISION, MAX_PRECISION = 5, 7  # geohash levels: 4.9 km to 153 m cells; finer than the grid or coarser is refused
 MAX_PERIOD = dt.timedelta(days=7)
 HORIZON = dt.timedelta(days=92)  # CAMARA: start no earlier than 3 months before the request, end no later than 3 after
 
@@ -171,7 +172,7 @@ def _bad(code: str, message: str, status: int = 400) -> ApiError:
              response_model=PopulationDensityResponse, response_model_exclude_none=True,
              summary="Retrieves population density information in a specified area",
              description="Density of the operator's active subscribers (sessions per grid and hour of the twin), "
-                         "per geohash cell (precision 1-7) and hour. Cells with fewer subscribers than the minimum "
+                         "per geohash cell (precision 5-7) and hour. Cells with fewer subscribers than the minimum "
                          "group size are LOW_DENSITY. Past periods only; synchronous only.",
              responses=error_responses(400, 401, 403, 404, 422, 429))
 def population_density(request: Request, body: PopulationDensityRequest,
@@ -196,9 +197,10 @@ def population_density(request: Request, body: PopulationDensityRequest,
         raise _bad("INVALID_TIME_PERIOD", "Indicated time period is partially in the past and partially in the future.")
     if body.startTime >= now:
         raise _bad("UNSUPPORTED_REQUEST", "This server has no forecast: ask for a past period.", 422)
-    if body.precision > 7:
-        raise _bad("UNSUPPORTED_PRECISION", "Indicated cell precision (Geohash level) is not supported: use 1-7 "
-                                            "(the twin's grid is H3 resolution 9, about 0.1 km2).", 422)
+    if not MIN_PRECISION <= body.precision <= MAX_PRECISION:
+        raise _bad("UNSUPPORTED_PRECISION", f"Indicated cell precision (Geohash level) is not supported: use "
+                                            f"{MIN_PRECISION}-{MAX_PRECISION} (the twin's grid is H3 resolution 9, about "
+                                            "0.1 km2; a level-5 cell is about 24 km2).", 422)
     shape = Shape(boundary=boundary)
     codes = geohash_cells(shape, body.precision, ctx.settings.max_density_cells)
     hours = _hours(body.startTime, body.endTime)
