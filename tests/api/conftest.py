@@ -94,6 +94,8 @@ def make_tiny_ws(root: Path) -> SimpleNamespace:
     _write(root / "segments" / "segments" / as_of / "segments.parquet", [
         {"dimension": "plan", "segment": "big", "subscribers": 25}, {"dimension": "plan", "segment": "small", "subscribers": 5}])
     _write(root / "segments" / "segments" / as_of / "members.parquet", [{"subscriber_id": s, "segment": "big"} for s in ids])
+    _write(root / "loop" / "prioritise" / "candidates.parquet", [
+        {"grid": grid_a, "cause": "congestion", "touched_subscribers": 30}, {"grid": grid_b, "cause": "coverage", "touched_subscribers": 4}])
     return SimpleNamespace(root=root, ids=ids, grid_a=grid_a, grid_b=grid_b)
 
 

@@ -273,9 +273,11 @@ def test_subscriber_experience_by_pseudonymous_id(live):
 
 def test_insight_tables_never_serve_subscriber_rows(live):
     names = [t["name"] for t in live.http.get("/insights/v1/tables").json()]
-    assert names == ["segments.segments"]  # members.parquet has subscriber ids: not served
+    assert names == ["loop.prioritise.candidates", "segments.segments"]  # members.parquet has subscriber ids: not served
     body = live.http.get("/insights/v1/tables/segments.segments").json()
     assert [r["segment"] for r in body["rows"]] == ["big"] and body["suppressed"] == 1
+    body = live.http.get("/insights/v1/tables/loop.prioritise.candidates").json()
+    assert [r["cause"] for r in body["rows"]] == ["congestion"] and body["suppressed"] == 1  # 4 touched: left out
     check_error("CAMARA_common", live.http.get("/insights/v1/tables/segments.members"), 404, "NOT_FOUND")
 
 

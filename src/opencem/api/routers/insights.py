@@ -1,6 +1,6 @@
 """Aggregate tables of the loop, churn and segments stages, when the workspace has them (files only: the API
-does not import those stages). Tables with a ``subscriber_id`` column are never served; rows with a
-``subscribers`` count below the minimum group size are left out."""
+does not import those stages). Tables with a ``subscriber_id`` column are never served; rows with a count
+below the minimum group size in any column named ``subscribers`` or ``*_subscribers`` are left out."""
 
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def table(request: Request, name: str = Path(max_length=200), caller: Caller = r
     rows = pq.read_table(path).to_pylist()
 
     def small(r: dict) -> bool:
-        n = r.get("subscribers")
-        return isinstance(n, (int, float)) and not (isinstance(n, float) and math.isnan(n)) and n < k
+        counts = [v for c, v in r.items() if c.endswith("subscribers") and isinstance(v, (int, float))
+                  and not (isinstance(v, float) and math.isnan(v))]
+        return any(n < k for n in counts)
 
     keep = [r for r in rows if not small(r)]
     return InsightRows(name=name, minGroupSize=k, suppressed=len(rows) - len(keep),
