@@ -43,6 +43,7 @@ from opencem.stream.run import Streamer
 from opencem.stream.sources import open_source
 
 RESULTS = Path(__file__).parent / "results" / "stream_throughput.jsonl"
+MODEL: Path | None = None
 
 
 def pct(values: list[float], q: float) -> float:
@@ -57,6 +58,8 @@ def copy_before(ws: Path, day: str, dst: Path) -> Path:
         return out + ([n for n in names if n in ("stream", "catalog.duckdb")] if here == ws else [])
 
     shutil.copytree(ws, dst, copy_function=os.link, ignore=skip)
+    if MODEL and not (dst / "models" / "nps").exists():
+        shutil.copytree(MODEL, dst / "models" / "nps")
     return dst
 
 
@@ -159,14 +162,18 @@ def main() -> None:
     ap.add_argument("--max-messages", type=int, default=64)
     ap.add_argument("--from", dest="from_", default="14:00")
     ap.add_argument("--episode-days", type=int, default=7)
+    ap.add_argument("--model", type=Path, default=None,
+                    help="an NPS model folder to score with when WS has none (another operator's: the cost is measured, not the accuracy)")
     args = ap.parse_args()
+    global MODEL
+    MODEL = args.model
     args.day = args.day or last_day(args.data)
     args.window = args.window or {"throughput": 3600, "latency": 60, "episode": 900}[args.mode]
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         out = {"throughput": throughput, "latency": latency, "episode": episode}[args.mode](args, Path(tmp))
     row = {"benchmark": f"stream_{args.mode}", "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "day": args.day, "window_s": args.window, "max_messages": args.max_messages, "cores": os.cpu_count(),
-           "python": platform.python_version(), "workspace_subscribers": pq.read_metadata(args.data / "inputs" / "subscribers.parquet").num_rows,
+           "python": platform.python_version(), "model_from": "another operator" if args.model else "the workspace", "workspace_subscribers": pq.read_metadata(args.data / "inputs" / "subscribers.parquet").num_rows,
            **out}
     print(json.dumps(row, indent=1, default=str))
     RESULTS.parent.mkdir(exist_ok=True)

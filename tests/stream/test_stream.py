@@ -142,19 +142,19 @@ def test_bad_messages_are_set_aside_and_the_rest_committed(tiny, tmp_path, keyed
     ws = streamed_copy(tiny, tmp_path)
     spool = tmp_path / "spool"
     url = f"spool:{spool}"
-    fill(url, tiny)
+    n = fill(url, tiny)
     files = sorted(spool.glob("*-xdr.parquet"))
     good = pq.read_table(files[0])
     # a message without a required column, and one with a row whose service is NULL
-    (spool / "000000999990-xdr.parquet").write_bytes(table_bytes(good.drop_columns(["start_time"])))
+    (spool / f"{n:012d}-xdr.parquet").write_bytes(table_bytes(good.drop_columns(["start_time"])))
     bad_row = good.slice(0, 3).set_column(good.schema.get_field_index("subscriber_id"), "subscriber_id",
                                           pa.array([None, *good["subscriber_id"].to_pylist()[1:3]], pa.string()))
-    (spool / "000000999991-xdr.parquet").write_bytes(table_bytes(bad_row))
+    (spool / f"{n + 1:012d}-xdr.parquet").write_bytes(table_bytes(bad_row))
     lines = []
     s = Streamer(ws, url, say=lines.append)
     done = s.run(open_source(url), max_messages=12, until_idle=True)
     last = done[-1]
-    assert len(last.rejected) == 1 and "000000999990-xdr.parquet" in last.rejected[0] and "start_time" in last.rejected[0]
+    assert len(last.rejected) == 1 and f"{n:012d}-xdr.parquet" in last.rejected[0] and "start_time" in last.rejected[0]
     assert "\n" not in last.rejected[0]
     assert last.quarantined == 1 and any("column 'subscriber_id'" in line and "row 1" in line for line in lines)
     assert (ws / "quarantine" / "stream" / f"batch-{last.batch:09d}.parquet").exists()

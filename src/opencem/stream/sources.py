@@ -8,9 +8,8 @@ state it produced, so a restart reads each message once whatever the broker reme
 Sources (``--source URL``):
 
 * ``spool:DIR`` or a plain folder (the default, no server): files ``DIR/<sequence>-<table>.parquet``,
-  written whole then renamed into place (a writer never leaves a half file under that name). The offset is
-  the last file name read; names sort in the order they were written (the replay writes a zero-padded
-  sequence).
+  written whole then renamed into place (a writer never leaves a half file under that name), the sequence
+  0, 1, 2, ... without gaps (the replay numbers them so). The offset is the last file name read.
 * ``redis://HOST:PORT[/DB]?stream=KEY``: a Redis Stream; each entry has fields ``table`` and ``data``.
   The offset is the entry id.
 * ``nats://HOST:PORT?stream=NAME&subject=PREFIX``: a NATS JetStream stream; subject ``PREFIX.<table>``,
@@ -51,7 +50,11 @@ def _check_table(table: str, where: str) -> str:
 
 # -- the spool folder ---------------------------------------------------------------------------------
 class SpoolSource:
-    """Files ``<sequence>-<table>.parquet`` in a folder, read in name order after the offset."""
+    """Files ``<sequence>-<table>.parquet`` in a folder, read in sequence order after the offset.
+
+    The sequence numbers run 0, 1, 2, ... without a gap: a file is read only after every file before it.
+    A folder listing is not a snapshot (a file renamed into place while the folder is being listed may be
+    missed while a later one is seen), so a gap means "not seen yet", never "skip it"."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -60,17 +63,22 @@ class SpoolSource:
         self.url = f"spool:{self.folder}"
 
     def poll(self, after: str | None, max_messages: int) -> list[Message]:
-        names = sorted(p.name for p in os.scandir(self.folder) if p.name.endswith(".parquet") and not p.name.startswith("."))
-        out = []
-        for name in names:
-            if after is not None and name <= after:
+        files = {}
+        for e in os.scandir(self.folder):
+            if not e.name.endswith(".parquet") or e.name.startswith("."):
                 continue
-            stem = name[: -len(".parquet")]
-            table = stem.split("-", 1)[1] if "-" in stem else ""
+            seq, _, rest = e.name[: -len(".parquet")].partition("-")
+            if not seq.isdigit() or not rest:
+                raise InputError(f"{self.folder / e.name}: a spool file is named <sequence>-<table>.parquet (e.g. 000000000007-xdr.parquet)")
+            files[int(seq)] = e.name
+        expected = int(after.split("-", 1)[0]) + 1 if after else 0
+        out = []
+        while expected in files and len(out) < max_messages:
+            name = files[expected]
             path = self.folder / name
+            table = name[: -len(".parquet")].split("-", 1)[1]
             out.append(Message(name, _check_table(table, str(path)), path.read_bytes(), path.stat().st_mtime))
-            if len(out) >= max_messages:
-                break
+            expected += 1
         return out
 
     def close(self) -> None:
@@ -78,11 +86,16 @@ class SpoolSource:
 
 
 class SpoolSink:
+    """Writes the spool's files, numbering on from the folder's ``.sequence`` file (so that numbers are never
+    used twice, even after the consumed files were removed)."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        existing = sorted(p.name for p in self.folder.glob("*.parquet"))
-        self.seq = int(existing[-1].split("-", 1)[0]) + 1 if existing else 0
+        self.counter = self.folder / ".sequence"
+        existing = [int(p.name.split("-", 1)[0]) for p in self.folder.glob("*.parquet") if p.name.split("-", 1)[0].isdigit()]
+        kept = int(self.counter.read_text()) if self.counter.exists() else 0
+        self.seq = max([kept, *(n + 1 for n in existing)])
 
     def send(self, table: str, data: bytes) -> None:
         name = f"{self.seq:012d}-{_check_table(table, 'replay')}.parquet"
@@ -92,7 +105,9 @@ class SpoolSink:
         self.seq += 1
 
     def close(self) -> None:
-        pass
+        tmp = self.folder / f".sequence.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.write_text(f"{self.seq}\n")
+        os.replace(tmp, self.counter)
 
 
 # -- Redis Streams --------------------------------------------------------------------------------------
