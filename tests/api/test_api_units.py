@@ -68,6 +68,8 @@ def test_tokens_are_signed_scoped_and_expire(registry):
     assert issuer.verify(".".join([head, body[:-2] + ("AA" if body[-2:] != "AA" else "BB"), sig])) is None
     expired = jwt.encode({**claims, "iat": 1, "nbf": 1, "exp": 2}, b"k" * 32, algorithm="HS256")
     assert issuer.verify(expired) is None
+    issuer._verified[expired] = {**claims, "exp": 2}  # even if it were in the cache, an expired token is checked again
+    assert issuer.verify(expired) is None
     unsigned = jwt.encode(claims, None, algorithm="none")
     assert issuer.verify(unsigned) is None
 
@@ -77,6 +79,7 @@ def test_a_revoked_clients_tokens_stop_working(registry):
     issuer = TokenIssuer(b"k" * 32, registry)
     token, _ = issuer.issue(registry.authenticate("app1", secret), ["nps:read"])
     assert issuer.verify(token) is not None
+    assert issuer.verify(token) is not None  # a second time: from the issuer's cache of checked tokens
     ClientRegistry.of(registry.path.parent.parent).revoke("app1")  # another process's registry
     time.sleep(registry.recheck_s + 0.05)  # the file's change is looked for at most every recheck_s
     assert issuer.verify(token) is None

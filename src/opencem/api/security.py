@@ -201,8 +201,11 @@ def signing_key(ws_root: Path) -> bytes:
 class TokenIssuer:
     """Issues and checks access tokens (JWT, HS256) for the clients of one registry."""
 
+    CACHE_SIZE = 10_000
+
     def __init__(self, key: bytes, registry: ClientRegistry, ttl_s: int = TOKEN_TTL_S, audience: str = "opencem-api") -> None:
         self.key, self.registry, self.ttl_s, self.audience = key, registry, ttl_s, audience
+        self._verified: dict[str, dict] = {}  # token -> its claims, once its signature and claims were checked
 
     def issue(self, client: Client, scopes: list[str]) -> tuple[str, int]:
         now = int(time.time())
@@ -214,11 +217,17 @@ class TokenIssuer:
     def verify(self, token: str) -> tuple[dict, Client] | None:
         """The token's claims and client when it is valid, signed by us, unexpired and its client still active;
         else None."""
-        try:
-            claims = jwt.decode(token, self.key, algorithms=[ALGORITHM], audience=self.audience, issuer=ISSUER,
-                                options={"require": ["exp", "iat", "sub", "scope"]})
-        except jwt.PyJWTError:
-            return None
+        claims = self._verified.get(token)
+        if claims is None or claims["exp"] <= time.time():
+            try:
+                claims = jwt.decode(token, self.key, algorithms=[ALGORITHM], audience=self.audience, issuer=ISSUER,
+                                    options={"require": ["exp", "iat", "sub", "scope"]})
+            except jwt.PyJWTError:
+                self._verified.pop(token, None)
+                return None
+            if len(self._verified) >= self.CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = claims
         client = self.registry.get(claims["sub"])
         if client is None or not client.active:
             return None
