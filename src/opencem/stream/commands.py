@@ -24,6 +24,11 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
         max_batches: int = typer.Option(None, help="Stop after this many micro-batches"),
         poll: float = typer.Option(0.5, help="Seconds between polls of an idle source"),
         no_scores: bool = typer.Option(False, "--no-scores", help="Measure only, even with an NPS model"),
+        episodes: bool = typer.Option(True, "--episodes/--no-episodes", help="Episode alerts: the twin's diagnosis after each batch"),
+        episode_days: int = typer.Option(7, help="Days of grid state the episode detection looks at"),
+        engine: str = typer.Option("duckdb", help="duckdb (the stream polls the source) or spark (Spark Structured "
+                                                  "Streaming reads a spool folder and triggers the batches)"),
+        spark_master: str = typer.Option("local[2]", help="With --engine spark: the Spark master"),
     ) -> None:
         """Consume session records, radio samples and PM as they arrive: measure the touched subscribers' days,
         rescore them, raise alerts; every micro-batch committed exactly once."""
@@ -34,8 +39,11 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
         def say(msg: str) -> None:
             typer.echo(msg)
 
-        s = Streamer(workspace, source, say=say, score=not no_scores)
-        src = open_source(source)
+        from opencem.errors import InputError
+
+        if engine not in ("duckdb", "spark"):
+            raise InputError(f"--engine {engine}: use duckdb or spark")
+        s = Streamer(workspace, source, say=say, score=not no_scores, episodes=episodes, episode_days=episode_days)
         typer.echo(f"streaming {source} into {workspace} after batch {s.checkpoint['batch']} (offset {s.checkpoint['offset']})")
 
         def after(r) -> None:
@@ -45,6 +53,21 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
             if webhook:
                 deliver(s.state, list(webhook), say=say)
 
+        if engine == "spark":
+            import time
+
+            from opencem.stream.sources import _kind
+            from opencem.stream.spark import run_spark
+
+            kind, where = _kind(source)
+            if kind != "spool":
+                raise InputError(f"--engine spark reads a spool folder, not {source}")
+            while True:
+                run_spark(s, Path(where), spark_master, max_messages, after_batch=after)
+                if until_idle:
+                    return
+                time.sleep(poll)
+        src = open_source(source)
         try:
             s.run(src, max_messages=max_messages, until_idle=until_idle, poll_seconds=poll, max_batches=max_batches,
                   after_batch=after)
