@@ -152,7 +152,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         shutil.copytree(args.workspace, ws, copy_function=os.link, ignore=shutil.ignore_patterns("api", ".spill"))
-        opencem = [sys.executable, "-m", "opencem.cli"] if not shutil.which("opencem") else ["opencem"]
+        opencem = [sys.executable, "-c", "from opencem.cli import app; app()"]
         added = subprocess.run(opencem + ["clients", "add", "--workspace", str(ws), "--id", "bench", "--scope",
                                           "location-retrieval:read", "--purpose", "benchmark", "--rate", "1000000"],
                                check=True, capture_output=True, text=True)

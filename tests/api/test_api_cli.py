@@ -41,3 +41,36 @@ def test_clients_and_serve_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "not an OpenCEM workspace" in r.output
     r = runner.invoke(app, ["serve", "--workspace", str(ws), "--now", "yesterday"])
     assert r.exit_code == 2 and "--now 'yesterday'" in r.output
+
+
+def test_opencem_serve_runs_a_server_with_the_data_clock(tiny):
+    """`opencem serve --now data` in a subprocess: the clock is the end of the data (12:00, when the GPS fixes
+    were taken), so a 60 s maxAge is met; the wall clock (weeks later) would refuse it."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from conftest import add_client, free_port, get_token, phone
+
+    secret = add_client(tiny.root)
+    port = free_port()
+    cmd = [sys.executable, "-c", "from opencem.cli import app; app()", "serve", "--workspace", str(tiny.root),
+           "--port", str(port), "--now", "data", "--log-level", "warning"]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        token = get_token(url, "app1", secret)
+        r = httpx.post(url + "/location-retrieval/v0.5/retrieve", json={"device": {"phoneNumber": phone(0)}, "maxAge": 60},
+                       headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["lastLocationTime"] == "2026-10-20T12:00:00Z"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
