@@ -22,7 +22,7 @@ from ..engine import sql_file
 from ..errors import InputError
 from ..geo import DEFAULT_RESOLUTION
 from ..ingest.pseudonym import Pseudonymiser, load_key
-from ..workspace import Workspace
+from ..workspace import Workspace, empty_table_sql
 
 UTC = dt.UTC
 # the radius a serving cell places a device in, by the cell's area type (a site's typical reach)
@@ -96,8 +96,8 @@ class Store:
         chosen = [f for f in files if (m := _DAY.search(f)) and m.group(1) in keep] or files
         if chosen:
             self.engine.register_parquet(name, chosen)
-        else:
-            self.engine.create_view(name, f"SELECT * FROM (SELECT NULL) WHERE false")
+        else:  # no such files: an empty table of the contract's shape
+            self.engine.create_view(name, empty_table_sql(table))
 
     def _load(self, recent_days: int) -> None:
         subs = self.query("subscribers")
@@ -116,8 +116,8 @@ class Store:
             elif r["cell_lat"] is not None:
                 radius = CELL_RADIUS_M.get(str(r["area_type"]).lower(), DEFAULT_CELL_RADIUS_M)
                 self.positions[r["subscriber_id"]] = Position(last, r["cell_lat"], r["cell_lon"], radius_m=radius)
-        cells = self.engine.query_arrow("SELECT min(lat) AS a, min(lon) AS b, max(lat) AS c, max(lon) AS d FROM cells").to_pylist()[0]
-        self.cell_bbox = (cells["a"], cells["b"], cells["c"], cells["d"]) if cells["a"] is not None else None
+        box = self.query("cell_extent")[0]
+        self.cell_bbox = (box["lat_min"], box["lon_min"], box["lat_max"], box["lon_max"]) if box["lat_min"] is not None else None
 
         # NPS (score) outputs: the newest as_of
         self.nps_as_of = None
@@ -140,9 +140,10 @@ class Store:
         if grid_files:
             self.engine.register_parquet("state_grid_hour", grid_files)
             self.tables.add("state_grid_hour")
-            r = self.engine.query_arrow("SELECT min(hour) AS a, max(hour) AS b FROM state_grid_hour").to_pylist()[0]
-            self.twin_first, self.twin_end = utc(r["a"]), utc(r["b"]) + dt.timedelta(hours=1)
-            self.grids = set(self.engine.query_arrow("SELECT DISTINCT grid FROM state_grid_hour").column("grid").to_pylist())
+            r = self.query("twin_extent")[0]
+            if r["last_hour"] is not None:
+                self.twin_first, self.twin_end = utc(r["first_hour"]), utc(r["last_hour"]) + dt.timedelta(hours=1)
+            self.grids = {row["grid"] for row in self.query("twin_grids")}
         ep = self.ws.twin / "episodes.parquet"
         self.episodes = pq.read_table(ep).to_pylist() if ep.exists() else None
 
