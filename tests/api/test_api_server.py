@@ -306,3 +306,22 @@ def test_the_group_size_floor_is_a_setting(tiny, min_group, estimated):
         auth = {"Authorization": "Bearer " + get_token(s.url, "app1", secret)}
         grids = httpx.get(s.url + "/nps/v1/segments", params={"dimension": "grid"}, headers=auth).json()["items"]
         assert len(grids) == estimated
+
+
+def test_a_workspace_without_scores_or_twin_says_which_stage_to_run(tiny):
+    import shutil
+
+    from opencem.api.app import Settings, create_app
+
+    shutil.rmtree(tiny.root / "twin")
+    shutil.rmtree(tiny.root / "nps")
+    secret = add_client(tiny.root)
+    with LiveServer(create_app(tiny.root, Settings(now=NOW))) as s:
+        auth = {"Authorization": "Bearer " + get_token(s.url, "app1", secret)}
+        r = httpx.get(s.url + "/twin/v1/grid-state", headers=auth)
+        check_error("CAMARA_common", r, 404, "NOT_FOUND")
+        assert "opencem diagnose" in r.json()["message"]
+        r = httpx.get(s.url + "/nps/v1/base", headers=auth)
+        check_error("CAMARA_common", r, 404, "NOT_FOUND")
+        assert "opencem score" in r.json()["message"]
+        assert httpx.post(s.url + RETRIEVE, json={"device": _dev(0)}, headers=auth).status_code == 200  # the lake suffices
