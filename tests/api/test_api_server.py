@@ -325,3 +325,11 @@ def test_a_workspace_without_scores_or_twin_says_which_stage_to_run(tiny):
         check_error("CAMARA_common", r, 404, "NOT_FOUND")
         assert "opencem score" in r.json()["message"]
         assert httpx.post(s.url + RETRIEVE, json={"device": _dev(0)}, headers=auth).status_code == 200  # the lake suffices
+
+
+def test_guessing_a_clients_secret_is_rate_limited(live):
+    url = live.url + "/oauth2/token"
+    form = {"grant_type": "client_credentials", "client_id": "app1", "client_secret": "guess"}
+    codes = [httpx.post(url, data=form).status_code for _ in range(12)]
+    assert codes[:9] == [401] * 9  # the fixture's own token request took one of the ten
+    check_error("CAMARA_common", httpx.post(url, data=form), 429, "TOO_MANY_REQUESTS")

@@ -8,12 +8,14 @@ import binascii
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from ..app import error_responses
 from ..errors import ApiError, invalid_argument, permission_denied, unauthenticated
 from ..models import Token
 
 router = APIRouter(tags=["OAuth2"])
+TOKEN_ATTEMPTS_PER_S, TOKEN_ATTEMPTS_BURST = 1.0, 10  # token requests per client id, whatever their outcome
 
 _FORM = {"application/x-www-form-urlencoded": {"schema": {
     "type": "object", "required": ["grant_type"],
@@ -46,7 +48,11 @@ async def token(request: Request) -> Token:
             raise unauthenticated("HTTP Basic credentials cannot be read") from None
     if not client_id or not secret:
         raise unauthenticated("client credentials missing: HTTP Basic or client_id and client_secret")
-    client = ctx.registry.authenticate(client_id, secret)
+    # attempts per client id are limited before the (deliberately slow) secret check, which runs off the event loop
+    wait = ctx.limiter.check("token-attempts:" + client_id, TOKEN_ATTEMPTS_PER_S, TOKEN_ATTEMPTS_BURST)
+    if wait is not None:
+        raise ApiError(429, "TOO_MANY_REQUESTS", "Too many token requests for this client.", {"Retry-After": str(wait)})
+    client = await run_in_threadpool(ctx.registry.authenticate, client_id, secret)
     if client is None:
         raise unauthenticated("unknown client, wrong secret or revoked client")
     request.state.client, request.state.purpose = client.client_id, client.purpose
