@@ -96,6 +96,10 @@ def make_tiny_ws(root: Path) -> SimpleNamespace:
     _write(root / "segments" / "segments" / as_of / "members.parquet", [{"subscriber_id": s, "segment": "big"} for s in ids])
     _write(root / "loop" / "prioritise" / "candidates.parquet", [
         {"grid": grid_a, "cause": "congestion", "touched_subscribers": 30}, {"grid": grid_b, "cause": "coverage", "touched_subscribers": 4}])
+    (root / "loop" / "prioritise" / "plans.json").write_text(json.dumps([
+        {"plan_id": "P1", "grid": grid_a, "subscribers_affected": 30, "description": "30 subscribers touched"},
+        {"plan_id": "P2", "grid": grid_b, "subscribers_affected": 4, "description": "4 subscribers touched"}]))
+    (root / "loop" / "prioritise" / "care.json").write_text(json.dumps({"subscriber_id": ids[0]}))
     return SimpleNamespace(root=root, ids=ids, grid_a=grid_a, grid_b=grid_b)
 
 

@@ -279,6 +279,12 @@ def test_insight_tables_never_serve_subscriber_rows(live):
     body = live.http.get("/insights/v1/tables/loop.prioritise.candidates").json()
     assert [r["cause"] for r in body["rows"]] == ["congestion"] and body["suppressed"] == 1  # 4 touched: left out
     check_error("CAMARA_common", live.http.get("/insights/v1/tables/segments.members"), 404, "NOT_FOUND")
+    # JSON documents: objects with a small count are replaced; a document naming subscribers is not served
+    assert live.http.get("/insights/v1/documents").json() == ["loop.prioritise.plans"]
+    doc = live.http.get("/insights/v1/documents/loop.prioritise.plans").json()
+    assert doc["document"] == [{"plan_id": "P1", "grid": live.ws.grid_a, "subscribers_affected": 30,
+                                "description": "30 subscribers touched"}, {"suppressed": True}] and doc["suppressed"] == 1
+    check_error("CAMARA_common", live.http.get("/insights/v1/documents/loop.prioritise.care"), 404, "NOT_FOUND")
 
 
 def test_user_preferences_need_consent_and_refusals_are_audited(live):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from ipaddress import IPv4Address, IPv6Address
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -261,3 +261,10 @@ class InsightRows(BaseModel):
     minGroupSize: int
     suppressed: int
     rows: list[dict]
+
+
+class InsightDocument(BaseModel):
+    name: str
+    minGroupSize: int
+    suppressed: int = Field(description="objects left out: a subscriber count under the minimum group size")
+    document: Any

@@ -184,6 +184,21 @@ class Store:
                     out[f"{stage}.{f.stem}"] = f
         return out
 
+    def insight_documents(self) -> dict[str, Path]:
+        """JSON documents of the loop, churn and segments stages (plans, fix requests, comparisons, ticket
+        bodies ...), by name ``<stage>.<folder>.<file>``, leaving out any that mentions a ``subscriber_id``."""
+        out: dict[str, Path] = {}
+        for stage in ("loop", "churn", "segments"):
+            base = self.ws.root / stage
+            if not base.is_dir():
+                continue
+            for f in sorted(base.rglob("*.json")):
+                rel = f.relative_to(base).with_suffix("")
+                if any(_AS_OF.match(part) for part in rel.parts) or "subscriber_id" in f.read_text(errors="replace"):
+                    continue
+                out[".".join((stage, *rel.parts))] = f
+        return out
+
     def close(self) -> None:
         self.engine.close()
 
