@@ -60,7 +60,7 @@ def test_a_client_gets_only_the_scopes_it_was_granted(tiny):
 def test_rate_limit_gives_429_with_retry_after(tiny):
     from opencem.api.app import Settings, create_app
 
-    secret = add_client(tiny.root, "slow", rate=0.2, burst=3)
+    secret = add_client(tiny.root, "slow", rate=0.001, burst=3)  # no refill during the test
     with LiveServer(create_app(tiny.root, Settings(now=NOW))) as s:
         token = get_token(s.url, "slow", secret)  # the token call takes one of the three
         auth = {"Authorization": f"Bearer {token}"}
@@ -333,7 +333,10 @@ def test_a_workspace_without_scores_or_twin_says_which_stage_to_run(tiny):
         assert httpx.post(s.url + RETRIEVE, json={"device": _dev(0)}, headers=auth).status_code == 200  # the lake suffices
 
 
-def test_guessing_a_clients_secret_is_rate_limited(live):
+def test_guessing_a_clients_secret_is_rate_limited(live, monkeypatch):
+    from opencem.api.routers import oauth
+
+    monkeypatch.setattr(oauth, "TOKEN_ATTEMPTS_PER_S", 1e-6)  # no refill while the test runs, however slow the machine
     url = live.url + "/oauth2/token"
     form = {"grant_type": "client_credentials", "client_id": "app1", "client_secret": "guess"}
     codes = [httpx.post(url, data=form).status_code for _ in range(12)]
