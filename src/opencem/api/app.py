@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Header, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
 
@@ -100,6 +100,11 @@ def require(scope: str, api: str):
     return Depends(dependency)
 
 
+def x_correlator(x_correlator: str | None = Header(None, alias="x-correlator", pattern=XCORRELATOR, max_length=256,
+                                                  description="Correlation id, echoed on the response (CAMARA)")) -> None:
+    """Documents CAMARA's x-correlator header on every operation (the middleware checks and echoes it)."""
+
+
 def error_responses(*statuses: int) -> dict:
     """OpenAPI entries for the error statuses of a route (all ErrorInfo)."""
     text = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 422: "Unprocessable Content",
@@ -175,7 +180,7 @@ def create_app(workspace: str | Path, settings: Settings | None = None) -> FastA
         ctx.audit.close()
         ctx.store.close()
 
-    app = FastAPI(lifespan=lifespan, title="OpenCEM open APIs", version="0.1.0",
+    app = FastAPI(lifespan=lifespan, dependencies=[Depends(x_correlator)], title="OpenCEM open APIs", version="0.1.0",
                   description="CAMARA Device Location (retrieval, verification), Population Density Data, and "
                               "OpenCEM's experience, NPS, twin, service-experience, insight and user-preference "
                               "resources over one workspace. OAuth2 client credentials; every error a CAMARA ErrorInfo.")
