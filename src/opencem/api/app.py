@@ -72,10 +72,6 @@ _oauth2 = OAuth2(flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(t
                  auto_error=False, scheme_name="oauth2")
 
 
-def context(request: Request) -> Context:
-    return request.app.state.ctx
-
-
 def require(scope: str, api: str):
     """A dependency: the caller's valid token with ``scope``, within its rate limit; names the API for the audit."""
 
