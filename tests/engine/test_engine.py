@@ -218,6 +218,12 @@ PORTABLE = {
           INTERSECT SELECT subscriber_id FROM ev WHERE service = 'voice' AND y > 500)
         SELECT 'except' AS op, subscriber_id FROM web_only
         UNION ALL SELECT 'intersect' AS op, subscriber_id FROM both_svc""", ["op", "subscriber_id"]),
+    "ordered_lists": ("""
+        SELECT cell_id, list(subscriber_id ORDER BY y DESC, event_id) AS by_y,
+          list(event_id ORDER BY event_id) FILTER (WHERE service = 'voice' AND y > 990) AS rare,
+          list(DISTINCT service ORDER BY service) AS services,
+          first(event_id ORDER BY y DESC, event_id) AS top_event
+        FROM ev GROUP BY cell_id""", ["cell_id"]),
     "hive_lake": ("""
         SELECT l.day, l.service, COUNT(*) AS n, SUM(l.y) AS sum_y, MIN(l.ts) AS first_ts,
           COUNT(*) FILTER (WHERE l.day = CAST(l.ts AS DATE)) AS consistent

@@ -78,9 +78,22 @@ def _spark_fixes(node):
       ``WITHIN GROUP`` form): rewritten to Spark's exact ``PERCENTILE(x, p)`` (same linear interpolation).
     * ``percentile_cont(p) WITHIN GROUP (ORDER BY x)`` becomes ``PERCENTILE_APPROX`` (approximate!):
       rewritten to the exact ``PERCENTILE(x, p)`` (``ORDER BY x DESC`` uses ``1 - p``).
+    * ``list(x ORDER BY k)`` becomes ``COLLECT_LIST(x)``, its order lost: rewritten to sort
+      ``(k, x)`` structs and keep ``x`` (a ``DESC`` key must be numeric: it is negated). With a
+      ``FILTER``, a group with no row gives NULL, as in DuckDB, where Spark would give ``[]``.
+    * ``first(x ORDER BY k)`` keeps its ORDER BY, which Spark cannot parse: rewritten to
+      ``MIN_BY(x, STRUCT(k))`` (a ``DESC`` key must be numeric: it is negated).
     """
     from sqlglot import exp
 
+    if isinstance(node, exp.First) and isinstance(node.this, exp.Order):
+        return _spark_expression(f"MIN_BY({node.this.this.sql(dialect='spark')}, STRUCT({', '.join(_sort_keys(node.this))}))")
+    if isinstance(node, exp.Filter) and isinstance(node.this, exp.ArrayAgg) and isinstance(node.this.this, exp.Order):
+        where = node.expression.this.sql(dialect="spark")
+        arr = _sorted_list_sql(node.this.this, f" FILTER (WHERE {where})")
+        return _spark_expression(f"CASE WHEN SIZE({arr}) > 0 THEN {arr} END")
+    if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order) and not isinstance(node.parent, exp.Filter):
+        return _spark_expression(_sorted_list_sql(node.this, ""))
     if isinstance(node, exp.WithinGroup) and isinstance(node.this, exp.PercentileCont):
         order = node.expression
         ordered = order.expressions if isinstance(order, exp.Order) else []
@@ -95,6 +108,31 @@ def _spark_fixes(node):
             and not isinstance(node.parent, exp.WithinGroup)):
         return exp.Anonymous(this="PERCENTILE", expressions=[node.this.copy(), node.expression.copy()])
     return node
+
+
+def _sorted_list_sql(order, filter_sql: str) -> str:
+    """Spark SQL of DuckDB's ``list(value ORDER BY keys)`` (``order``: the parsed ``value ORDER BY keys``)."""
+    from sqlglot import exp
+
+    value, keys = order.this, order.expressions
+    if isinstance(value, exp.Distinct):  # list(DISTINCT x ORDER BY x): the sorted set
+        (v,) = value.expressions
+        if len(keys) != 1 or keys[0].this != v or keys[0].args.get("desc"):
+            raise ValueError("list(DISTINCT x ORDER BY ...) is translated for Spark only as list(DISTINCT x ORDER BY x)")
+        return f"ARRAY_SORT(COLLECT_SET({v.sql(dialect='spark')}){filter_sql})"
+    pairs = f"COLLECT_LIST(STRUCT({', '.join(_sort_keys(order))}, {value.sql(dialect='spark')} AS _v)){filter_sql}"
+    return f"TRANSFORM(ARRAY_SORT({pairs}), e -> e._v)"
+
+
+def _sort_keys(order) -> list[str]:
+    """The ORDER BY keys of ``order`` as struct fields that sort ascending (a DESC key negated)."""
+    return [f"{'-' if k.args.get('desc') else ''}({k.this.sql(dialect='spark')}) AS _k{i}" for i, k in enumerate(order.expressions)]
+
+
+def _spark_expression(sql: str):
+    import sqlglot
+
+    return sqlglot.parse_one(sql, read="spark")
 
 
 @lru_cache(maxsize=512)

@@ -6,4 +6,4 @@ SELECT s.* EXCLUDE (pos_lat, pos_lon), g.grid, date_trunc('hour', s.start_time) 
 FROM sess_placed s
 JOIN grid_map g ON g.lat = round(s.pos_lat, $decimals) AND g.lon = round(s.pos_lon, $decimals)
 LEFT JOIN subscribers sub USING (subscriber_id)
-LEFT JOIN kpi_cell_15min k ON k.cell_id = s.cell_id AND k.period_start = time_bucket(INTERVAL 15 MINUTE, s.start_time)
+LEFT JOIN kpi_cell_15min k ON k.cell_id = s.cell_id AND k.period_start = date_trunc('hour', s.start_time) + (minute(s.start_time) // 15) * INTERVAL 15 MINUTE

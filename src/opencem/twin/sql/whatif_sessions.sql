@@ -21,7 +21,7 @@ SELECT x.*, sub.device_model, hour(x.start_time) AS hod, ln(c.bandwidth_mhz) AS 
        ln(greatest(x.rtt_ms, 1)) AS log_rtt, ln(greatest(x.throughput_dl_kbps, 1)) AS log_thp
 FROM x JOIN subscribers sub USING (subscriber_id)
 LEFT JOIN cells c ON c.cell_id = x.cell_id
-LEFT JOIN kpi_cell_15min k ON k.cell_id = x.cell_id AND k.period_start = time_bucket(INTERVAL 15 MINUTE, x.start_time)
+LEFT JOIN kpi_cell_15min k ON k.cell_id = x.cell_id AND k.period_start = date_trunc('hour', x.start_time) + (minute(x.start_time) // 15) * INTERVAL 15 MINUTE
 LEFT JOIN ctx ON ctx.cell_id = x.cell_id AND ctx.h = date_trunc('hour', x.start_time)
 LEFT JOIN dev ON dev.device_model = sub.device_model AND dev.day = CAST(x.start_time AS DATE)
 LEFT JOIN radio r ON r.subscriber_id = x.subscriber_id AND r.cell_id = x.cell_id AND r.h = date_trunc('hour', x.start_time)
