@@ -112,3 +112,39 @@ def test_streamed_scores_equal_batch_scores_and_detractor_alerts_reach_the_webho
     assert prev_day.num_rows  # the batch's own partition: risk flags there were against the day before
     assert any(final[sub] == "detractor" for sub in fallen)
     assert sorted(k for k, _ in hook.received) == sorted(out["alert_id"].to_pylist())
+
+
+@pytest.mark.slow
+def test_a_replayed_site_outage_raises_an_episode_alert_with_its_cause(shared, tmp_path, monkeypatch):
+    """Site S0084 of the shared operator goes off air at 14:54 on its 15th day (truth/faults.parquet). The day is
+    streamed an hour a batch, without episode detection up to 14:00, then with it: the batch holding 14:00-15:00
+    raises an episode start, cause coverage, on a grid of the episode `opencem diagnose` finds for that fault."""
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    faults = pq.read_table(shared.data / "truth" / "faults.parquet").to_pylist()
+    fault = next(f for f in faults if f["detail"] == "site S0084 off air")
+    day = fault["start_time"].date()
+    ws = workspace_before(shared.ws, day.isoformat(), tmp_path / "ws")
+    url = f"spool:{tmp_path / 'spool'}"
+    replay(shared.data, url, days=[day], window_s=3600)  # 3 messages an hour: xdr, radio_samples, pm
+    src = open_source(url)
+    quiet = Streamer(ws, url, score=False)
+    quiet.run(src, max_messages=3, until_idle=True, max_batches=fault["start_time"].hour)
+    assert quiet.checkpoint["clock"].startswith(f"{day}T{fault['start_time'].hour - 1:02d}:59")
+    s = Streamer(ws, url, score=False, episodes=True)
+    first = s.run(src, max_messages=3, max_batches=1)[0]
+    out = s.state.outbox_table()
+    mine = out.filter(pc.equal(out["batch"], first.batch)).to_pylist()
+    starts = [a for a in mine if a["kind"] == "episode_start" and a["event_time"] >= fault["start_time"].replace(minute=0)]
+    assert starts, f"no episode start in the batch of {fault['start_time']:%H}:00-{fault['start_time'].hour + 1}:00: {mine}"
+    truth = [e for e in shared.diag.episodes.to_pylist() if e["cells"] and any(c.startswith("S0084-") for c in e["cells"])]
+    grids = {g for e in truth for g in e["grid_list"]}
+    hit = [a for a in starts if a["grid"] in grids]
+    assert hit and hit[0]["cause"] == "coverage"
+    detail = json.loads(hit[0]["detail"])
+    assert any(c.startswith("S0084-") for c in detail["cells"])
+    # the next batch does not start it again
+    s.run(src, max_messages=3, max_batches=1)
+    out = s.state.outbox_table()
+    again = [a for a in out.filter(pc.equal(out["batch"], first.batch + 1)).to_pylist() if a["alert_id"] == hit[0]["alert_id"]]
+    assert not again
+    assert len(out["alert_id"].unique()) == out.num_rows
