@@ -335,11 +335,17 @@ class Streamer:
             col = quote_ident(TABLES[table].partition_by)
             eng.register_parquet("batch_in", [str(f) for f in files], hive_partitioning=False)
             days = eng.query_arrow(f"SELECT DISTINCT CAST({col} AS DATE) AS d FROM batch_in WHERE {col} IS NOT NULL ORDER BY d")["d"].to_pylist()
+            eng.drop("batch_in")
             for d in days:
                 f = stage / "lake" / table / f"day={d}" / f"stream-{batch:09d}.parquet"
-                eng.export_parquet(f"SELECT * FROM batch_in WHERE CAST({col} AS DATE) = DATE {quote_literal(d.isoformat())}", f)
+                if len(days) == 1 and len(files) == 1:  # the validated file is the day's file already
+                    f.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(files[0], f)
+                else:
+                    eng.register_parquet("batch_in", [str(x) for x in files], hive_partitioning=False)
+                    eng.export_parquet(f"SELECT * FROM batch_in WHERE CAST({col} AS DATE) = DATE {quote_literal(d.isoformat())}", f)
+                    eng.drop("batch_in")
                 moves.append([rel(f), rel(self.ws.lake / table / f"day={d}" / f.name)])
-            eng.drop("batch_in")
             out[table] = days
         return out
 
