@@ -51,7 +51,7 @@ def test_opencem_serve_runs_a_server_with_the_data_clock(tiny):
     import time
 
     import httpx
-    from conftest import add_client, free_port, get_token, phone
+    from api_support import add_client, free_port, get_token, phone
 
     secret = add_client(tiny.root)
     port = free_port()

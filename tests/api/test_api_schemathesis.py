@@ -9,7 +9,7 @@ import os
 import pytest
 import schemathesis
 from schemathesis.checks import positive_data_acceptance
-from conftest import ALL_SCOPES, NOW, LiveServer, add_client, get_token, make_tiny_ws
+from api_support import ALL_SCOPES, NOW, LiveServer, add_client, get_token, make_tiny_ws
 from hypothesis import HealthCheck, given, settings
 
 from opencem.ingest.pseudonym import KEY_ENV

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from conftest import NOW, LiveServer, add_client, audit_lines, check_camara, check_error, get_token, phone
+from api_support import NOW, LiveServer, add_client, audit_lines, check_camara, check_error, get_token, phone
 
 RETRIEVE = "/location-retrieval/v0.5/retrieve"
 VERIFY = "/location-verification/v3/verify"

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from conftest import LiveServer, add_client, audit_lines, check_camara, get_token
+from api_support import LiveServer, add_client, audit_lines, check_camara, get_token
 
 from opencem.api.shapes import in_polygon
 
