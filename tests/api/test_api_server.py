@@ -269,6 +269,9 @@ def test_subscriber_experience_by_pseudonymous_id(live):
     check_error("CAMARA_common", live.http.get("/experience/v1/subscribers/" + "0" * 32), 404, "IDENTIFIER_NOT_FOUND")
     check_error("CAMARA_common", live.http.get("/experience/v1/subscribers/+33600000003"), 400, "INVALID_ARGUMENT")
     assert any(a["subject"] == pid and a["api"] == "experience" for a in audit_lines(live.ws.root))
+    # without consent to share what is known of them: refused, and the refusal is audited
+    check_error("CAMARA_common", live.http.get(f"/experience/v1/subscribers/{live.ws.ids[15]}"), 403, "PERMISSION_DENIED")
+    assert any((a["subject"], a["api"], a["status"]) == (live.ws.ids[15], "experience", 403) for a in audit_lines(live.ws.root))
 
 
 def test_insight_tables_never_serve_subscriber_rows(live):

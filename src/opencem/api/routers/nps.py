@@ -1,5 +1,6 @@
 """NPS of the base, segments and grids (aggregates, minimum group size), and one subscriber's experience and
-NPS class by pseudonymous id (the operator's own tools: scope ``experience:read``)."""
+NPS class by pseudonymous id (scope ``experience:read``; only for a subscriber with ``consent_preferences``:
+what a person's experience is like is data on that person)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import datetime as dt
 from fastapi import APIRouter, Path, Query, Request
 
 from ..app import Caller, Context, error_responses, require
-from ..errors import ApiError
+from ..errors import ApiError, permission_denied
 from ..models import DayExperience, NpsFigure, NpsList, SubscriberExperience
 
 router = APIRouter(tags=["NPS and experience"])
@@ -57,6 +58,8 @@ def subscriber_experience(request: Request, subscriberId: str = Path(pattern=PSE
     request.state.subject = subscriberId
     if subscriberId not in ctx.store.subscribers:
         raise ApiError(404, "IDENTIFIER_NOT_FOUND", "Subscriber not found.")
+    if not ctx.store.subscribers[subscriberId].consent_preferences:
+        raise permission_denied("The subscriber has not consented to this use of their data.")
     score = {}
     if "scores" in ctx.store.tables:
         rows = ctx.store.query("subscriber_score", {"subscriber": subscriberId})
