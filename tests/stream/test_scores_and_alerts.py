@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_measure_equal, workspace_before
+from stream_support import assert_measure_equal, workspace_before
 
 from opencem.ingest.pseudonym import KEY_ENV
 from opencem.stream.alerts import deliver

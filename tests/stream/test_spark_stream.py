@@ -7,7 +7,7 @@ import datetime as dt
 import shutil
 
 import pytest
-from conftest import assert_measure_equal
+from stream_support import assert_measure_equal
 
 from opencem.stream.replay import replay
 from opencem.stream.run import Streamer

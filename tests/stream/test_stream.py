@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import KEY, assert_measure_equal
+from stream_support import KEY, assert_measure_equal
 
 from opencem.ingest.pseudonym import KEY_ENV
 from opencem.stream.replay import replay, table_bytes
