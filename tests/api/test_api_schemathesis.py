@@ -35,6 +35,7 @@ def _operations(url: str):
     return [r.ok() for r in schemathesis.openapi.from_url(url + "/openapi.json").get_all_operations()]
 
 
+@pytest.mark.slow  # a fuzzing run, like the Hypothesis fuzzing of input files
 def test_every_operation_keeps_to_its_openapi_document(served):
     """Each operation of the document in turn (a hypothesis test per operation, so one failure names it)."""
     operations = _operations(served.url)
