@@ -20,15 +20,21 @@ RETRIEVE = "/location-retrieval/v0.5/retrieve"
 
 
 @pytest.fixture(scope="module")
-def srv(shared, tmp_path_factory):
+def app(shared, tmp_path_factory):
     from opencem.api.app import Settings, create_app
 
     ws = tmp_path_factory.mktemp("api-shared") / "ws"
     shutil.copytree(shared.ws, ws, copy_function=os.link)
-    secret = add_client(ws, rate=100000.0)
     settings = Settings()
     app = create_app(ws, settings)
     settings.now = app.state.ctx.store.data_end  # `opencem serve --now data`
+    return app
+
+
+@pytest.fixture(scope="module")
+def srv(app, shared):
+    ws = app.state.ctx.store.ws.root
+    secret = add_client(ws, rate=100000.0)
     subs = pq.read_table(shared.data / "inputs" / "subscribers.parquet").to_pylist()
     with LiveServer(app) as server:
         token = get_token(server.url, "app1", secret)
@@ -106,10 +112,13 @@ def test_population_density_and_aggregates_keep_the_group_size(srv):
     assert episodes and all(e.get("suppressed") or e["affected_subscribers"] >= 10 for e in episodes)
 
 
-def test_subscriber_experience_matches_the_scores(srv):
+def test_subscriber_experience_matches_the_scores(srv, app):
     http, ws, _, _ = srv
+    consent = {pid: s.consent_preferences for pid, s in app.state.ctx.store.subscribers.items()}
     scores = pq.read_table(next((ws / "nps" / "scores").rglob("*.parquet"))).to_pylist()
-    target = scores[0]
+    target = next(r for r in scores if consent[r["subscriber_id"]])
+    refused = next(r for r in scores if not consent[r["subscriber_id"]])
+    assert http.get(f"/experience/v1/subscribers/{refused['subscriber_id']}").status_code == 403
     body = http.get(f"/experience/v1/subscribers/{target['subscriber_id']}").json()
     assert body["npsClass"] == target["predicted_class"] and body["grid"] == target["grid"]
     assert body["days"] and all(0 <= d["cei"] <= 100 for d in body["days"] if d["cei"] is not None)
