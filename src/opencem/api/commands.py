@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,8 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
               min_group: int = typer.Option(10, "--min-group", help="Smallest group any aggregate may describe"),
               now: str = typer.Option(None, help="The clock maxAge and time windows are judged against: an ISO time, "
                                                  "or 'data' for the end of the workspace's data (default: wall clock)"),
+              keep_alive: int = typer.Option(75, "--keep-alive", help="Seconds an idle client connection is kept open "
+                                                                        "(nginx's default; uvicorn's own is 5)"),
               log_level: str = typer.Option("info", help="uvicorn log level")) -> None:
         """Serve the open APIs of a workspace (CAMARA location and density, NPS, experience, twin, preferences)."""
         import uvicorn
@@ -56,7 +59,10 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
             settings.now = api.state.ctx.store.data_end
         if not api.state.ctx.registry.all():
             typer.echo(f"no API clients yet: add one with `opencem clients add --workspace {ws} ...`", err=True)
-        uvicorn.run(api, host=host, port=port, log_level=log_level)
+        gc.collect()
+        gc.freeze()  # the loaded store is never freed: keep the collector from walking it on every full collection
+        # every call is in the audit log already; uvicorn's access log would repeat it on stderr
+        uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False, timeout_keep_alive=keep_alive)
 
     clients = typer.Typer(no_args_is_help=True, help="API clients of a workspace: add, revoke, list.")
     app.add_typer(clients, name="clients")
