@@ -8,7 +8,7 @@ import pytest
 
 from opencem.engine import make_engine
 
-from opencem.ingest.lake import ingest
+from opencem.ingest.lake import ingest, streamed_file_name
 from opencem.ingest.pseudonym import KEY_ENV, Pseudonymiser, load_key
 from opencem.synth.generator import SynthConfig, generate
 
@@ -51,6 +51,17 @@ def test_reingest_gives_the_same_lake(operator, tmp_path):
     second = {p.relative_to(ws): pq.read_table(p) for p in (ws / "lake").rglob("*.parquet")}
     assert first.keys() == second.keys()
     assert all(first[k].equals(second[k]) for k in first)
+
+
+def test_a_full_reingest_keeps_the_streamed_records(operator, tmp_path):
+    ws = tmp_path / "ws"
+    ingest(operator, ws, KEY)
+    day = sorted((ws / "lake" / "xdr").glob("day=*"))[-1]
+    streamed = pq.read_table(next(day.glob("*.parquet"))).slice(0, 5)  # as `opencem stream` would add them
+    pq.write_table(streamed, day / streamed_file_name(7))
+    ingest(operator, ws, KEY)
+    assert pq.read_table(day / streamed_file_name(7)).equals(streamed)
+    assert _lake_rows(ws, "xdr") == pq.read_table(operator / "inputs" / "xdr").num_rows + 5
 
 
 @pytest.mark.slow

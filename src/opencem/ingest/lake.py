@@ -39,6 +39,9 @@ PM_XML_FOLDER = "pm_xml"
 MANIFEST = "_ingested.json"  # in the lake: input file -> [size, modification time in ns] when ingested
 
 
+STREAMED_PREFIX = "stream-"  # lake/<table>/day=D/stream-<batch>.parquet: records `opencem stream` added
+
+
 @dataclass
 class IngestReport:
     rows: dict[str, int] = field(default_factory=dict)
@@ -135,6 +138,7 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
             os.replace(f, target)
         shutil.rmtree(lake_new, ignore_errors=True)
     else:
+        _carry_streamed(ws.lake, lake_new)
         old = ws.root / ".lake.old"
         shutil.rmtree(old, ignore_errors=True)
         if ws.lake.exists():
@@ -148,6 +152,22 @@ def ingest(inputs: Path, workspace: Path, key: bytes, progress: Callable[[str, i
     if progress:
         progress("ingest", total, total)
     return report
+
+
+def streamed_file_name(batch: int) -> str:
+    """The lake file of one table-day of `opencem stream`'s micro-batch ``batch``; no input file becomes one."""
+    return f"{STREAMED_PREFIX}{batch:09d}.parquet"
+
+
+def _carry_streamed(lake: Path, lake_new: Path) -> None:
+    """Hard-link the streamed records' files into the lake being rebuilt: they come from a stream source, not
+    from the inputs folder a full ingest reads again, so rebuilding the lake must not lose them."""
+    if not lake.is_dir():
+        return
+    for f in sorted(lake.rglob(f"{STREAMED_PREFIX}*.parquet")):
+        target = lake_new / f.relative_to(lake)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(f, target)
 
 
 def _write_quarantine(qdir: Path, new: dict[str, list[pa.Table]], redone: set[str] | None) -> None:

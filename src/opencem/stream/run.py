@@ -46,6 +46,7 @@ from ..engine.files import atomic_write_text
 from ..engine.pipeline import run_step
 from ..errors import InputError
 from ..indicators.tree import load_tree
+from ..ingest.lake import streamed_file_name
 from ..ingest.pseudonym import Pseudonymiser, load_key
 from ..measure.steps import measure_steps
 from ..workspace import MEASURE_TABLES, Workspace
@@ -337,7 +338,7 @@ class Streamer:
             days = eng.query_arrow(f"SELECT DISTINCT CAST({col} AS DATE) AS d FROM batch_in WHERE {col} IS NOT NULL ORDER BY d")["d"].to_pylist()
             eng.drop("batch_in")
             for d in days:
-                f = stage / "lake" / table / f"day={d}" / f"stream-{batch:09d}.parquet"
+                f = stage / "lake" / table / f"day={d}" / streamed_file_name(batch)
                 if len(days) == 1 and len(files) == 1:  # the validated file is the day's file already
                     f.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(files[0], f)
