@@ -1,6 +1,6 @@
 // An open-loop HTTP load generator (Node, no packages): POST requests with Poisson arrivals at RATE per second for
-// SECONDS, over a keep-alive pool of at most CONNECTIONS sockets. Latency is counted from each request's due time,
-// so a slow answer delays nothing else.
+// SECONDS, over a keep-alive pool of at most CONNECTIONS sockets. Each request is sent at its due time whatever
+// happened to the earlier ones, so a slow answer delays nothing else.
 // Prints one JSON object: requests, achieved rate, status codes, and percentiles in ms of: latency_ms (send to
 // answer), from_due_ms (due time to answer: adds the generator's own lateness, no coordinated omission) and
 // generator_late_ms (due time to send: how late this process fired, its own stalls).
@@ -20,10 +20,9 @@ for (const h of headerArgs) {
 const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
 const target = new URL(url);
 const latencies = [], fromDue = [], late = [], codes = {};
-let sent = 0, done = 0, errors = 0;
+let done = 0, errors = 0;
 
 function fire(due) {
-  sent++;
   const sentAt = process.hrtime.bigint();
   late.push(Number(sentAt - due) / 1e6);
   const req = http.request({ host: target.hostname, port: target.port, path: target.pathname, method: "POST", agent, headers }, (res) => {
@@ -45,9 +44,12 @@ function finish() {
   if (done === total) report();
 }
 
-// the arrival times: exponential gaps (a seeded LCG keeps runs comparable)
+// the arrival times: exponential gaps (a seeded xorshift keeps runs comparable)
 let seed = 12345;
-const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) + 1) / 2147483649;
+const uniform = () => {
+  seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
+  return (seed + 1) / 4294967297;
+};
 const due = [];
 for (let t = 0; t < seconds; t += -Math.log(uniform()) / rate) due.push(t);
 const total = due.length;
