@@ -162,7 +162,8 @@ PORTABLE = {
           date_trunc('hour', ts) + (minute(ts) // 15) * INTERVAL 15 MINUTE AS q15,
           CAST(ts AS DATE) AS day, CAST(ts AS DATE) + 1 AS next_day,
           EXTRACT(hour FROM ts) AS hh, hour(ts) AS h, minute(ts) AS mi, month(ts) AS mo, year(ts) AS yr,
-          dayofyear(ts) AS doy, date_diff('millisecond', ts, end_ts) AS dur_ms,
+          dayofyear(ts) AS doy, isodow(ts) AS isodow, isodow(ts) >= 6 AS weekend,
+          date_diff('millisecond', ts, end_ts) AS dur_ms,
           date_diff('millisecond', ts, end_ts) / 1E3 AS dur_s,
           date_diff('millisecond', TIMESTAMP '1970-01-01 00:00:00', ts) AS epoch_ms,
           date_diff('day', DATE '2024-03-01', CAST(ts AS DATE)) AS days_since,
@@ -298,6 +299,7 @@ def test_transpile():
     assert "FILTER(WHERE x > 1)" in out and "PERCENTILE(x, 0.9)" in out
     desc = "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x DESC) AS p FROM t"
     assert "PERCENTILE(x, 1 - 0.5)" in transpile(desc, "spark")
+    assert "(WEEKDAY(ts) + 1) >= 6" in transpile("SELECT isodow(ts) >= 6 AS weekend FROM t", "spark")
     with pytest.raises(ValueError):
         transpile("SELECT 1; SELECT 2", "spark")
     with pytest.raises(ValueError):

@@ -83,8 +83,15 @@ def _spark_fixes(node):
       ``FILTER``, a group with no row gives NULL, as in DuckDB, where Spark would give ``[]``.
     * ``first(x ORDER BY k)`` keeps its ORDER BY, which Spark cannot parse: rewritten to
       ``MIN_BY(x, STRUCT(k))`` (a ``DESC`` key must be numeric: it is negated).
+    * ``isodow(x)`` becomes ``(DAYOFWEEK(x) % 7) + 1``, which on Spark (``DAYOFWEEK``: Sunday = 1) gives
+      Saturday 1, Sunday 2, ..., Thursday 6, Friday 7: rewritten to ``(WEEKDAY(x) + 1)`` (Monday 1 ...
+      Sunday 7, as DuckDB).
     """
     from sqlglot import exp
+
+    if isinstance(node, exp.DayOfWeekIso):
+        return exp.Paren(this=exp.Add(this=exp.Anonymous(this="WEEKDAY", expressions=[node.this.copy()]),
+                                      expression=exp.Literal.number(1)))
 
     if isinstance(node, exp.First) and isinstance(node.this, exp.Order):
         return _spark_expression(f"MIN_BY({node.this.this.sql(dialect='spark')}, STRUCT({', '.join(_sort_keys(node.this))}))")
