@@ -10,7 +10,8 @@ load generator runs on the same machine:
 
 * `openloop` (default; `benchmarks/openloop.mjs`, Node, no packages): open loop, requests due at Poisson
   arrival times at ``rate`` whatever happened to the earlier ones, over at most ``connections`` keep-alive
-  sockets; latency is counted from the due time, so queueing anywhere counts (no coordinated omission).
+  sockets opened before the clock starts; reports latency from send and from the due time (``from_due_ms``:
+  queueing anywhere counts, no coordinated omission) and how late the generator itself fired.
 * `hey` (`apt-get install hey`; Go): ``connections`` workers at rate / connections requests/s each, each
   waiting for its answer (closed loop per worker). Its workers' tickers fire together, so every 1 / (rate /
   connections) s a burst of ``connections`` requests arrives at once: its latency grows with ``connections``

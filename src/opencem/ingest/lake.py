@@ -37,8 +37,6 @@ from .pseudonym import Pseudonymiser
 
 PM_XML_FOLDER = "pm_xml"
 MANIFEST = "_ingested.json"  # in the lake: input file -> [size, modification time in ns] when ingested
-
-
 STREAMED_PREFIX = "stream-"  # lake/<table>/day=D/stream-<batch>.parquet: records `opencem stream` added
 
 
