@@ -7,7 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from opencem.nps.model import PARAMS, OrdinalLink, answer_class, fit_regressor, nps_of
+from opencem.nps import model as nps_model
+from opencem.nps.model import PARAMS, OrdinalLink, answer_class, fit_regressor, nps_of, predict_score
 from opencem.nps.score import nps_by_segment
 
 
@@ -68,6 +69,24 @@ def test_monotone_constraint_holds_for_every_customer():
     s_free = free.predict(grid).reshape(200, 41)
     assert (np.diff(s_free, axis=1) < -1e-6).any()  # the test's data would break it without the constraint
     assert PARAMS["monotone_constraints_method"] == "advanced"
+
+
+def test_a_compiled_forest_predicts_what_lightgbm_predicts(tmp_path, monkeypatch):
+    """Large batches go through the forest compiled by lleaves: the same values, with categories and missing
+    values, and the compiled object is cached per model text."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    x = np.column_stack([rng.normal(size=n), rng.integers(0, 12, n).astype(float), rng.normal(size=n)])
+    x[rng.random(n) < 0.1, 0] = np.nan
+    y = 7 + x[:, 2] + np.where(np.isin(x[:, 1], [2, 5, 7]), -1.5, 0) + np.nan_to_num(x[:, 0]) + rng.normal(0, 0.3, n)
+    file = tmp_path / "regressor.txt"
+    monkeypatch.setattr(nps_model, "COMPILE_ROWS", 1)
+    for rounds in (60, 80):  # a retrained model in the same file is compiled again, not served from the cache
+        reg = fit_regressor(x, y, None, x, y, None, [1], [0, 0, 1], rounds=rounds)
+        reg.save_model(str(file))
+        assert np.abs(predict_score(reg, x, file) - reg.predict(x)).max() < 1e-9
+    assert len(list((tmp_path / "compiled").glob("regressor-*.o"))) == 2
+    assert np.array_equal(predict_score(reg, x, None), reg.predict(x))  # no file: LightGBM itself
 
 
 def test_segment_intervals_carry_the_model_error():

@@ -14,6 +14,10 @@ an ordinal link from the score to the three answer classes, and a level taken fr
    tracker the level is the respondents' and the model says so (``level``).
 4. **Replicas.** The same fit on bootstrap resamples of the answers (and of the tracker) gives the spread
    that the intervals on every NPS carry as model error.
+
+A saved model predicts large batches through its forests compiled to machine code by lleaves (about 7x
+LightGBM's own predict on 2 cores, the same values to 1e-13); the compiled objects are cached in the model
+folder per CPU, so the compile (a few seconds a forest) is paid once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +46,7 @@ PARAMS = {
     "num_threads": 2, "deterministic": True, "force_row_wise": True, "seed": 17, "verbose": -1,
 }
 MAX_ROUNDS, PATIENCE = 2000, 100
+COMPILE_ROWS = 200_000  # from this many rows a compiled forest pays for its compile; below, LightGBM predicts
 LEVELS = {
     "tracker": "the level of the representative study (nps_tracker), fitted on its answers",
     "anchor": "the level of the given representative-study NPS (--anchor)",
@@ -144,6 +150,38 @@ class Replica:
     shift: float
 
 
+def predict_score(booster: lgb.Booster, x: np.ndarray, file: Path | None = None) -> np.ndarray:
+    """The booster's prediction; for a large batch of a booster saved in ``file``, through its compiled forest."""
+    if file is None or len(x) < COMPILE_ROWS:
+        return booster.predict(x, num_threads=PARAMS["num_threads"])
+    return _compiled(file).predict(np.ascontiguousarray(x, dtype=np.float64), n_jobs=PARAMS["num_threads"])
+
+
+_COMPILED: dict[Path, object] = {}  # per cache file: a retrained model has another
+
+
+def _compiled(file: Path):
+    """The forest of a saved booster compiled by lleaves, cached beside it per model text and CPU (a
+    compiled object runs only on the CPU it was built for)."""
+    import lleaves  # imported here: loading LLVM costs every other command time
+    import llvmlite.binding
+
+    cpu = llvmlite.binding.get_host_cpu_name()
+    digest = hashlib.sha256(file.read_bytes() + llvmlite.binding.get_host_cpu_features().flatten().encode()).hexdigest()[:16]
+    cache = file.parent / "compiled" / f"{file.stem}-{cpu}-{digest}.o"
+    if cache not in _COMPILED:
+        model = lleaves.Model(model_file=str(file))
+        if cache.is_file():
+            model.compile(cache=str(cache))
+        else:  # compiled to a temporary name and renamed, so that a reader never sees half an object
+            cache.parent.mkdir(exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            model.compile(cache=str(tmp))
+            os.replace(tmp, cache)
+        _COMPILED[cache] = model
+    return _COMPILED[cache]
+
+
 @dataclass
 class NpsModel:
     encoder: Encoder
@@ -153,11 +191,15 @@ class NpsModel:
     level: str = "respondents"  # a key of LEVELS: which level correction the shift is
     replicas: list[Replica] = field(default_factory=list)
     card: dict = field(default_factory=dict)
+    folder: Path | None = None  # where the model was loaded from (its compiled forests are cached there)
 
     # -- prediction -------------------------------------------------------------------------------
+    def _file(self, name: str) -> Path | None:
+        return self.folder / name if self.folder is not None else None
+
     def score(self, x: np.ndarray) -> np.ndarray:
         """The latent answer score (0-10 scale, before the level shift)."""
-        return self.regressor.predict(x, num_threads=PARAMS["num_threads"])
+        return predict_score(self.regressor, x, self._file("regressor.txt"))
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         """Probabilities of answering detractor, passive, promoter at the model's level."""
@@ -172,7 +214,7 @@ class NpsModel:
         """Per replica and subscriber, P(promoter) - P(detractor): (replicas, subscribers)."""
         out = np.empty((len(self.replicas), len(x)))
         for i, r in enumerate(self.replicas):
-            p = r.link.proba(r.regressor.predict(x, num_threads=PARAMS["num_threads"]) + r.shift)
+            p = r.link.proba(predict_score(r.regressor, x, self._file(f"replica-{i:02d}.txt")) + r.shift)
             out[i] = p[:, 2] - p[:, 0]
         return out
 
@@ -209,7 +251,7 @@ class NpsModel:
                     for i, r in enumerate(state["replicas"])]
         return cls(Encoder(state["features"], state["vocab"]), lgb.Booster(model_file=str(folder / "regressor.txt")),
                    OrdinalLink(**state["link"]), state["shift"], state["level"], replicas,
-                   json.loads((folder / "model_card.json").read_text()))
+                   json.loads((folder / "model_card.json").read_text()), folder)
 
 
 # -- fitting ------------------------------------------------------------------------------------------
