@@ -559,6 +559,8 @@ def diagnose(
     geojson: Path = typer.Option(None, help="Also write the episodes as GeoJSON to this file"),
     state_geojson: Path = typer.Option(None, "--state-geojson", help="Also write the twin state of the whole window as GeoJSON"),
     top: int = typer.Option(15, help="Episodes to print"),
+    engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark: where the state and evidence SQL runs"),
+    spark_master: str = typer.Option(None, help="Spark master URL (default local[*]); also OPENCEM_SPARK_MASTER"),
 ) -> None:
     """Digital twin: grid x hour state, poor-experience episodes with root cause, cells and evidence."""
     import collections
@@ -568,9 +570,11 @@ def diagnose(
     from opencem.twin.run import episodes_geojson, write_geojson
     from opencem.twin.run import state_geojson as twin_state_geojson
 
+    _check_engine(engine)
     t0 = time.perf_counter()
     with console.status("diagnosing") as st:
-        d = run_diagnose(workspace, _day(start), _day(end), resolution, DetectConfig(threshold=threshold), progress=lambda m: st.update(m))
+        d = run_diagnose(workspace, _day(start), _day(end), resolution, DetectConfig(threshold=threshold), progress=lambda m: st.update(m),
+                         engine=engine, spark_master=spark_master or os.environ.get("OPENCEM_SPARK_MASTER"))
     ep = d.episodes
     console.print(f"{d.start} .. {d.end - dt.timedelta(days=1)}: {d.grid_hours:,} grid-hours, {ep.num_rows} episodes "
                   f"in {time.perf_counter() - t0:.0f} s")

@@ -60,12 +60,12 @@ def resources(threads: int | None = None, memory_limit: str | None = None, spill
     a fifth of its memory and DuckDB's own temporary folder. Past the limit, DuckDB spills to disk."""
     threads = threads or int(os.environ.get(THREADS_ENV, 0)) or os.cpu_count() or 1
     if not memory_limit:
-        memory_limit = os.environ.get(MEMORY_LIMIT_ENV) or f"{max(1, int(_machine_memory() * MEMORY_SHARE / 2**20))}MiB"
+        memory_limit = os.environ.get(MEMORY_LIMIT_ENV) or f"{max(1, int(machine_memory() * MEMORY_SHARE / 2**20))}MiB"
     spill_dir = spill_dir or os.environ.get(SPILL_DIR_ENV)
     return {"threads": threads, "memory_limit": memory_limit, "spill_dir": str(spill_dir) if spill_dir else None}
 
 
-def _machine_memory() -> int:
+def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 

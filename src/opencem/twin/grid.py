@@ -13,13 +13,16 @@ from ..engine import Engine
 from ..engine.pipeline import sql_file
 from ..geo import POSITION_DECIMALS, grid_of
 
+# the SQL's snapping of positions: integer keys round(x * scale)
+SNAP = {"scale": 10.0 ** POSITION_DECIMALS}
+
 
 def grid_table(engine: Engine, resolution: int) -> pa.Table:
-    """(lat, lon, grid) for the distinct snapped positions of the placed sessions and radio samples
+    """(lat_key, lon_key, grid) for the distinct snapped positions of the placed sessions and radio samples
     (tables ``sess_placed`` and ``mr_placed``)."""
-    t = engine.query_arrow(sql_file("opencem.twin", "grid_positions"), {"decimals": POSITION_DECIMALS}, step="grid_positions")
-    lat, lon = t["lat"].to_numpy(), t["lon"].to_numpy()
-    return pa.table({"lat": lat, "lon": lon, "grid": pa.array(grid_of(lat, lon, resolution), pa.string())})
+    t = engine.query_arrow(sql_file("opencem.twin", "grid_positions"), SNAP, step="grid_positions")
+    lat, lon = (t[k].to_numpy() / SNAP["scale"] for k in ("lat_key", "lon_key"))
+    return pa.table({"lat_key": t["lat_key"], "lon_key": t["lon_key"], "grid": pa.array(grid_of(lat, lon, resolution), pa.string())})
 
 
 def place_sql(source: str, time_col: str) -> str:

@@ -49,13 +49,17 @@ def tree_of(ws: Workspace):
 
 def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None = None,
              resolution: int = DEFAULT_RESOLUTION, cfg: DetectConfig = DetectConfig(),
-             progress: Callable[[str], None] | None = None) -> Diagnosis:
-    """Twin state, episodes and causes for days ``start`` <= day < ``end`` (default: all the data)."""
+             progress: Callable[[str], None] | None = None, engine: str = "duckdb",
+             spark_master: str | None = None) -> Diagnosis:
+    """Twin state, episodes and causes for days ``start`` <= day < ``end`` (default: all the data); the SQL
+    runs on ``engine`` (duckdb, or spark at ``spark_master``), the clustering and causes in this process."""
     say = progress or (lambda _m: None)
     ws = Workspace(workspace)
     if not 0 <= resolution <= 15:
         raise InputError(f"--resolution {resolution}: H3 resolutions run from 0 to 15 (9 is about 0.1 km2)")
-    with ws.session(on_disk="twin") as engine:  # a week of placed sessions at 1M outgrows memory
+    # DuckDB: a scratch database on disk (a week of placed sessions at 1M outgrows memory)
+    disk = {"on_disk": "twin"} if engine == "duckdb" else {"spark_master": spark_master}
+    with ws.session(engine, **disk) as engine:
         first, last = engine.query_row(sql_file("opencem.twin", "xdr_days"), step="xdr_days")
         start, end = start or first, end or last + dt.timedelta(days=1)
         if start >= end:

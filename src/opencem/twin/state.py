@@ -18,10 +18,9 @@ from collections.abc import Callable
 
 from ..engine import Engine
 from ..engine.pipeline import sql_file
-from ..geo import POSITION_DECIMALS
 from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql, load_tree, poor_session_sql
 from ..measure.steps import kqi_sql
-from .grid import grid_table, place_sql
+from .grid import SNAP, grid_table, place_sql
 
 
 # the tables built per day, and the order of their rows (the session-level ones need none)
@@ -53,7 +52,6 @@ def _build_day(engine: Engine, tree: Tree, window: dict, resolution: int, suffix
         engine.create_table(name + suffix, sql, params)
         engine.create_view(name, f"SELECT * FROM {name + suffix}")
 
-    snap = {"decimals": POSITION_DECIMALS}
     for name in ("mr_hour", "mr_day"):
         engine.create_table(name, sql_file("opencem.twin", name), window)
     engine.create_table("sess_placed", place_sql("xdr", "start_time"), window)
@@ -61,8 +59,8 @@ def _build_day(engine: Engine, tree: Tree, window: dict, resolution: int, suffix
     engine.create_table("mr_placed", sql_file("opencem.twin", "mr_placed").format(placed=place_sql("radio_keys", "sample_time")), window)
     engine.register_arrow("grid_map", grid_table(engine, resolution))
     # a poor session is the default tree's, as everywhere else (the calibrated tree only reweights the CEI)
-    create("sess", sql_file("opencem.twin", "sess").format(poor_session=poor_session_sql(load_tree())), snap)
-    create("mr", sql_file("opencem.twin", "mr"), snap)
+    create("sess", sql_file("opencem.twin", "sess").format(poor_session=poor_session_sql(load_tree())), SNAP)
+    create("mr", sql_file("opencem.twin", "mr"), SNAP)
     for name in ("sess_placed", "mr_placed", "radio_keys", "mr_hour", "mr_day"):
         engine.drop(name)
 
