@@ -87,6 +87,13 @@ def test_a_compiled_forest_predicts_what_lightgbm_predicts(tmp_path, monkeypatch
         assert np.abs(predict_score(reg, x, file) - reg.predict(x)).max() < 1e-9
     assert len(list((tmp_path / "compiled").glob("regressor-*.o"))) == 2
     assert np.array_equal(predict_score(reg, x, None), reg.predict(x))  # no file: LightGBM itself
+    # a model folder that cannot take the cache (here a file named like its folder) still predicts, uncached
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "compiled").write_text("not a folder")
+    reg.save_model(str(ro / "regressor.txt"))
+    assert np.abs(predict_score(reg, x, ro / "regressor.txt") - reg.predict(x)).max() < 1e-9
+    assert not list(ro.glob("*.tmp"))
 
 
 def test_segment_intervals_carry_the_model_error():

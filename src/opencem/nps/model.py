@@ -174,10 +174,15 @@ def _compiled(file: Path):
         if cache.is_file():
             model.compile(cache=str(cache))
         else:  # compiled to a temporary name and renamed, so that a reader never sees half an object
-            cache.parent.mkdir(exist_ok=True)
             tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            model.compile(cache=str(tmp))
-            os.replace(tmp, cache)
+            try:
+                cache.parent.mkdir(exist_ok=True)
+                model.compile(cache=str(tmp))
+                os.replace(tmp, cache)
+            except OSError:  # a model folder that cannot be written to: compiled again by every process
+                if tmp.exists():
+                    tmp.unlink()
+                model.compile()
         _COMPILED[cache] = model
     return _COMPILED[cache]
 
