@@ -8,8 +8,10 @@ The last day's day-partitioned input files (sessions, measurement reports, PM) a
 modification time, so `measure --new-only` finds them new: it ingests them alone and recomputes that
 day, as it would for a day that had just arrived. `score` then scores the base as of that day, and
 `diagnose` runs the twin on the window that ends with it (`--twin-days`, default 7: its baselines
-need the days before, and it has no incremental state yet, so this is the whole window's work). The model is any NPS model trained on the same
-features (the demo's); scoring does not refit.
+need the days before). Before the day arrives, the window that ends the day before is diagnosed
+(yesterday's run, not timed), so the twin's state of the earlier days is kept and only the new day's is
+built (twin/state.py); `--no-yesterday` times a diagnosis with no kept state. The model is any NPS model
+trained on the same features (the demo's); scoring does not refit.
 
 Appends a JSON line to benchmarks/results/new_day.jsonl.
 """
@@ -41,6 +43,7 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, required=True, help="a workspace measured on every day of --data")
     ap.add_argument("--model", type=Path, required=True, help="an NPS model folder (WS/models/nps)")
     ap.add_argument("--twin-days", type=int, default=7, help="the window diagnose runs on, ending with the new day")
+    ap.add_argument("--no-yesterday", action="store_true", help="do not diagnose the day before first (no kept twin state)")
     a = ap.parse_args()
     os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
     ws = Workspace(a.workspace)
@@ -51,6 +54,10 @@ def main() -> None:
     files = [f for t in NEW_DAY_TABLES for f in find_table_files(inputs, t)]
     last = max(p.name for f in files for p in [f.parent] if p.name.startswith("day="))
     touched = [f for f in files if f.parent.name == last]
+    day = dt.date.fromisoformat(last.split("=", 1)[1])
+    shutil.rmtree(ws.twin_days, ignore_errors=True)  # no state kept by earlier runs of the benchmark
+    if not a.no_yesterday:  # yesterday's run: the days of the window before the new one
+        diagnose(ws.root, start=day - dt.timedelta(days=a.twin_days - 1), end=day)
     now = time.time_ns()
     for f in touched:  # the day "arrives": new files as far as the lake's manifest can tell
         os.utime(f, ns=(now, now))
@@ -60,7 +67,6 @@ def main() -> None:
     res = measure(a.data, ws.root, "duckdb", new_only=True)
     seconds["measure"] = time.perf_counter() - t0
     print(f"measure {seconds['measure']:.1f} s", flush=True)
-    day = dt.date.fromisoformat(last.split("=", 1)[1])
     if res.days != [day]:
         raise SystemExit(f"measure computed {res.days or 'every day'}, not {day} alone: measure the workspace fully first")
     t0 = time.perf_counter()
@@ -77,7 +83,8 @@ def main() -> None:
         "benchmark": "new_day", "day": str(day), "subscribers": scored.scores.num_rows,
         "files_ingested": len(touched), "files_unchanged": res.ingest.skipped,
         "rows_ingested": sum(res.ingest.rows.values()),
-        "twin_days": a.twin_days, "episodes": diag.episodes.num_rows if diag else None,
+        "twin_days": a.twin_days, "twin_days_built": diag.days_built if diag else None,
+        "twin_days_kept": diag.days_reused if diag else None, "episodes": diag.episodes.num_rows if diag else None,
         "grid_hours": diag.grid_hours if diag else None, "diagnose_failed": failed,
         "seconds": {k: round(v, 1) for k, v in seconds.items()}, "total_s": round(sum(seconds.values()), 1),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "cpus": os.cpu_count(),

@@ -577,7 +577,7 @@ def diagnose(
                          engine=engine, spark_master=spark_master or os.environ.get("OPENCEM_SPARK_MASTER"))
     ep = d.episodes
     console.print(f"{d.start} .. {d.end - dt.timedelta(days=1)}: {d.grid_hours:,} grid-hours, {ep.num_rows} episodes "
-                  f"in {time.perf_counter() - t0:.0f} s")
+                  f"in {time.perf_counter() - t0:.0f} s (state of {d.days_built} days built, {d.days_reused} kept from earlier runs)")
     if ep.num_rows:
         by = collections.Counter(ep["cause"].to_pylist())
         console.print("by cause: " + ", ".join(f"{c} {n}" for c, n in by.most_common()))

@@ -72,6 +72,11 @@ class Workspace:
         return self.root / "twin"
 
     @property
+    def twin_days(self) -> Path:
+        """The twin's state of each day, kept between runs (twin/state.py)."""
+        return self.root / "twin_days"
+
+    @property
     def loop(self) -> Path:
         return self.root / "loop"
 

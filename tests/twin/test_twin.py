@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import shutil
+from pathlib import Path
 
 import h3
 import numpy as np
@@ -21,6 +22,7 @@ from opencem.geo import grid_of
 from opencem.twin.accuracy import evaluate, load_faults
 from opencem.twin.episodes import DetectConfig, cluster
 from opencem.twin.run import _clusters, diagnose, episodes_geojson, load_episodes, state_geojson
+from opencem.twin.state import CENTROID_DAYS
 from opencem.twin.whatif import NUMERIC, WhatIfEngine, _counterfactual, whatif
 from opencem.vocabulary import CAUSES
 from opencem.workspace import Workspace
@@ -89,10 +91,45 @@ def test_diagnosis_finds_the_injected_faults_with_their_causes(shared, faults):
     assert res["fault_cause_right"] == sum(c["cause_right"] for c in res["by_cause"].values()) / res["faults"], why
 
 
-def test_rerun_gives_the_same_episodes(shared, clone):
-    again = diagnose(clone(shared.ws)).episodes
-    differ = [c for c in again.column_names if not again[c].equals(shared.diag.episodes[c])]
-    assert not differ, {c: (again[c].to_pylist(), shared.diag.episodes[c].to_pylist()) for c in differ}
+def _same_twin(a: Path, b: Path) -> None:
+    """Every table the twin writes is equal in folders ``a`` and ``b``."""
+    for name, keys in (("state_grid_hour", ["grid", "hour"]), ("state_grid_cell_hour", ["grid", "hour", "cell_id"]),
+                       ("episodes", ["episode_id"]), ("episode_units", ["episode_id", "grid", "hour"]),
+                       ("episode_subscribers", ["episode_id", "subscriber_id"])):
+        x, y = (pq.read_table(f / name if (f / name).is_dir() else f / f"{name}.parquet") for f in (a, b))
+        assert x.num_rows == y.num_rows > 0, name
+        assert compare_tables(x, y, keys=keys, rel=1e-12, abs_tol=1e-12) == [], name
+
+
+def test_rerun_reads_every_day_back_and_gives_the_same_twin(shared, clone):
+    again = diagnose(clone(shared.ws))
+    assert (again.days_built, again.days_reused) == (0, (shared.diag.end - shared.diag.start).days)
+    differ = [c for c in again.episodes.column_names if not again.episodes[c].equals(shared.diag.episodes[c])]
+    assert not differ, {c: (again.episodes[c].to_pylist(), shared.diag.episodes[c].to_pylist()) for c in differ}
+    _same_twin(again.folder, shared.diag.folder)
+
+
+def test_a_new_day_builds_that_day_alone_and_gives_what_a_run_from_nothing_gives(shared, clone):
+    """Diagnose up to the day before the last, then the whole window: the second run builds one day's
+    state and writes the tables the shared workspace's run from nothing wrote. An input file of a day
+    written again (a new modification time) has that day built again; a radio file, also the days whose
+    cell centres read it."""
+    ws = clone(shared.ws, skip=("twin", "twin_days"))
+    start, end = shared.diag.start, shared.diag.end
+    first = diagnose(ws, start, end - dt.timedelta(days=1))
+    assert (first.days_built, first.days_reused) == ((end - start).days - 1, 0)
+    full = diagnose(ws, start, end)
+    assert (full.days_built, full.days_reused) == (1, (end - start).days - 1)
+    _same_twin(full.folder, shared.diag.folder)
+    day = start + dt.timedelta(days=3)
+    for table, rebuilt in (("xdr", 1), ("radio_samples", CENTROID_DAYS)):
+        for f in (ws / "lake" / table / f"day={day}").glob("*.parquet"):  # the same rows in a new file (not the shared link)
+            data = f.read_bytes()
+            f.unlink()
+            f.write_bytes(data)
+        again = diagnose(ws, start, end)
+        assert again.days_built == rebuilt, table
+    _same_twin(again.folder, shared.diag.folder)
 
 
 def test_a_diagnosis_that_finds_no_episode_still_writes_its_tables(shared, clone):

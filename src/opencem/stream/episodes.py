@@ -72,7 +72,8 @@ def episode_alerts(streamer, stage: Path, moves: list[list[str]], rel, batch: in
     end = clock.date() + dt.timedelta(days=1)
     start = end - dt.timedelta(days=streamer.episode_days)
     first = min((dt.date.fromisoformat(p.name[4:]) for p in (shadow / "lake" / "xdr").glob("day=*")), default=start)
-    diag = diagnose(shadow, max(start, first), end)
+    # the days' state is kept beside the stream's state: only the days this batch changed are built again
+    diag = diagnose(shadow, max(start, first), end, days_folder=streamer.state.root / "twin_days")
     live = streamer.state.root / "twin"
     units = pq.read_table(shadow / "twin" / "episode_units.parquet")
     before_eps = pq.read_table(live / "episodes.parquet") if (live / "episodes.parquet").exists() else None

@@ -41,6 +41,8 @@ class Diagnosis:
     grid_hours: int
     start: dt.date
     end: dt.date
+    days_built: int = 0  # days whose state was built in this run; the others were read back (twin/state.py)
+    days_reused: int = 0
 
 
 def tree_of(ws: Workspace):
@@ -50,9 +52,11 @@ def tree_of(ws: Workspace):
 def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None = None,
              resolution: int = DEFAULT_RESOLUTION, cfg: DetectConfig = DetectConfig(),
              progress: Callable[[str], None] | None = None, engine: str = "duckdb",
-             spark_master: str | None = None) -> Diagnosis:
+             spark_master: str | None = None, days_folder: Path | None = None) -> Diagnosis:
     """Twin state, episodes and causes for days ``start`` <= day < ``end`` (default: all the data); the SQL
-    runs on ``engine`` (duckdb, or spark at ``spark_master``), the clustering and causes in this process."""
+    runs on ``engine`` (duckdb, or spark at ``spark_master``), the clustering and causes in this process.
+    Each day's state is kept in ``days_folder`` (default: the workspace's ``twin_days``) and built again only
+    when its inputs change."""
     say = progress or (lambda _m: None)
     ws = Workspace(workspace)
     if not 0 <= resolution <= 15:
@@ -65,7 +69,7 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         if start >= end:
             raise InputError(f"empty window: --start {start} is not before --end {end}")
         say(f"twin state {start} .. {end - dt.timedelta(days=1)}, H3 resolution {resolution}")
-        build_state(engine, tree_of(ws), start, end, resolution, say)
+        days = build_state(engine, ws, tree_of(ws), start, end, resolution, say, days_folder)
         say("testing every grid-hour against its own baseline")
         scored = score_grid_hours(engine, cfg)
         z = robust_z(scored)
@@ -88,7 +92,7 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         engine.drop("cause_in")
         episodes = _with_device_episodes(engine, area_episodes, cfg)
         folder = _write(engine, ws, episodes)
-        return Diagnosis(folder, episodes, engine.row_count("state_grid_hour"), start, end)
+        return Diagnosis(folder, episodes, engine.row_count("state_grid_hour"), start, end, days["built"], days["reused"])
 
 
 def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date, cfg: DetectConfig) -> pa.Table:
