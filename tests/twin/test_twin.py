@@ -254,7 +254,7 @@ def test_pm_signals_cluster_apart_and_a_chronic_one_by_place_alone():
 def test_spark_diagnoses_the_same_as_duckdb(shared, clone, tmp_path):
     """The twin's SQL (grid x hour state, PM units, evidence, episode subscribers) on Spark gives DuckDB's
     tables: the same state, episodes with their causes and cells, and subscribers (floats to 1e-9, relative or
-    absolute). One day, the third, with two episodes on DuckDB: Spark takes about 3 minutes a day here; the
+    absolute). One day, the third, with two episodes on DuckDB: Spark takes about a minute a day here; the
     fault-finding itself is tested on DuckDB above."""
     start = shared.diag.start + dt.timedelta(days=2)
     end = start + dt.timedelta(days=1)
