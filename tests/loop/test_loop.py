@@ -94,6 +94,9 @@ def test_budget_passes_over_a_fix_that_does_not_fit():
     t = pa.table({"rank": [1, 2, 3], "cost_units": [4, 4, 1]})
     assert _spend(t, "rank", 5) == [0, 2]
     assert _spend(t, "rank", 0) == []
+    # a fix expected to gain nothing is not bought, even when it fits
+    t = t.append_column("gain", pa.array([0.5, 0.2, 0.0]))
+    assert _spend(t, "rank", 5, worth="gain") == [0]
 
 
 def _read(path: Path) -> list[dict]:

@@ -187,7 +187,7 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             })
     tick("ranked", len(groups), len(groups))
     table = _ranked(out)
-    picks = {"ours": _spend(table, "rank", budget), "severity": _spend(table, "severity_rank", budget)}
+    picks = {"ours": _spend(table, "rank", budget, worth="expected_base_nps_lift"), "severity": _spend(table, "severity_rank", budget)}
     lift = table["expected_base_nps_lift"].to_numpy() if table.num_rows else np.zeros(0)
     comparison = {"budget_units": budget, **{k: {"fixes": [table["fix_id"][i].as_py() for i in v],
                                                  "expected_base_nps_lift": round(float(lift[v].sum()), 4)} for k, v in picks.items()}}
@@ -224,14 +224,17 @@ def _ranked(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist([{k: r[k] for k in first + [k for k in r if k not in first]} for r in rows]) if rows else pa.table({})
 
 
-def _spend(table: pa.Table, order: str, budget: int) -> list[int]:
-    """Row indices bought in ``order`` until the budget (cost units) runs out; a fix that does not fit is passed over."""
+def _spend(table: pa.Table, order: str, budget: int, worth: str | None = None) -> list[int]:
+    """Row indices bought in ``order`` until the budget (cost units) runs out; a fix that does not fit is passed
+    over, and so is one whose column ``worth`` (its expected gain) is not above 0: a field team's day is not
+    spent on a fix expected to change nothing."""
     if table.num_rows == 0:
         return []
     idx = np.argsort(table[order].to_numpy(), kind="stable")
     cost, left, out = table["cost_units"].to_numpy(), budget, []
+    gain = table[worth].to_numpy() if worth else np.ones(table.num_rows)
     for i in idx:
-        if cost[i] <= left:
+        if cost[i] <= left and gain[i] > 0:
             out.append(int(i))
             left -= cost[i]
     return out
