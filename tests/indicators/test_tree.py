@@ -41,7 +41,8 @@ KQI_SCHEMA = pa.schema(
     + [(c, pa.float64()) for c in KQI_COLUMNS]
 )
 CEI_SERVICE_SCHEMA = pa.schema([("subscriber_id", pa.string()), ("day", pa.date32()), ("service", pa.string()),
-                                ("sessions", pa.int64()), ("volume_mb", pa.float64()), ("cei", pa.float64())])
+                                ("sessions", pa.int64()), ("volume_mb", pa.float64()), ("cei", pa.float64())]
+                               + [(c, pa.float64()) for c in load_tree().score_columns()])
 CEI_SUBSCRIBER_SCHEMA = pa.schema([("subscriber_id", pa.string()), ("day", pa.date32()),
                                    ("sessions_total", pa.int64()), ("cei", pa.float64())])
 CARE_SCHEMA = pa.schema([("contact_id", pa.int64()), ("subscriber_id", pa.string()), ("contact_time", pa.timestamp("us")),
@@ -360,8 +361,8 @@ def test_usage_weighting_by_hand(tree: Tree):
     imp = {s: n.importance for s, n in tree.services.items()}
     assert imp["web"] != imp["video"]  # so the hand check below tests the importance
     rows = [
-        {"subscriber_id": "a", "service": "web", "sessions": 10, "cei": 80.0},
-        {"subscriber_id": "a", "service": "video", "sessions": 2, "cei": 50.0},
+        {"subscriber_id": "a", "service": "web", "sessions": 10, "cei": 80.0, "score_page_load": 70.0},
+        {"subscriber_id": "a", "service": "video", "sessions": 2, "cei": 50.0, "score_stall": 40.0},
         # b: video CEI NULL -> only web counts, but its sessions are counted
         {"subscriber_id": "b", "service": "web", "sessions": 4, "cei": 70.0},
         {"subscriber_id": "b", "service": "video", "sessions": 3, "cei": None},
@@ -377,12 +378,16 @@ def test_usage_weighting_by_hand(tree: Tree):
     assert a["cei"] == pytest.approx(expected, rel=RTOL)
     assert (a["cei_web"], a["cei_video"], a["cei_voice"], a["cei_gaming"]) == (80.0, 50.0, None, None)
     assert a["sessions_total"] == 12
+    # each service's KQI scores, one column per service and KQI
+    assert (a["score_web_page_load"], a["score_video_stall"], res[("b", D0)]["score_web_page_load"]) == (70.0, 40.0, None)
+    assert "score_web_stall" not in a  # web has no stall KQI
     assert res[("b", D0)]["cei"] == pytest.approx(70.0, rel=RTOL)
     assert res[("b", D0)]["sessions_total"] == 7
     assert res[("b", D0)]["cei_video"] is None
     assert res[("c", D0)]["cei"] is None
     assert res[("a", D0 - dt.timedelta(days=1))]["cei"] == pytest.approx(40.0, rel=RTOL)
-    assert list(next(iter(res.values()))) == ["subscriber_id", "day", "sessions_total", "cei"] + [f"cei_{s}" for s in SERVICES]
+    assert list(next(iter(res.values()))) == (["subscriber_id", "day", "sessions_total", "cei"] + [f"cei_{s}" for s in SERVICES]
+                                              + [f"score_{s}_{k.name}" for s, n in tree.services.items() for k in n.kqis])
 
 
 def test_usage_by_volume_and_missing_service(tree: Tree):

@@ -19,7 +19,7 @@ import pyarrow as pa
 from ..engine import Engine
 from ..engine.base import quote_ident, quote_literal
 from ..engine.pipeline import sql_file
-from ..indicators.tree import Tree
+from ..indicators.tree import Tree, service_score_column
 from ..vocabulary import POOR_RSRP_DBM, POOR_SINR_DB
 
 NETWORK, NON_NETWORK, PROFILE = "network", "non-network", "profile"
@@ -29,7 +29,7 @@ CARE_NETWORK = ("coverage", "data_speed", "voice_quality", "device")
 CARE_OTHER = ("billing", "price", "other")  # "other": every category not named here
 CATEGORICAL = ("plan", "device_model", "device_capability", "age_band", "home_area")
 # the sources whose days before as_of the features aggregate: CTE name -> daily table
-WINDOWED_SOURCES = {"sd": "cei_subscriber_day", "svc": "cei_service_day", "mr": "radio_subscriber_day", "care": "care_day"}
+WINDOWED_SOURCES = {"sd": "cei_subscriber_day", "mr": "radio_subscriber_day", "care": "care_day"}
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,8 @@ def feature_list(tree: Tree) -> list[Feature]:
     for s, node in tree.services.items():
         add(f"{s}_min_7", s, NETWORK, f"worst daily {s} CEI in the last 7 days", f"min(CASE WHEN age <= 7 THEN cei_{s} END)", "sd", up)
         for k in node.kqis:
-            col = f"CASE WHEN service = {quote_literal(s)} THEN score_{k.name} END"
             add(f"{s}_{k.name}_min_7", f"{s}.{k.name}", NETWORK, f"worst daily {s} {k.name} score in the last 7 days",
-                f"min(CASE WHEN age <= 7 THEN {col} END)", "svc", up)
+                f"min(CASE WHEN age <= 7 THEN {service_score_column(s, k.name)} END)", "sd", up)
     # radio, from the daily sums of the subscriber's measurement reports (radio_subscriber_day)
     add("rsrp_mean", "radio.coverage", NETWORK, "mean RSRP of the subscriber's measurement reports (dBm)",
         f"{_exact_sum('rsrp_sum')} / NULLIF(sum(rsrp_reports), 0)", "mr", up)

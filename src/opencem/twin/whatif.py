@@ -64,7 +64,7 @@ CONTEXT = ("session_id", "subscriber_id", "service", "start_time", "end_time", "
            "volume_ul_bytes", "codec", "day")
 OUTCOMES = [c.name for c in XDR.columns if c.name not in CONTEXT]
 # the measure tables a scenario shows its own days of, under their names (the observed ones get a suffix)
-SCENARIO_TABLES = ("cei_subscriber_day", "cei_service_day", "radio_subscriber_day")
+SCENARIO_TABLES = ("cei_subscriber_day", "radio_subscriber_day")
 DONOR_EVERY = 10  # one session in 10 of the window lends its outcomes
 SAMPLE = "hash(session_id) % $sample_every = 0"  # the donor pool
 
@@ -322,7 +322,7 @@ class WhatIfEngine:
         engine.create_table("whatif_kqi", kqi_sql(source="whatif_xdr"))
         engine.create_table("whatif_cei_service", cei_service_sql(tree, "whatif_kqi"))
         engine.create_table("whatif_cei_subscriber", cei_subscriber_sql(tree, "whatif_cei_service"))
-        scenario = {"cei_service_day": "whatif_cei_service", "cei_subscriber_day": "whatif_cei_subscriber"}
+        scenario = {"cei_subscriber_day": "whatif_cei_subscriber"}
         if radio:
             engine.create_table("whatif_radio_samples", _sql("whatif_radio_samples"), {**span, **radio})
             engine.create_table("whatif_radio_day", radio_day_sql("whatif_radio_samples"))

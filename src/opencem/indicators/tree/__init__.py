@@ -38,7 +38,7 @@ from .model import (
     TreeError,
     UseStage,
 )
-from .sql import cei_service_sql, cei_subscriber_sql, journey_sql, poor_session_sql, score_kqis_numpy
+from .sql import cei_service_sql, cei_subscriber_sql, journey_sql, poor_session_sql, score_kqis_numpy, service_score_column
 
 __all__ = [
     "KQI_COLUMNS",
@@ -60,6 +60,7 @@ __all__ = [
     "parse_tree",
     "cei_service_sql",
     "cei_subscriber_sql",
+    "service_score_column",
     "journey_sql",
     "poor_session_sql",
     "score_kqis_numpy",

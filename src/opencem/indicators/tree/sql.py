@@ -59,22 +59,33 @@ def cei_service_sql(tree: Tree, kqi_table: str = "kqi_pspu_day", keys: str = "su
 
 
 def cei_subscriber_sql(tree: Tree, cei_service_table: str = "cei_service_day", keys: str = "subscriber_id, day") -> str:
-    """Per subscriber x day: the overall network CEI and one CEI per service.
+    """Per subscriber x day: the overall network CEI, one CEI per service and each service's KQI scores.
 
-    Columns: ``subscriber_id, day, sessions_total, cei, cei_<service>...``. ``cei`` is the mean of the
-    non-NULL service CEIs weighted by usage x importance (usage = ``overall.usage``, sessions by
-    default; services not in the tree weigh 0); NULL when no weight is left. ``cei_<service>`` is NULL
-    when the service was not used that day (or its CEI is NULL). ``sessions_total`` counts every service.
+    Columns: ``subscriber_id, day, sessions_total, cei, cei_<service>..., score_<service>_<kqi>...``.
+    ``cei`` is the mean of the non-NULL service CEIs weighted by usage x importance (usage =
+    ``overall.usage``, sessions by default; services not in the tree weigh 0); NULL when no weight is
+    left. ``cei_<service>`` and ``score_<service>_<kqi>`` are NULL when the service was not used that day
+    (or the value is NULL). ``sessions_total`` counts every service. The KQI scores are here as well as
+    in ``cei_service_day`` so that a window over a subscriber's days reads one row a day, not one per
+    service (the NPS features).
     """
     imp = " ".join(f"WHEN '{s}' THEN {_lit(n.importance)}" for s, n in tree.services.items())
     w = f"(CASE WHEN cei IS NULL THEN {_lit(0.0)} ELSE CAST({tree.overall.usage} AS DOUBLE) * (CASE service {imp} ELSE {_lit(0.0)} END) END)"
-    per = ",\n  ".join(f"MAX(CASE WHEN service = '{s}' THEN cei END) AS cei_{s}" for s in tree.services)
+    per = [f"MAX(CASE WHEN service = '{s}' THEN cei END) AS cei_{s}" for s in tree.services]
+    per += [f"MAX(CASE WHEN service = '{s}' THEN score_{k.name} END) AS {service_score_column(s, k.name)}"
+            for s, node in tree.services.items() for k in node.kqis]
+    per = ",\n  ".join(per)
     return (
         f"SELECT {keys}, SUM(sessions) AS sessions_total,\n"
         f"  CASE WHEN SUM({w}) > {_lit(0.0)} THEN SUM({w} * cei) / SUM({w}) END AS cei,\n"
         f"  {per}\n"
         f"FROM {cei_service_table}\nGROUP BY {keys}"
     )
+
+
+def service_score_column(service: str, kqi: str) -> str:
+    """The column of ``cei_subscriber_day`` with one service's score of one KQI."""
+    return f"score_{service}_{kqi}"
 
 
 def _in(categories: list[str]) -> str:

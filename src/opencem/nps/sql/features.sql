@@ -33,7 +33,6 @@ SELECT r.subscriber_id, r.as_of, {select}
 FROM requests r
 JOIN subscribers b ON b.subscriber_id = r.subscriber_id
 LEFT JOIN sd ON sd.subscriber_id = r.subscriber_id AND sd.as_of = r.as_of
-LEFT JOIN svc ON svc.subscriber_id = r.subscriber_id AND svc.as_of = r.as_of
 LEFT JOIN mr ON mr.subscriber_id = r.subscriber_id AND mr.as_of = r.as_of
 LEFT JOIN care ON care.subscriber_id = r.subscriber_id AND care.as_of = r.as_of
 LEFT JOIN plan ON plan.plan = b.plan AND plan.as_of = r.as_of
