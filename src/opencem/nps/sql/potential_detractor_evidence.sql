@@ -42,9 +42,13 @@ hours AS (
 dev AS (  -- poor-session rate of each device model against the rest over the same week
   SELECT b.device_model, sum(w.poor_sessions) * 1E0 / sum(w.sessions) AS poor_rate
   FROM week w JOIN subscribers b USING (subscriber_id) GROUP BY ALL)
+-- the averages are rounded to 6 decimals: their float sums depend on the order the threads add in, and a
+-- last-bit difference must not move a cause across its threshold between two runs
 SELECT top.subscriber_id, top.cell_id AS evidence_cell, top.poor_sessions, rtt.first_day, rtt.last_day,
-       hours.when_ AS hours, kpi.prb_util, kpi.ul_interf, radio.rsrp, radio.sinr, rtt.rtt_ratio,
-       rtt.web_fail_share, rtt.voice_share, dev.poor_rate / (SELECT avg(poor_rate) FROM dev) AS device_ratio
+       hours.when_ AS hours, round(kpi.prb_util, 6) AS prb_util, round(kpi.ul_interf, 6) AS ul_interf,
+       round(radio.rsrp, 6) AS rsrp, round(radio.sinr, 6) AS sinr, round(rtt.rtt_ratio, 6) AS rtt_ratio,
+       round(rtt.web_fail_share, 6) AS web_fail_share, round(rtt.voice_share, 6) AS voice_share,
+       round(dev.poor_rate / (SELECT avg(poor_rate) FROM dev), 6) AS device_ratio
 FROM top LEFT JOIN kpi USING (subscriber_id) LEFT JOIN radio USING (subscriber_id)
 LEFT JOIN rtt USING (subscriber_id) LEFT JOIN hours USING (subscriber_id) JOIN subscribers b USING (subscriber_id)
 LEFT JOIN dev ON dev.device_model = b.device_model
