@@ -19,44 +19,73 @@ m AS (
   FROM eg JOIN mr r ON r.grid = eg.grid
   JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(r.hour)
   LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = r.grid AND u.hour = r.hour),
-sx AS (
-  SELECT episode_id,
-    avg(CASE WHEN inside THEN prb_util_dl END) - avg(CASE WHEN NOT inside THEN prb_util_dl END) AS d_prb,
-    avg(CASE WHEN inside THEN prb_util_dl END) AS prb_in,
-    avg(CASE WHEN inside THEN ul_interference_dbm END) - avg(CASE WHEN NOT inside THEN ul_interference_dbm END) AS d_ul_interf,
-    avg(CASE WHEN inside THEN ul_vs_band END) AS ul_vs_band_in,
-    avg(CASE WHEN inside THEN CASE WHEN ul_vs_band >= $interference_db THEN 1E0 ELSE 0E0 END END) AS interfered_share_in,
-    -- round trip outside hot periods (see cell_share)
-    avg(CASE WHEN inside AND cool THEN ln(greatest(rtt_ms, 1)) END) - avg(CASE WHEN NOT inside AND cool THEN ln(greatest(rtt_ms, 1)) END) AS d_log_rtt,
-    avg(CASE WHEN inside THEN ln(greatest(throughput_dl_kbps, 1)) END)
-      - avg(CASE WHEN NOT inside THEN ln(greatest(throughput_dl_kbps, 1)) END) AS d_log_thp,
-    avg(CASE WHEN inside THEN CASE WHEN success THEN 0E0 ELSE 1E0 END END)
-      - avg(CASE WHEN NOT inside THEN CASE WHEN success THEN 0E0 ELSE 1E0 END END) AS d_fail,
-    avg(CASE WHEN inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END)
-      - avg(CASE WHEN NOT inside THEN CASE WHEN poor THEN 1E0 ELSE 0E0 END END) AS d_poor,
-    avg(CASE WHEN inside THEN CASE WHEN prb_util_dl >= $hot_prb THEN 1E0 ELSE 0E0 END END) AS hot_share_in,
+ecg AS (  -- one pass over s with plain sums: per episode, serving cell, inside or not and cool or not
+           -- (s is read once: materialising it for two aggregates, or one aggregate of conditional sums,
+           -- cost more than this)
+  SELECT episode_id, cell_id, inside, cool, any_value(site_id) AS site_id, count(*) AS n,
+    sum(prb_util_dl) AS prb_sum, count(prb_util_dl) AS prb_n,
+    sum(ul_interference_dbm) AS ul_sum, count(ul_interference_dbm) AS ul_n,
+    sum(ul_vs_band) AS vsb_sum, count(ul_vs_band) AS vsb_n,
+    sum(CASE WHEN ul_vs_band >= $interference_db THEN 1E0 ELSE 0E0 END) AS interfered,
+    sum(ln(greatest(rtt_ms, 1))) AS rtt_sum, sum(log_rtt_vs_net) AS rtt_vs_net_sum, count(log_rtt_vs_net) AS rtt_vs_net_n,
+    sum(ln(greatest(throughput_dl_kbps, 1))) AS thp_sum,
+    sum(CASE WHEN success THEN 0E0 ELSE 1E0 END) AS fail,
+    sum(CASE WHEN poor THEN 1E0 ELSE 0E0 END) AS poor,
+    sum(CASE WHEN prb_util_dl >= $hot_prb THEN 1E0 ELSE 0E0 END) AS hot,
     -- where the poor sessions are: a hot cell that carries a sixth of the area's sessions but most of its poor ones
-    sum(CASE WHEN inside AND poor AND prb_util_dl >= $hot_prb THEN 1E0 ELSE 0E0 END)
-      / nullif(sum(CASE WHEN inside AND poor THEN 1E0 ELSE 0E0 END), 0) AS hot_poor_share_in,
-    count(DISTINCT CASE WHEN inside THEN site_id END) AS sites_in,
-    count(*) FILTER (WHERE inside) AS sessions
-  FROM s GROUP BY episode_id),
+    sum(CASE WHEN poor AND prb_util_dl >= $hot_prb THEN 1E0 ELSE 0E0 END) AS hot_poor
+  FROM s GROUP BY episode_id, cell_id, inside, cool),
+ec AS (  -- per episode and serving cell, the sums and counts every average below is made of
+  SELECT episode_id, cell_id, any_value(site_id) AS site_id,
+    coalesce(sum(n) FILTER (WHERE inside), 0) AS n_in, coalesce(sum(n) FILTER (WHERE NOT inside), 0) AS n_out,
+    sum(prb_sum) FILTER (WHERE inside) AS prb_in_sum, sum(prb_n) FILTER (WHERE inside) AS prb_in_n,
+    sum(prb_sum) FILTER (WHERE NOT inside) AS prb_out_sum, sum(prb_n) FILTER (WHERE NOT inside) AS prb_out_n,
+    sum(ul_sum) FILTER (WHERE inside) AS ul_in_sum, sum(ul_n) FILTER (WHERE inside) AS ul_in_n,
+    sum(ul_sum) FILTER (WHERE NOT inside) AS ul_out_sum, sum(ul_n) FILTER (WHERE NOT inside) AS ul_out_n,
+    sum(vsb_sum) FILTER (WHERE inside) AS vsb_in_sum, sum(vsb_n) FILTER (WHERE inside) AS vsb_in_n,
+    sum(interfered) FILTER (WHERE inside) AS interfered_in,
+    -- round trip outside hot periods (see cell_share)
+    sum(rtt_sum) FILTER (WHERE inside AND cool) AS rtt_in_sum, sum(n) FILTER (WHERE inside AND cool) AS rtt_in_n,
+    sum(rtt_sum) FILTER (WHERE NOT inside AND cool) AS rtt_out_sum, sum(n) FILTER (WHERE NOT inside AND cool) AS rtt_out_n,
+    sum(rtt_vs_net_sum) FILTER (WHERE inside AND cool) AS rtt_vs_net_in_sum,
+    sum(rtt_vs_net_n) FILTER (WHERE inside AND cool) AS rtt_vs_net_in_n,
+    sum(thp_sum) FILTER (WHERE inside) AS thp_in_sum, sum(thp_sum) FILTER (WHERE NOT inside) AS thp_out_sum,
+    sum(fail) FILTER (WHERE inside) AS fail_in, sum(fail) FILTER (WHERE NOT inside) AS fail_out,
+    sum(poor) FILTER (WHERE inside) AS poor_in, sum(poor) FILTER (WHERE NOT inside) AS poor_out,
+    sum(hot) FILTER (WHERE inside) AS hot_in, sum(hot_poor) FILTER (WHERE inside) AS hot_poor_in
+  FROM ecg GROUP BY episode_id, cell_id),
+sx AS (  -- the episode's sessions inside against outside, over all its cells
+  SELECT episode_id,
+    sum(prb_in_sum) / nullif(sum(prb_in_n), 0) - sum(prb_out_sum) / nullif(sum(prb_out_n), 0) AS d_prb,
+    sum(prb_in_sum) / nullif(sum(prb_in_n), 0) AS prb_in,
+    sum(ul_in_sum) / nullif(sum(ul_in_n), 0) - sum(ul_out_sum) / nullif(sum(ul_out_n), 0) AS d_ul_interf,
+    sum(vsb_in_sum) / nullif(sum(vsb_in_n), 0) AS ul_vs_band_in,
+    sum(interfered_in) / nullif(sum(n_in), 0) AS interfered_share_in,
+    sum(rtt_in_sum) / nullif(sum(rtt_in_n), 0) - sum(rtt_out_sum) / nullif(sum(rtt_out_n), 0) AS d_log_rtt,
+    sum(thp_in_sum) / nullif(sum(n_in), 0) - sum(thp_out_sum) / nullif(sum(n_out), 0) AS d_log_thp,
+    sum(fail_in) / nullif(sum(n_in), 0) - sum(fail_out) / nullif(sum(n_out), 0) AS d_fail,
+    sum(poor_in) / nullif(sum(n_in), 0) - sum(poor_out) / nullif(sum(n_out), 0) AS d_poor,
+    sum(hot_in) / nullif(sum(n_in), 0) AS hot_share_in,
+    sum(hot_poor_in) / nullif(sum(poor_in), 0) AS hot_poor_share_in,
+    count(DISTINCT CASE WHEN n_in > 0 THEN site_id END) AS sites_in,
+    sum(n_in) AS sessions
+  FROM ec GROUP BY episode_id),
 mx AS (
   SELECT episode_id, avg(rsrp_dbm) FILTER (WHERE inside) - avg(rsrp_dbm) FILTER (WHERE NOT inside) AS d_rsrp,
          avg(sinr_db) FILTER (WHERE inside) - avg(sinr_db) FILTER (WHERE NOT inside) AS d_sinr
   FROM m GROUP BY episode_id),
 cell_share AS (  -- each serving cell's share of sessions outside and inside the episode
   SELECT episode_id, cell_id,
-    count(*) FILTER (WHERE NOT inside) * 1E0 / sum(count(*) FILTER (WHERE NOT inside)) OVER (PARTITION BY episode_id) AS share_out,
-    count(*) FILTER (WHERE inside) AS n_in,
+    n_out * 1E0 / sum(n_out) OVER (PARTITION BY episode_id) AS share_out,
+    n_in,
     -- round trip on the cell's sessions outside its hot periods: a queue on a loaded cell is congestion, a
     -- backhaul fault slows every load level
-    avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE inside AND cool) - avg(ln(greatest(rtt_ms, 1))) FILTER (WHERE NOT inside AND cool) AS d_log_rtt,
-    avg(log_rtt_vs_net) FILTER (WHERE inside AND cool) AS log_rtt_vs_net,
-    avg(prb_util_dl) FILTER (WHERE inside) AS prb_in,
-    avg(ul_interference_dbm) FILTER (WHERE inside) - avg(ul_interference_dbm) FILTER (WHERE NOT inside) AS d_ul,
-    avg(ul_vs_band) FILTER (WHERE inside) AS ul_vs_band
-  FROM s GROUP BY episode_id, cell_id),
+    rtt_in_sum / nullif(rtt_in_n, 0) - rtt_out_sum / nullif(rtt_out_n, 0) AS d_log_rtt,
+    rtt_vs_net_in_sum / nullif(rtt_vs_net_in_n, 0) AS log_rtt_vs_net,
+    prb_in_sum / nullif(prb_in_n, 0) AS prb_in,
+    ul_in_sum / nullif(ul_in_n, 0) - ul_out_sum / nullif(ul_out_n, 0) AS d_ul,
+    vsb_in_sum / nullif(vsb_in_n, 0) AS ul_vs_band
+  FROM ec),
 silent AS (
   SELECT episode_id, sum(share_out) AS silent_share, list(cell_id ORDER BY share_out DESC, cell_id) AS silent_cells
   FROM cell_share WHERE n_in = 0 AND share_out >= 0.02 GROUP BY episode_id),
