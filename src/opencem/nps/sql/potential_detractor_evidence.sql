@@ -2,12 +2,10 @@
 -- cell with most of their poor sessions, when those happened, that cell's load and interference then,
 -- the candidate's radio then, round trips against the cell's median, failed web sessions, and the
 -- device model's poor-session rate against the rest. The cell and the device rates come from measure's
--- daily summaries; only the poor sessions on each candidate's cell are read from xDR. The
--- poor-session condition comes from the indicator tree. Real-valued means are summed in fixed point
--- (exact, so the same in any order): a float sum's last bit depends on the order the threads add in, and
--- must not move a cause across its threshold between two runs.
--- Only the rows of subscriber_cell_day with a poor session are read: the candidates' cells and the
--- device rates need no other.
+-- daily summaries (of subscriber_cell_day only the rows with a poor session); only the poor sessions on
+-- each candidate's cell are read from xDR. The poor-session condition comes from the indicator tree.
+-- Real-valued means are summed in fixed point (exact, so the same in any order): a float sum's last bit
+-- depends on the order the threads add in, and must not move a cause across its threshold between runs.
 WITH top AS (  -- ranked with a window, not first(... ORDER BY), so that Spark runs the same SQL
   SELECT subscriber_id, cell_id, n_poor AS poor_sessions FROM (
     SELECT subscriber_id, cell_id, n_poor, row_number() OVER (PARTITION BY subscriber_id ORDER BY n_poor DESC, cell_id) AS k
