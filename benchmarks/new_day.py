@@ -6,9 +6,9 @@
 
 The last day's day-partitioned input files (sessions, measurement reports, PM) are given a new
 modification time, so `measure --new-only` finds them new: it ingests them alone and recomputes that
-day, as it would for a day that had just arrived. `score` then scores the base as of that day, and
-`diagnose` runs the twin on the window that ends with it (`--twin-days`, default 7: its baselines
-need the days before). Before the day arrives, the window that ends the day before is diagnosed
+day, as it would for a day that had just arrived. `score` then scores the base as of the end of that
+day (its features include it), and `diagnose` runs the twin on the window that ends with it
+(`--twin-days`, default 7: its baselines need the days before). Before the day arrives, the window that ends the day before is diagnosed
 (yesterday's run, not timed), so the twin's state of the earlier days is kept and only the new day's is
 built (twin/state.py); `--no-yesterday` times a diagnosis with no kept state. The model is any NPS model
 trained on the same features (the demo's); scoring does not refit.
@@ -70,7 +70,7 @@ def main() -> None:
     if res.days != [day]:
         raise SystemExit(f"measure computed {res.days or 'every day'}, not {day} alone: measure the workspace fully first")
     t0 = time.perf_counter()
-    scored = score(ws.root, as_of=day)
+    scored = score(ws.root, as_of=day + dt.timedelta(days=1))  # the base as of the end of the new day
     seconds["score"] = time.perf_counter() - t0
     print(f"score {seconds['score']:.1f} s", flush=True)
     t0 = time.perf_counter()
