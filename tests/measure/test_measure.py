@@ -147,7 +147,7 @@ def test_a_new_day_is_measured_alone_and_gives_the_tables_of_a_full_run(duck_ws,
         shutil.move(data / table / last, held / table / last)
     ws = tmp_path / "ws"
     measure(data, ws, "duckdb")
-    earlier = {p: t for p, t in _files(ws / "measure").items() if last not in str(p)}
+    earlier = {p: t for p, t in _files(ws / "measure").items() if last not in str(p) and p.suffix == ".parquet"}
     for table in ("xdr", "radio_samples", "pm"):
         shutil.move(held / table / last, data / table / last)
 
@@ -172,6 +172,10 @@ def test_a_new_day_is_measured_alone_and_gives_the_tables_of_a_full_run(duck_ws,
     res = measure(data, ws, "duckdb", new_only=True)  # nothing new: nothing read, nothing written
     assert res.rows == {} and res.days == [] and not res.ingest.rows
     assert {**_files(ws / "measure"), **_files(ws / "lake")} == before
+
+    (ws / "measure" / measure_run.CODE).write_text('{"digest": "other SQL"}\n')  # days stored by other code
+    res = measure(data, ws, "duckdb", new_only=True)  # nothing new, but every day is computed again
+    assert res.days is None and res.rows["cei_subscriber_day"] > 0
 
 
 @pytest.mark.spark

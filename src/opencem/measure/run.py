@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .steps import PER_DAY_INPUTS, measure_steps
 
 
 PENDING = "_pending.json"  # in measure/: the days a run started to compute and has not finished
+CODE = "_code.json"  # in measure/: a digest of the steps' SQL the stored days were computed with
 
 
 @dataclass
@@ -46,7 +48,10 @@ def measure(data: Path, workspace: Path, engine: str = "duckdb", tree_path: Path
     # the days a run has to compute (None: all), kept until it succeeds: the next run also does a failed one's
     pending = ws.measure / PENDING
     unfinished = json.loads(pending.read_text())["days"] if pending.exists() else []
-    days = None if not report.new_only or unfinished is None else \
+    # days computed by other SQL (an upgrade, another tree) are stale: every day is computed again
+    code = hashlib.sha256(json.dumps([[s.name, s.sql, s.partition_by] for s in steps]).encode()).hexdigest()
+    same_code = (ws.measure / CODE).exists() and json.loads((ws.measure / CODE).read_text())["digest"] == code
+    days = None if not report.new_only or unfinished is None or not same_code else \
         sorted(set(report.days) | {dt.date.fromisoformat(d) for d in unfinished})
     if days == []:  # nothing new
         return MeasureResult(report, {}, engine, [])
@@ -68,5 +73,6 @@ def measure(data: Path, workspace: Path, engine: str = "duckdb", tree_path: Path
     finally:
         eng.close()
     write_catalog(ws.measure, [s.name for s in steps], ws.catalog)
+    atomic_write_text(ws.measure / CODE, json.dumps({"digest": code}) + "\n")
     pending.unlink()
     return MeasureResult(report, rows, engine, days)
