@@ -40,10 +40,10 @@ CORE_MIN_SITES = 8  # sites the failures must span to score fully
 
 
 def evidence(engine: Engine) -> pa.Table:
-    """Per episode the condition changes; reads tables ``sess``, ``mr``, ``cells`` and ``ep_units``
+    """Per episode the condition changes; reads tables ``sess_cell_hour``, ``mr``, ``cells`` and ``ep_units``
     (episode_id, grid, hour)."""
     return engine.query_arrow(sql_file("opencem.twin", "episode_evidence"), {"link_full_share": TRANSPORT_FULL_SHARE,
-                              "interference_db": INTERFERENCE_PEER_DB, "hot_prb": HOT_PRB}, step="episode_evidence")
+                              "interference_db": INTERFERENCE_PEER_DB}, step="episode_evidence")
 
 
 def _col(t: pa.Table, name: str) -> np.ndarray:

@@ -54,7 +54,7 @@ def neighbours_table(grids: list[str]) -> pa.Table:
 
 
 def score_grid_hours(engine: Engine, cfg: DetectConfig) -> pa.Table:
-    """Per pooled grid x hour: the statistics, their baselines and robust z (reads tables ``sess`` and ``mr``)."""
+    """Per pooled grid x hour: the statistics, their baselines and robust z (reads tables ``sess_cell_hour`` and ``mr``)."""
     engine.create_table("gh_stats", sql_file("opencem.twin", "gh_stats"))
     engine.create_table("gh_radio", sql_file("opencem.twin", "gh_radio"))
     grids = engine.query_arrow(sql_file("opencem.twin", "gh_grids"), step="gh_grids")["grid"].to_pylist()

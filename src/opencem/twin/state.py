@@ -5,6 +5,8 @@ Tables (on the engine; :mod:`opencem.twin.run` writes them to the workspace):
 - ``sess``: one row per session of the window with its grid, hour, poor flag, device and the serving
   cell's PM state in that 15 minutes;
 - ``mr``: one row per radio sample of the window with its grid and hour;
+- ``sess_cell_hour`` and ``cell_hour_rtt``: the sessions' sums per grid x hour x serving cell x load, and
+  each cell-hour's median RTT, which the window's steps read instead of every session;
 - ``state_grid_hour``: subscribers, sessions, traffic, poor-session share, CEI (per service and
   overall, through the indicator tree), session KQI quantiles, RSRP / SINR quantiles, the serving
   cells' load and interference;
@@ -34,11 +36,13 @@ from ..engine.pipeline import sql_file
 from ..indicators.tree import Tree, cei_service_sql, cei_subscriber_sql, load_tree, poor_session_sql
 from ..measure.steps import kqi_sql
 from ..workspace import Workspace
+from .cause import HOT_PRB
 from .grid import SNAP, grid_table, place_sql
 
 
 # the tables built per day, and the order of their rows (the session-level ones need none)
-DAY_TABLES = {"sess": "", "mr": "", "state_grid_hour": "grid, hour", "state_grid_cell_hour": "grid, hour, cell_id"}
+DAY_TABLES = {"sess": "", "mr": "", "sess_cell_hour": "", "cell_hour_rtt": "",
+              "state_grid_hour": "grid, hour", "state_grid_cell_hour": "grid, hour, cell_id"}
 CENTROID_DAYS = 7  # a cell's coverage centre: the GPS reports it served on the day and the 6 days before
 KEY_FILE = "key.json"
 
@@ -79,7 +83,8 @@ def _code_digest(engine_name: str, tree: Tree, resolution: int) -> str:
     sql = sorted((f.name, f.read_text()) for f in resources.files("opencem.twin").joinpath("sql").iterdir() if f.name.endswith(".sql"))
     tree_sql = [cei_service_sql(tree, "kqi_gh", keys="grid, day"), cei_subscriber_sql(tree, "cei_svc_gh", keys="grid, day"),
                 poor_session_sql(load_tree()), kqi_sql("grid", "date_trunc('hour', start_time)", "sess")]
-    doc = {"engine": engine_name, "resolution": resolution, "snap": SNAP, "centroid_days": CENTROID_DAYS, "sql": sql, "tree": tree_sql}
+    doc = {"engine": engine_name, "resolution": resolution, "snap": SNAP, "centroid_days": CENTROID_DAYS, "hot_prb": HOT_PRB,
+           "sql": sql, "tree": tree_sql}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -114,6 +119,8 @@ def _build_day(engine: Engine, tree: Tree, day: dt.date, resolution: int, kept: 
     # a poor session is the default tree's, as everywhere else (the calibrated tree only reweights the CEI)
     engine.create_table("sess", sql_file("opencem.twin", "sess").format(poor_session=poor_session_sql(load_tree())), SNAP)
     engine.create_table("mr", sql_file("opencem.twin", "mr"), SNAP)
+    engine.create_table("sess_cell_hour", sql_file("opencem.twin", "sess_cell_hour"), {"hot_prb": HOT_PRB})
+    engine.create_table("cell_hour_rtt", sql_file("opencem.twin", "cell_hour_rtt"))
     for name in ("sess_placed", "mr_placed", "radio_keys", "mr_hour", "mr_day", "cell_centroid"):
         engine.drop(name)
 

@@ -7,7 +7,7 @@
 --   congested every busy hour is its own baseline, so the grid's own past cannot show it;
 -- * 'prb_surge': a hot hour of a cell at least $surge_prb above its own median at that hour of day (a crowd
 --   event, an outage's neighbour taking its users);
--- * 'chronic_rtt': the slow hours (median session RTT at least exp($slow_log_rtt) times the network's median cell in
+-- * 'chronic_rtt': the slow hours (cell_hour_rtt: median session RTT at least exp($slow_log_rtt) times the network's median cell in
 --   that hour, the cell not hot) of a cell slow at that hour of day on $chronic_share of the days, 3 at least: a
 --   degraded backhaul older than the window;
 -- * 'link_rtt': every cell of a transport link, in an hour in which the link's sessions (outside hot periods) had a
@@ -19,16 +19,14 @@ WITH h AS (SELECT *, hour(hour) AS hod, isodow(hour) >= 6 AS weekend, CAST(hour 
 usual AS (SELECT cell_id, hod, weekend, median(prb) AS prb FROM h GROUP BY ALL),
 chronic AS (SELECT cell_id, hod, weekend FROM h GROUP BY ALL
             HAVING count(DISTINCT day) FILTER (WHERE hot) >= greatest(3, $chronic_share * count(DISTINCT day))),
-rt AS (SELECT cell_id, hour, median(ln(greatest(rtt_ms, 1))) AS log_rtt, avg(prb_util_dl) AS prb FROM sess
-       WHERE rtt_ms IS NOT NULL GROUP BY ALL HAVING count(*) >= 5),
 slow AS (SELECT rt.cell_id, rt.hour, hour(rt.hour) AS hod, isodow(rt.hour) >= 6 AS weekend, CAST(rt.hour AS DATE) AS day,
                 rt.log_rtt - median(rt.log_rtt) OVER (PARTITION BY rt.hour) >= $slow_log_rtt AND coalesce(rt.prb, 0) < $hot_prb AS slow
-         FROM rt),
+         FROM cell_hour_rtt rt),
 chronic_slow AS (SELECT cell_id, hod, weekend FROM slow GROUP BY ALL
                  HAVING count(DISTINCT day) FILTER (WHERE slow) >= greatest(3, $chronic_share * count(DISTINCT day))),
-link_hour AS (SELECT c.transport_link_id AS link, s.hour, count(*) AS n, avg(ln(greatest(s.rtt_ms, 1))) AS log_rtt
-              FROM sess s JOIN cells c USING (cell_id)
-              WHERE s.rtt_ms IS NOT NULL AND coalesce(s.prb_util_dl, 0) < $hot_prb AND c.transport_link_id IS NOT NULL GROUP BY ALL),
+link_hour AS (SELECT c.transport_link_id AS link, s.hour, sum(s.rtt_n) AS n, sum(s.rtt_sum) / sum(s.rtt_n) AS log_rtt
+              FROM sess_cell_hour s JOIN cells c USING (cell_id)
+              WHERE s.cool AND s.rtt_n > 0 AND c.transport_link_id IS NOT NULL GROUP BY ALL),
 link_base AS (SELECT link, hour(hour) AS hod, isodow(hour) >= 6 AS weekend, median(log_rtt) AS base FROM link_hour GROUP BY ALL),
 link_dev AS (SELECT l.link, l.hour, l.log_rtt - b.base AS d, (l.log_rtt - b.base) * sqrt(l.n) AS t FROM link_hour l
              JOIN link_base b ON b.link = l.link AND b.hod = hour(l.hour) AND b.weekend = (isodow(l.hour) >= 6)),

@@ -2,39 +2,32 @@
 -- (radio, PM load and interference, RTT, failures), the serving cells that went silent, the transport link
 -- whose cells' RTT rose most and the hot / interfered / serving cells, and the area's usual cells that were down
 -- during the episode as their PM shows it, and the serving cells' UL interference above their band's (peers, so
--- an interferer older than the window shows too). Reads sess, mr, cells, cell_down, cell_hour_pm and ep_units.
+-- an interferer older than the window shows too). Reads sess_cell_hour, mr, cells, cell_down, cell_hour_pm and ep_units.
 WITH eg AS (SELECT DISTINCT episode_id, grid FROM ep_units),
-net AS (SELECT hour(hour) AS hod, avg(ln(greatest(rtt_ms, 1))) AS log_rtt FROM sess GROUP BY ALL),
+net AS (SELECT hour(hour) AS hod, sum(rtt_sum) / sum(n) AS log_rtt FROM sess_cell_hour GROUP BY ALL),
 eh AS (SELECT DISTINCT episode_id, hour(hour) AS hod FROM ep_units),
-s AS (  -- sessions in the episode's grids at its hours of day, inside the episode or not
-  SELECT eg.episode_id, x.*, cs.site_id, (u.grid IS NOT NULL) AS inside, ln(greatest(x.rtt_ms, 1)) - net.log_rtt AS log_rtt_vs_net,
-         ph.ul_vs_band, coalesce(x.prb_util_dl, 0) < $hot_prb AS cool
-  FROM eg JOIN sess x ON x.grid = eg.grid JOIN net ON net.hod = hour(x.hour)
-  LEFT JOIN cells cs ON cs.cell_id = x.cell_id  -- the site comes from the cells table, never from the cell id
-  LEFT JOIN cell_hour_pm ph ON ph.cell_id = x.cell_id AND ph.hour = x.hour
-  JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(x.hour)
-  LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = x.grid AND u.hour = x.hour),
 m AS (
   SELECT eg.episode_id, r.rsrp_dbm, r.sinr_db, (u.grid IS NOT NULL) AS inside
   FROM eg JOIN mr r ON r.grid = eg.grid
   JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(r.hour)
   LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = r.grid AND u.hour = r.hour),
-ecg AS (  -- one pass over s with plain sums: per episode, serving cell, inside or not and cool or not
-           -- (s is read once: materialising it for two aggregates, or one aggregate of conditional sums,
-           -- cost more than this)
-  SELECT episode_id, cell_id, inside, cool, any_value(site_id) AS site_id, count(*) AS n,
-    sum(prb_util_dl) AS prb_sum, count(prb_util_dl) AS prb_n,
-    sum(ul_interference_dbm) AS ul_sum, count(ul_interference_dbm) AS ul_n,
-    sum(ul_vs_band) AS vsb_sum, count(ul_vs_band) AS vsb_n,
-    sum(CASE WHEN ul_vs_band >= $interference_db THEN 1E0 ELSE 0E0 END) AS interfered,
-    sum(ln(greatest(rtt_ms, 1))) AS rtt_sum, sum(log_rtt_vs_net) AS rtt_vs_net_sum, count(log_rtt_vs_net) AS rtt_vs_net_n,
-    sum(ln(greatest(throughput_dl_kbps, 1))) AS thp_sum,
-    sum(CASE WHEN success THEN 0E0 ELSE 1E0 END) AS fail,
-    sum(CASE WHEN poor THEN 1E0 ELSE 0E0 END) AS poor,
-    sum(CASE WHEN prb_util_dl >= $hot_prb THEN 1E0 ELSE 0E0 END) AS hot,
+ecg AS (  -- the sessions in the episode's grids at its hours of day, inside the episode or not, summed per serving cell
+           -- and load (from the days' sess_cell_hour sums; a session without an RTT counts as ln 1 = 0, as always)
+  SELECT eg.episode_id, x.cell_id, (u.grid IS NOT NULL) AS inside, x.cool, any_value(cs.site_id) AS site_id, sum(x.n) AS n,
+    sum(x.prb_sum) AS prb_sum, sum(x.prb_n) AS prb_n, sum(x.ul_sum) AS ul_sum, sum(x.ul_n) AS ul_n,
+    sum(ph.ul_vs_band * x.n) AS vsb_sum, sum(CASE WHEN ph.ul_vs_band IS NOT NULL THEN x.n ELSE 0 END) AS vsb_n,
+    sum(CASE WHEN ph.ul_vs_band >= $interference_db THEN x.n ELSE 0 END) AS interfered,
+    sum(x.rtt_sum) AS rtt_sum, sum(x.rtt_sum - x.n * net.log_rtt) AS rtt_vs_net_sum, sum(x.n) AS rtt_vs_net_n,
+    sum(x.thp_sum) AS thp_sum, sum(x.fail) AS fail, sum(x.poor) AS poor,
+    sum(CASE WHEN x.cool THEN 0 ELSE x.n END) AS hot,
     -- where the poor sessions are: a hot cell that carries a sixth of the area's sessions but most of its poor ones
-    sum(CASE WHEN poor AND prb_util_dl >= $hot_prb THEN 1E0 ELSE 0E0 END) AS hot_poor
-  FROM s GROUP BY episode_id, cell_id, inside, cool),
+    sum(CASE WHEN x.cool THEN 0 ELSE x.poor END) AS hot_poor
+  FROM eg JOIN sess_cell_hour x ON x.grid = eg.grid JOIN net ON net.hod = hour(x.hour)
+  JOIN eh ON eh.episode_id = eg.episode_id AND eh.hod = hour(x.hour)
+  LEFT JOIN cells cs ON cs.cell_id = x.cell_id  -- the site comes from the cells table, never from the cell id
+  LEFT JOIN cell_hour_pm ph ON ph.cell_id = x.cell_id AND ph.hour = x.hour
+  LEFT JOIN ep_units u ON u.episode_id = eg.episode_id AND u.grid = x.grid AND u.hour = x.hour
+  GROUP BY eg.episode_id, x.cell_id, inside, x.cool),
 ec AS (  -- per episode and serving cell, the sums and counts every average below is made of
   SELECT episode_id, cell_id, any_value(site_id) AS site_id,
     coalesce(sum(n) FILTER (WHERE inside), 0) AS n_in, coalesce(sum(n) FILTER (WHERE NOT inside), 0) AS n_out,

@@ -1,6 +1,5 @@
--- Per grid x hour, the session counts and sums the experience statistics are made of.
-SELECT grid, hour, count(*) AS n,
-  sum(CASE WHEN poor THEN 1 ELSE 0 END) AS poor, sum(CASE WHEN success THEN 0 ELSE 1 END) AS fail,
-  count(throughput_dl_kbps) AS n_thp, sum(ln(greatest(throughput_dl_kbps, 1))) AS s_thp,
-  count(rtt_ms) AS n_rtt, sum(ln(greatest(rtt_ms, 1))) AS s_rtt
-FROM sess GROUP BY grid, hour
+-- Per grid x hour, the session counts and sums the experience statistics are made of (from the days'
+-- sess_cell_hour sums).
+SELECT grid, hour, sum(n) AS n, sum(poor) AS poor, sum(fail) AS fail,
+  sum(thp_n) AS n_thp, sum(thp_sum) AS s_thp, sum(rtt_n) AS n_rtt, sum(rtt_sum) AS s_rtt
+FROM sess_cell_hour GROUP BY grid, hour
