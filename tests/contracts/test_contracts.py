@@ -109,3 +109,17 @@ def test_csv_values_are_typed_on_the_way_in(tmp_path):
     assert r.valid.column("portout_date").type == pa.date32()
     assert r.valid.num_rows == 1
     assert r.messages() == ["portouts.csv row 2 column 'portout_date': not a valid date (value '07/10/2026')"]
+
+
+def test_several_files_validate_as_one_table_in_file_order(tmp_path):
+    """A stream's messages of one table are checked in one scan: columns matched by name, rows in file
+    order, and a key repeated across files is a duplicate, as in one file."""
+    import pyarrow.parquet as pq
+
+    a, b = _xdr_rows(3), _xdr_rows(2)
+    b["session_id"] = ["7", "2"]  # "2" is also in the first file
+    pq.write_table(pa.table(a), tmp_path / "a.parquet")
+    pq.write_table(pa.table(dict(reversed(list(b.items())))), tmp_path / "b.parquet")  # the same columns, the other way round
+    r = validate_file([tmp_path / "a.parquet", tmp_path / "b.parquet"], "xdr", "messages 1..2", write_to=tmp_path / "out.parquet")
+    assert r.rows == 4 and pq.read_table(tmp_path / "out.parquet")["session_id"].to_pylist() == [0, 1, 2, 7]
+    assert [(q["column"], q["reason"]) for q in r.quarantine.to_pylist()] == [("session_id", "duplicate key (session_id)")]

@@ -10,6 +10,7 @@ is read as NULL and listed in ``ValidationResult.absent``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..engine import StepError, make_engine, quote_ident, quote_literal, sql_file
+from ..engine import Engine, StepError, make_engine, quote_ident, quote_literal, sql_file
 from . import get
 from .base import DUCKDB_TYPES, Table
 
@@ -189,26 +190,35 @@ def validate_table(raw: pa.Table, contract: Table | str, source_file: str) -> Va
         return _run(eng, raw.column_names, contract, source_file)
 
 
-def validate_file(path: Path | str, contract: Table | str, source_file: str | None = None, *,
-                  write_to: Path | None = None, replace: tuple[str, str, dict] | None = None) -> ValidationResult:
-    """Validate one file; ``source_file`` is how messages name it (default: its name).
+def validate_file(path: Path | str | list[Path], contract: Table | str, source_file: str | None = None, *,
+                  write_to: Path | None = None, replace: tuple[str, str, dict] | None = None,
+                  engine: Engine | None = None) -> ValidationResult:
+    """Validate one file, or several Parquet files of one schema as one table (their rows in file order; a
+    row's number is then not its line in one file); ``source_file`` is how messages name it (default: its name).
 
     A Parquet file is scanned by DuckDB where it lies (a CSV is read as text first). With ``write_to`` the
     valid rows go straight to that Parquet file instead of being returned (``valid`` is None), the column
-    of ``replace`` = (column, SQL over it, its parameters) given by that SQL: the lake's pseudonym."""
-    path = Path(path)
+    of ``replace`` = (column, SQL over it, its parameters) given by that SQL: the lake's pseudonym. ``engine``:
+    a DuckDB engine to work in (its views of an earlier validation are replaced), else one of its own."""
+    paths = [Path(p) for p in path] if isinstance(path, list) else [Path(path)]
     contract = get(contract) if isinstance(contract, str) else contract
-    source_file = source_file or path.name
-    with make_engine("duckdb") as eng:
+    source_file = source_file or paths[0].name
+    with nullcontext(engine) if engine else make_engine("duckdb") as eng:
         try:
-            if path.suffix == ".csv":
-                raw = read_raw(path, contract)
+            if paths[0].suffix == ".csv":
+                raw = read_raw(paths[0], contract)
                 names = raw.column_names
                 eng.register_arrow("raw", _numbered(raw))
             else:
-                scan = f"read_parquet({quote_literal(str(path))}, hive_partitioning = false, file_row_number = true)"
-                names = eng.query_arrow(f"DESCRIBE SELECT * FROM {scan}", step="read")["column_name"].to_pylist()
-                eng.create_view("raw", f"SELECT *, file_row_number + 1 AS __row FROM {scan}")
+                files = f"[{', '.join(quote_literal(str(p)) for p in paths)}]"
+                many = len(paths) > 1
+                # by name, each column in a type every file's fits (a file missing a column reads NULL there)
+                scan = f"read_parquet({files}, hive_partitioning = false, file_row_number = true{', filename = true, union_by_name = true' if many else ''})"
+                # one number per row in file order: the file's place in the list, then the row's line in the file
+                row = f"(CAST(list_position({files}, filename) - 1 AS BIGINT) << 32) + file_row_number + 1" if many else "file_row_number + 1"
+                # many files (a stream's messages) are small and read once; one file is scanned where it lies
+                (eng.create_table if many else eng.create_view)("raw", f"SELECT *, {row} AS __row FROM {scan}")
+                names = [n for n in eng.query_arrow("DESCRIBE raw", step="read")["column_name"].to_pylist() if n != "__row"]
             return _run(eng, names, contract, source_file, write_to, replace)
         except StepError as e:  # the file could not be read through, whatever its footer promised
             raise ContractError(f"{source_file}: cannot read as {contract.name} ({e.error.splitlines()[0]})") from None

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from ..contracts import TABLES
 from ..contracts.validate import ContractError, validate_file
-from ..engine import Engine, quote_ident, quote_literal
+from ..engine import Engine, make_engine, quote_ident, quote_literal
 from ..engine.files import atomic_write_text
 from ..engine.pipeline import run_step
 from ..errors import InputError
@@ -262,69 +262,64 @@ class Streamer:
     def _validate(self, messages: list[Message], stage: Path, batch: int, res: BatchResult) -> dict[str, list[Path]]:
         """Each message through its contract into staged Parquet (pseudonymised); returns table -> files.
 
-        The messages of one table are checked together when they read as one table; when that finds anything
-        wrong, each is checked on its own, so the error names the message and its row."""
+        The messages of one table are checked together, in one scan of their files; when that finds anything
+        wrong (or they do not read as one table), each is checked on its own, so the error names the message
+        and its row."""
         out: dict[str, list[Path]] = {}
         quarantine: list[pa.Table] = []
         by_table: dict[str, list[int]] = {}
+        raw_files = []
         for i, m in enumerate(messages):
             by_table.setdefault(m.table, []).append(i)
-        single: list[int] = []
-        for table, idx in by_table.items():
-            if len(idx) == 1:
-                single += idx
-                continue
-            try:
-                parts = [pq.read_table(pa.BufferReader(messages[i].data)) for i in idx]
-                whole = pa.concat_tables(parts)
-            except (pa.ArrowInvalid, OSError):
-                single += idx
-                continue
-            raw = stage / "in" / f"all-{table}.parquet"
-            raw.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(whole, raw)
-            r, dst = self._check(raw, table, f"{self.source_url} messages {messages[idx[0]].offset}..{messages[idx[-1]].offset}",
-                                 stage / "valid" / f"all-{table}.parquet")
-            if r is None or r.quarantine.num_rows:
-                if dst is not None:
+            raw_files.append(stage / "in" / f"{i:06d}-{m.table}.parquet")
+            raw_files[-1].parent.mkdir(parents=True, exist_ok=True)
+            raw_files[-1].write_bytes(m.data)
+        with make_engine("duckdb") as eng:  # one engine for the batch's validations
+            single: list[int] = []
+            for table, idx in by_table.items():
+                if len(idx) == 1:
+                    single += idx
+                    continue
+                r, dst = self._check(eng, [raw_files[i] for i in idx], table,
+                                     f"{self.source_url} messages {messages[idx[0]].offset}..{messages[idx[-1]].offset}",
+                                     stage / "valid" / f"all-{table}.parquet")
+                if r is None or r.quarantine.num_rows:
+                    if r is not None:
+                        dst.unlink(missing_ok=True)
+                    single += idx
+                    continue
+                res.records[table] = res.records.get(table, 0) + r.rows
+                if r.rows:
+                    out.setdefault(table, []).append(dst)
+            for i in sorted(single):
+                m, raw = messages[i], raw_files[i]
+                r, dst = self._check(eng, raw, m.table, f"{self.source_url} message {m.offset}", stage / "valid" / f"{i:06d}-{m.table}.parquet")
+                if r is None:
+                    res.rejected.append(dst)
+                    self.say(f"error: {dst}")
+                    continue
+                if r.quarantine.num_rows:
+                    res.quarantined += r.quarantine.num_rows
+                    quarantine.append(r.quarantine)
+                    for line in r.messages(3):
+                        self.say(f"quarantined: {line}")
+                res.records[m.table] = res.records.get(m.table, 0) + r.rows
+                if r.rows:
+                    out.setdefault(m.table, []).append(dst)
+                else:
                     dst.unlink(missing_ok=True)
-                single += idx
-                continue
-            res.records[table] = res.records.get(table, 0) + r.rows
-            if r.rows:
-                out.setdefault(table, []).append(dst)
-        for i in sorted(single):
-            m = messages[i]
-            raw = stage / "in" / f"{i:06d}-{m.table}.parquet"
-            raw.parent.mkdir(parents=True, exist_ok=True)
-            raw.write_bytes(m.data)
-            r, dst = self._check(raw, m.table, f"{self.source_url} message {m.offset}", stage / "valid" / f"{i:06d}-{m.table}.parquet")
-            if r is None:
-                res.rejected.append(dst)
-                self.say(f"error: {dst}")
-                continue
-            if r.quarantine.num_rows:
-                res.quarantined += r.quarantine.num_rows
-                quarantine.append(r.quarantine)
-                for line in r.messages(3):
-                    self.say(f"quarantined: {line}")
-            res.records[m.table] = res.records.get(m.table, 0) + r.rows
-            if r.rows:
-                out.setdefault(m.table, []).append(dst)
-            else:
-                dst.unlink(missing_ok=True)
         shutil.rmtree(stage / "in", ignore_errors=True)
         if quarantine:
             pq.write_table(pa.concat_tables(quarantine, promote_options="default"), stage / "quarantine.parquet")
         return out
 
-    def _check(self, raw: Path, table: str, name: str, dst: Path):
+    def _check(self, eng: Engine, raw: Path | list[Path], table: str, name: str, dst: Path):
         """(validation result, its valid rows' file), or (None, the one-line reason) for a file that cannot be read."""
         pseudonym = Pseudonymiser(self.key).sql(quote_ident("subscriber_id"))
         dst.parent.mkdir(parents=True, exist_ok=True)
         replace = ("subscriber_id", *pseudonym) if "subscriber_id" in TABLES[table].column_names else None
         try:
-            return validate_file(raw, table, name, write_to=dst, replace=replace), dst
+            return validate_file(raw, table, name, write_to=dst, replace=replace, engine=eng), dst
         except ContractError as e:
             dst.unlink(missing_ok=True)
             return None, str(e)
