@@ -3,7 +3,7 @@
 Tables (on the engine; :mod:`opencem.twin.run` writes them to the workspace):
 
 - ``sess``: one row per session of the window with its grid, hour, poor flag, device and the serving
-  cell's PM state in that 15 minutes;
+  cell's PM state in that 15 minutes (kept with the columns the window's steps read);
 - ``mr``: one row per radio sample of the window with its grid and hour;
 - ``sess_cell_hour`` and ``cell_hour_rtt``: the sessions' sums per grid x hour x serving cell x load, and
   each cell-hour's median RTT, which the window's steps read instead of every session;
@@ -43,6 +43,10 @@ from .grid import SNAP, grid_table, place_sql
 # the tables built per day, and the order of their rows (the session-level ones need none)
 DAY_TABLES = {"sess": "", "mr": "", "sess_cell_hour": "", "cell_hour_rtt": "",
               "state_grid_hour": "grid, hour", "state_grid_cell_hour": "grid, hour, cell_id"}
+# the columns of a day's sessions that the window's steps read (episodes, devices, PM units): the KQI inputs
+# served the day's own tables and are not kept
+KEPT_SESSION_COLUMNS = ("subscriber_id", "start_time", "day", "hour", "grid", "cell_id", "device_model", "arpu_monthly",
+                        "poor", "success", "throughput_dl_kbps", "rtt_ms")
 CENTROID_DAYS = 7  # a cell's coverage centre: the GPS reports it served on the day and the 6 days before
 KEY_FILE = "key.json"
 
@@ -84,7 +88,7 @@ def _code_digest(engine_name: str, tree: Tree, resolution: int) -> str:
     tree_sql = [cei_service_sql(tree, "kqi_gh", keys="grid, day"), cei_subscriber_sql(tree, "cei_svc_gh", keys="grid, day"),
                 poor_session_sql(load_tree()), kqi_sql("grid", "date_trunc('hour', start_time)", "sess")]
     doc = {"engine": engine_name, "resolution": resolution, "snap": SNAP, "centroid_days": CENTROID_DAYS, "hot_prb": HOT_PRB,
-           "sql": sql, "tree": tree_sql}
+           "sess_columns": KEPT_SESSION_COLUMNS, "sql": sql, "tree": tree_sql}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -130,10 +134,11 @@ def _build_day(engine: Engine, tree: Tree, day: dt.date, resolution: int, kept: 
     ceis = ", ".join(f"c.cei_{s}" for s in tree.services)
     engine.create_table("state_grid_hour", sql_file("opencem.twin", "state_grid_hour").format(ceis=ceis))
     engine.create_table("state_grid_cell_hour", sql_file("opencem.twin", "state_grid_cell_hour"))
+    engine.create_view("sess_kept", f"SELECT {', '.join(KEPT_SESSION_COLUMNS)} FROM sess")
     with atomic_dir(kept) as tmp:
         tmp.mkdir(parents=True)
         for name in DAY_TABLES:
-            engine.write_parquet(name, tmp / name)
+            engine.write_parquet("sess_kept" if name == "sess" else name, tmp / name)
         atomic_write_text(tmp / KEY_FILE, json.dumps({"key": key, "day": day.isoformat()}) + "\n")
-    for name in ("kqi_gh", "cei_svc_gh", "cei_gh", "grid_map", *DAY_TABLES):
+    for name in ("sess_kept", "kqi_gh", "cei_svc_gh", "cei_gh", "grid_map", *DAY_TABLES):
         engine.drop(name)
