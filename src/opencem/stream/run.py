@@ -268,12 +268,11 @@ class Streamer:
         out: dict[str, list[Path]] = {}
         quarantine: list[pa.Table] = []
         by_table: dict[str, list[int]] = {}
-        raw_files = []
+        raw_files = [stage / "in" / f"{i:06d}-{m.table}.parquet" for i, m in enumerate(messages)]
+        (stage / "in").mkdir(parents=True, exist_ok=True)
         for i, m in enumerate(messages):
             by_table.setdefault(m.table, []).append(i)
-            raw_files.append(stage / "in" / f"{i:06d}-{m.table}.parquet")
-            raw_files[-1].parent.mkdir(parents=True, exist_ok=True)
-            raw_files[-1].write_bytes(m.data)
+            raw_files[i].write_bytes(m.data)
         with make_engine("duckdb") as eng:  # one engine for the batch's validations
             single: list[int] = []
             for table, idx in by_table.items():

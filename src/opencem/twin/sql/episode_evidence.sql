@@ -17,7 +17,7 @@ ecg AS (  -- the sessions in the episode's grids at its hours of day, inside the
     sum(x.prb_sum) AS prb_sum, sum(x.prb_n) AS prb_n, sum(x.ul_sum) AS ul_sum, sum(x.ul_n) AS ul_n,
     sum(ph.ul_vs_band * x.n) AS vsb_sum, sum(CASE WHEN ph.ul_vs_band IS NOT NULL THEN x.n ELSE 0 END) AS vsb_n,
     sum(CASE WHEN ph.ul_vs_band >= $interference_db THEN x.n ELSE 0 END) AS interfered,
-    sum(x.rtt_sum) AS rtt_sum, sum(x.rtt_sum - x.n * net.log_rtt) AS rtt_vs_net_sum, sum(x.n) AS rtt_vs_net_n,
+    sum(x.rtt_sum) AS rtt_sum, sum(x.rtt_sum - x.n * net.log_rtt) AS rtt_vs_net_sum,
     sum(x.thp_sum) AS thp_sum, sum(x.fail) AS fail, sum(x.poor) AS poor,
     sum(CASE WHEN x.cool THEN 0 ELSE x.n END) AS hot,
     -- where the poor sessions are: a hot cell that carries a sixth of the area's sessions but most of its poor ones
@@ -41,7 +41,6 @@ ec AS (  -- per episode and serving cell, the sums and counts every average belo
     sum(rtt_sum) FILTER (WHERE inside AND cool) AS rtt_in_sum, sum(n) FILTER (WHERE inside AND cool) AS rtt_in_n,
     sum(rtt_sum) FILTER (WHERE NOT inside AND cool) AS rtt_out_sum, sum(n) FILTER (WHERE NOT inside AND cool) AS rtt_out_n,
     sum(rtt_vs_net_sum) FILTER (WHERE inside AND cool) AS rtt_vs_net_in_sum,
-    sum(rtt_vs_net_n) FILTER (WHERE inside AND cool) AS rtt_vs_net_in_n,
     sum(thp_sum) FILTER (WHERE inside) AS thp_in_sum, sum(thp_sum) FILTER (WHERE NOT inside) AS thp_out_sum,
     sum(fail) FILTER (WHERE inside) AS fail_in, sum(fail) FILTER (WHERE NOT inside) AS fail_out,
     sum(poor) FILTER (WHERE inside) AS poor_in, sum(poor) FILTER (WHERE NOT inside) AS poor_out,
@@ -74,7 +73,7 @@ cell_share AS (  -- each serving cell's share of sessions outside and inside the
     -- round trip on the cell's sessions outside its hot periods: a queue on a loaded cell is congestion, a
     -- backhaul fault slows every load level
     rtt_in_sum / nullif(rtt_in_n, 0) - rtt_out_sum / nullif(rtt_out_n, 0) AS d_log_rtt,
-    rtt_vs_net_in_sum / nullif(rtt_vs_net_in_n, 0) AS log_rtt_vs_net,
+    rtt_vs_net_in_sum / nullif(rtt_in_n, 0) AS log_rtt_vs_net,
     prb_in_sum / nullif(prb_in_n, 0) AS prb_in,
     ul_in_sum / nullif(ul_in_n, 0) - ul_out_sum / nullif(ul_out_n, 0) AS d_ul,
     vsb_in_sum / nullif(vsb_in_n, 0) AS ul_vs_band
