@@ -11,8 +11,9 @@ from a spool folder (no server):
 
 * throughput: the whole day is spooled first, then streamed until the spool is empty; records/s = the
   day's records / the stream's wall time (validation, lake, measure steps, rescoring, commit; no episodes).
-* latency: `synth-replay` writes the day into the spool at ``--rate`` records/s in a thread while the stream
-  runs; a message's latency runs from its file's appearance in the spool to the commit of the batch that
+* latency: `opencem synth-replay` writes the day into the spool at ``--rate`` records/s in its own process
+  while the stream runs, as an operator's feed would (``--producer thread``: in a thread of this process, the
+  way it ran up to stop 38, sharing the stream's interpreter lock); a message's latency runs from its file's appearance in the spool to the commit of the batch that
   measured and rescored its subscribers. p50 / p99 over messages.
 * episode: the day is streamed from midnight without episodes up to ``--from`` (records' time), then with
   the twin's episode detection after every batch; reports the first episode alert whose episode starts
@@ -30,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -88,23 +90,28 @@ def latency(args, tmp: Path) -> dict:
     spool.mkdir()
     url = f"spool:{spool}"
     s = Streamer(ws, url)
-    box: dict = {}
-
-    def produce() -> None:
-        box["replay"] = replay(args.data, url, days=[dt.date.fromisoformat(args.day)], rate=args.rate, window_s=args.window)
-
-    producer = threading.Thread(target=produce)
+    if args.producer == "thread":
+        producer = threading.Thread(target=lambda: replay(args.data, url, days=[dt.date.fromisoformat(args.day)],
+                                                          rate=args.rate, window_s=args.window))
+        producer.start()
+        alive = producer.is_alive
+    else:
+        cmd = [shutil.which("opencem") or "opencem", "synth-replay", "--data", str(args.data), "--source", url,
+               "--day", args.day, "--rate", str(args.rate), "--window", str(args.window)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        alive = lambda: proc.poll() is None  # noqa: E731
     t0 = time.perf_counter()
-    producer.start()
     src = open_source(url)
     done = []
-    while producer.is_alive() or src.poll(s.checkpoint["offset"], 1):
+    while alive() or src.poll(s.checkpoint["offset"], 1):
         done += s.run(src, max_messages=args.max_messages, until_idle=True)
         time.sleep(0.05)
+    if args.producer != "thread" and proc.returncode:
+        raise SystemExit(f"synth-replay failed ({proc.returncode}): {' '.join(cmd)}")
     wall = time.perf_counter() - t0
     lat = [r.committed_at - a for r in done for a in r.arrivals]
     records = sum(sum(r.records.values()) for r in done)
-    return {"rate_asked": args.rate, "records": records, "seconds": round(wall, 2), "records_per_s": round(records / wall),
+    return {"rate_asked": args.rate, "producer": args.producer, "records": records, "seconds": round(wall, 2), "records_per_s": round(records / wall),
             "batches": len(done), "messages": len(lat), "latency_s_p50": round(pct(lat, 0.5), 3),
             "latency_s_p99": round(pct(lat, 0.99), 3), "latency_s_max": round(max(lat), 3),
             "batch_s_p50": round(pct([r.seconds for r in done], 0.5), 2)}
@@ -160,6 +167,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20_000)
     ap.add_argument("--window", type=int, default=None, help="seconds of records per message")
     ap.add_argument("--max-messages", type=int, default=64)
+    ap.add_argument("--producer", choices=("process", "thread"), default="process",
+                    help="latency: replay in its own process (default) or in a thread of the benchmark's")
     ap.add_argument("--from", dest="from_", default="14:00")
     ap.add_argument("--episode-days", type=int, default=7)
     ap.add_argument("--model", type=Path, default=None,
