@@ -131,19 +131,29 @@ class Workspace:
             kwargs.update(database=self.spill / f"{on_disk}.duckdb", scratch=True)
         eng = make_engine(engine, spill_dir=self.spill, **kwargs)
         try:
-            for name in tables:
-                folder = (self.measure if name in MEASURE_TABLES else self.lake) / name
-                files = _parquet_files(folder)
-                if files:
-                    eng.register_parquet(name, files)
-                elif name in OPTIONAL_LAKE:
-                    eng.create_view(name, empty_table_sql(name))
-                else:
-                    raise FileNotFoundError(f"{folder}: no table '{name}' here; run `opencem measure` on this workspace first")
+            self.register(eng, tables)
         except BaseException:
             eng.close()
             raise
         return eng
+
+    def register(self, eng: Engine, tables: tuple[str, ...], known: dict[str, list[str]] | None = None) -> None:
+        """A view per table in ``eng`` over this workspace's files (see :meth:`session`). ``known``: the files
+        each view was made over before, in an engine kept open; a view over the same files is kept, and
+        ``known`` is updated."""
+        for name in tables:
+            folder = (self.measure if name in MEASURE_TABLES else self.lake) / name
+            files = _parquet_files(folder)
+            if known is not None and known.get(name) == files:
+                continue
+            if files:
+                eng.register_parquet(name, files)
+            elif name in OPTIONAL_LAKE:
+                eng.create_view(name, empty_table_sql(name))
+            else:
+                raise FileNotFoundError(f"{folder}: no table '{name}' here; run `opencem measure` on this workspace first")
+            if known is not None:
+                known[name] = files
 
 
 def _parquet_files(folder: Path) -> list[str]:

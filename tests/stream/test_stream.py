@@ -108,6 +108,23 @@ def kill_and_restart(ws: Path, url: str, pause: str, tmp_path: Path) -> str:
     return out
 
 
+def test_pm_of_one_period_over_two_batches_equals_batch_measure(tiny, tmp_path, keyed):
+    """The cell KPIs of a batch's periods are one more file in the day's partition; PM of a period the
+    workspace already has rows of (the rest of its cells, a batch later) writes the day again with that
+    period's rows replaced. Both happen here, and the day equals the batch run."""
+    ws = streamed_copy(tiny, tmp_path)
+    url = f"spool:{tmp_path / 'spool'}"
+    data, day = tiny[0].parent, dt.date.fromisoformat(tiny[1])
+    replay(data, url, days=[day], window_s=86_400, tables=("xdr", "radio_samples"))
+    replay(data, url, days=[day], window_s=3600, chunk=1000, tables=("pm",))  # a 15-minute period in 1-2 messages
+    Streamer(ws, url).run(open_source(url), max_messages=3, until_idle=True)
+    check_against_batch(ws, tiny)
+    targets = [dst for m in sorted(StreamState(Workspace(ws)).commits.glob("batch-*.json"))
+               for _, dst in json.loads(m.read_text())["moves"] if "/kpi_cell_15min/" in dst]
+    assert any(t.endswith(".parquet") for t in targets)  # a file added to the day
+    assert any(t.endswith(f"day={day}") for t in targets)  # the day written again
+
+
 @pytest.mark.parametrize("pause", ["2:staged", "3:committed", "3:moved"])
 def test_kill_9_inside_a_batch_then_restart(tiny, tmp_path, pause):
     ws = streamed_copy(tiny, tmp_path)

@@ -53,26 +53,29 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
             if webhook:
                 deliver(s.state, list(webhook), say=say)
 
-        if engine == "spark":
-            import time
-
-            from opencem.stream.sources import _kind
-            from opencem.stream.spark import run_spark
-
-            kind, where = _kind(source)
-            if kind != "spool":
-                raise InputError(f"--engine spark reads a spool folder, not {source}")
-            while True:
-                run_spark(s, Path(where), spark_master, max_messages, after_batch=after)
-                if until_idle:
-                    return
-                time.sleep(poll)
-        src = open_source(source)
         try:
-            s.run(src, max_messages=max_messages, until_idle=until_idle, poll_seconds=poll, max_batches=max_batches,
-                  after_batch=after)
+            if engine == "spark":
+                import time
+
+                from opencem.stream.sources import _kind
+                from opencem.stream.spark import run_spark
+
+                kind, where = _kind(source)
+                if kind != "spool":
+                    raise InputError(f"--engine spark reads a spool folder, not {source}")
+                while True:
+                    run_spark(s, Path(where), spark_master, max_messages, after_batch=after)
+                    if until_idle:
+                        return
+                    time.sleep(poll)
+            src = open_source(source)
+            try:
+                s.run(src, max_messages=max_messages, until_idle=until_idle, poll_seconds=poll, max_batches=max_batches,
+                      after_batch=after)
+            finally:
+                src.close()
         finally:
-            src.close()
+            s.close()  # its engine
 
     @app.command("synth-replay")
     @friendly_errors

@@ -49,7 +49,7 @@ from ..indicators.tree import load_tree
 from ..ingest.lake import streamed_file_name
 from ..ingest.pseudonym import Pseudonymiser, load_key
 from ..measure.steps import measure_steps
-from ..workspace import MEASURE_TABLES, Workspace
+from ..workspace import LAKE_TABLES, MEASURE_TABLES, Workspace
 from .sources import STREAM_TABLES, Message
 
 PAUSE_ENV = "OPENCEM_STREAM_PAUSE"  # "<batch>:<point>": stop (sleep) at that point of that batch, for the kill -9 test
@@ -190,6 +190,21 @@ class Streamer:
         self.episodes = episodes
         self.episode_days = episode_days
         self.checkpoint = self.state.recover()
+        self._eng: Engine | None = None  # one engine for every batch: opening it and its views is a batch's fixed cost
+        self._views: dict[str, list[str]] = {}
+
+    def _engine(self) -> Engine:
+        """The stream's engine, its views of the lake tables a stream does not carry renewed where their files
+        changed (the stream and measure tables are registered by each batch: :meth:`_measure_and_score`)."""
+        if self._eng is None:
+            self._eng = make_engine("duckdb", spill_dir=self.ws.spill)
+        self.ws.register(self._eng, tuple(t for t in LAKE_TABLES if t not in STREAM_TABLES), self._views)
+        return self._eng
+
+    def close(self) -> None:
+        if self._eng is not None:
+            self._eng.close()
+            self._eng = None
 
     # -- one micro-batch -------------------------------------------------------------------------------
     def process(self, messages: list[Message]) -> BatchResult:
@@ -206,16 +221,16 @@ class Streamer:
         rel = lambda p: Path(p).relative_to(self.ws.root).as_posix()  # noqa: E731
         clock_day = dt.date.fromisoformat(self.checkpoint["clock_day"]) if self.checkpoint.get("clock_day") else None
         alerts = OUTBOX_SCHEMA.empty_table()
-        with self.ws.session() as eng:
-            lake_new = self._stage_lake(eng, valid, stage, batch, moves, rel)
-            days = sorted({d for per in lake_new.values() for d in per})
-            if days:
-                clock_day = max([clock_day, *days]) if clock_day else max(days)
-            if lake_new:
-                res.pairs, scores = self._measure_and_score(eng, stage, lake_new, clock_day, moves, rel, res)
-                if scores is not None:
-                    alerts = self._stage_scores(scores, stage, batch, moves, rel)
-            clock = self._clock(eng, stage)
+        eng = self._engine()
+        lake_new = self._stage_lake(eng, valid, stage, batch, moves, rel)
+        days = sorted({d for per in lake_new.values() for d in per})
+        if days:
+            clock_day = max([clock_day, *days]) if clock_day else max(days)
+        if lake_new:
+            res.pairs, scores = self._measure_and_score(eng, stage, lake_new, clock_day, moves, rel, res)
+            if scores is not None:
+                alerts = self._stage_scores(scores, stage, batch, moves, rel)
+        clock = self._clock(eng, stage)
         if self.episodes and clock is not None and lake_new:
             from .episodes import episode_alerts
 
@@ -273,40 +288,40 @@ class Streamer:
         for i, m in enumerate(messages):
             by_table.setdefault(m.table, []).append(i)
             raw_files[i].write_bytes(m.data)
-        with make_engine("duckdb") as eng:  # one engine for the batch's validations
-            single: list[int] = []
-            for table, idx in by_table.items():
-                if len(idx) == 1:
-                    single += idx
-                    continue
-                r, dst = self._check(eng, [raw_files[i] for i in idx], table,
-                                     f"{self.source_url} messages {messages[idx[0]].offset}..{messages[idx[-1]].offset}",
-                                     stage / "valid" / f"all-{table}.parquet")
-                if r is None or r.quarantine.num_rows:
-                    if r is not None:
-                        dst.unlink(missing_ok=True)
-                    single += idx
-                    continue
-                res.records[table] = res.records.get(table, 0) + r.rows
-                if r.rows:
-                    out.setdefault(table, []).append(dst)
-            for i in sorted(single):
-                m, raw = messages[i], raw_files[i]
-                r, dst = self._check(eng, raw, m.table, f"{self.source_url} message {m.offset}", stage / "valid" / f"{i:06d}-{m.table}.parquet")
-                if r is None:
-                    res.rejected.append(dst)
-                    self.say(f"error: {dst}")
-                    continue
-                if r.quarantine.num_rows:
-                    res.quarantined += r.quarantine.num_rows
-                    quarantine.append(r.quarantine)
-                    for line in r.messages(3):
-                        self.say(f"quarantined: {line}")
-                res.records[m.table] = res.records.get(m.table, 0) + r.rows
-                if r.rows:
-                    out.setdefault(m.table, []).append(dst)
-                else:
+        eng = self._engine()
+        single: list[int] = []
+        for table, idx in by_table.items():
+            if len(idx) == 1:
+                single += idx
+                continue
+            r, dst = self._check(eng, [raw_files[i] for i in idx], table,
+                                 f"{self.source_url} messages {messages[idx[0]].offset}..{messages[idx[-1]].offset}",
+                                 stage / "valid" / f"all-{table}.parquet")
+            if r is None or r.quarantine.num_rows:
+                if r is not None:
                     dst.unlink(missing_ok=True)
+                single += idx
+                continue
+            res.records[table] = res.records.get(table, 0) + r.rows
+            if r.rows:
+                out.setdefault(table, []).append(dst)
+        for i in sorted(single):
+            m, raw = messages[i], raw_files[i]
+            r, dst = self._check(eng, raw, m.table, f"{self.source_url} message {m.offset}", stage / "valid" / f"{i:06d}-{m.table}.parquet")
+            if r is None:
+                res.rejected.append(dst)
+                self.say(f"error: {dst}")
+                continue
+            if r.quarantine.num_rows:
+                res.quarantined += r.quarantine.num_rows
+                quarantine.append(r.quarantine)
+                for line in r.messages(3):
+                    self.say(f"quarantined: {line}")
+            res.records[m.table] = res.records.get(m.table, 0) + r.rows
+            if r.rows:
+                out.setdefault(m.table, []).append(dst)
+            else:
+                dst.unlink(missing_ok=True)
         shutil.rmtree(stage / "in", ignore_errors=True)
         if quarantine:
             pq.write_table(pa.concat_tables(quarantine, promote_options="default"), stage / "quarantine.parquet")
@@ -350,12 +365,14 @@ class Streamer:
         ws = self.ws
         for t in MEASURE_TABLES:  # the stored tables, before this batch
             eng.register_parquet(f"old_{t}", ws.measure_files(t))
+            eng.create_view(t, f"SELECT * FROM old_{t}")
         staged = {t: sorted(str(p) for p in (stage / "lake" / t).rglob("*.parquet")) for t in STREAM_TABLES}
         registered = set()
         for t in STREAM_TABLES:
             files = ws.lake_files(t) + staged[t]
             if files:
                 eng.register_parquet(f"{t}_all", files)
+                eng.create_view(t, f"SELECT * FROM {t}_all")
                 registered.add(t)
         new_parts = []
         if staged["xdr"]:
@@ -383,36 +400,52 @@ class Streamer:
                 eng.create_view(t, f"SELECT x.* FROM {t}_all x SEMI JOIN touched k ON x.subscriber_id = k.subscriber_id "
                                    f"AND CAST(x.{col} AS DATE) = k.day WHERE {in_days(sub_days)}")
         if "pm" in registered and pm_days:
-            # kpi_cell_15min of the PM days: their rows, and each cell's first report and longest granularity
-            # over all PM (what the step's first_seen takes from every day) as one row without counters for a
-            # cell first seen before them; the step's rows of those days are the ones it gives over all PM
-            eng.create_view("pm", f"SELECT * FROM pm_all WHERE {in_days(pm_days)} UNION ALL BY NAME "
+            # kpi_cell_15min of the batch's periods: their rows, and each cell's first report and longest
+            # granularity over all PM (what the step's first_seen takes from every period) as one row without
+            # counters for a cell first seen in another period. A period's rows depend on nothing else, so
+            # the step's rows of these periods are the ones it gives over all PM.
+            eng.register_parquet("new_pm", staged["pm"])
+            eng.create_table("pm_periods", "SELECT DISTINCT period_start FROM new_pm")
+            in_periods = "period_start IN (SELECT period_start FROM pm_periods)"
+            eng.create_view("pm", f"SELECT * FROM pm_all WHERE {in_days(pm_days)} AND {in_periods} UNION ALL BY NAME "
                                   "SELECT cell_id, first_period AS period_start, granularity_s FROM ("
                                   "SELECT cell_id, min(period_start) AS first_period, max(granularity_s) AS granularity_s "
-                                  f"FROM pm_all GROUP BY cell_id) WHERE NOT {in_days(pm_days, 'CAST(first_period AS DATE)')}")
+                                  f"FROM pm_all GROUP BY cell_id) WHERE first_period NOT IN (SELECT period_start FROM pm_periods)")
         for name in steps:
             run_step(eng, self.steps[name])
         # each touched day's partition: the new rows of the touched pairs, and the stored rows of every other
         for name in MEASURE_TABLES:
-            if name in steps:
-                if name in CELL_STEPS:
-                    merged = f"SELECT * FROM {name} WHERE {in_days(pm_days)}"
-                    days = pm_days
-                else:
-                    merged = (f"SELECT * FROM {name} UNION ALL BY NAME SELECT o.* FROM old_{name} o "
-                              f"ANTI JOIN touched k ON o.subscriber_id = k.subscriber_id AND o.day = k.day WHERE {in_days(sub_days, 'o.day')}")
-                    days = sub_days
-                eng.create_table(f"m_{name}", merged)
-                out = stage / "measure" / name
-                eng.write_parquet(f"m_{name}", out, ["day"])
-                for d in days:
-                    if (out / f"day={d}").exists():
-                        moves.append([rel(out / f"day={d}"), rel(ws.measure / name / f"day={d}")])
-                    # a day without a row now would keep its old partition; it cannot happen: touched pairs have rows
-                eng.drop(name)
-                eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} WHERE NOT {in_days(days)}")
-            else:
+            if name not in steps:
                 eng.create_view(name, f"SELECT * FROM old_{name}")
+                continue
+            out = stage / "measure" / name
+            if name in CELL_STEPS:
+                eng.create_table(f"m_{name}", f"SELECT * FROM {name} WHERE {in_periods}")
+                again = eng.query_row(f"SELECT count(*) FROM old_{name} WHERE {in_days(pm_days)} AND {in_periods}")[0]
+                if not again:  # periods the workspace has no row of (the usual case): their rows as one more file a day
+                    eng.write_parquet(f"m_{name}", out, ["day"])
+                    for d in pm_days:
+                        for f in sorted((out / f"day={d}").glob("*.parquet")):
+                            moves.append([rel(f), rel(ws.measure / name / f"day={d}" / f"batch-{res.batch:09d}-{f.name}")])
+                    eng.drop(name)
+                    eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name}")
+                    continue
+                # late PM of a period already stored: the day written again with that period's rows replaced
+                merged = (f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} "
+                          f"WHERE {in_days(pm_days)} AND NOT {in_periods}")
+                days = pm_days
+            else:
+                merged = (f"SELECT * FROM {name} UNION ALL BY NAME SELECT o.* FROM old_{name} o "
+                          f"ANTI JOIN touched k ON o.subscriber_id = k.subscriber_id AND o.day = k.day WHERE {in_days(sub_days, 'o.day')}")
+                days = sub_days
+            eng.create_table(f"m_{name}", merged)
+            eng.write_parquet(f"m_{name}", out, ["day"])
+            for d in days:
+                if (out / f"day={d}").exists():
+                    moves.append([rel(out / f"day={d}"), rel(ws.measure / name / f"day={d}")])
+                # a day without a row now would keep its old partition; it cannot happen: touched pairs have rows
+            eng.drop(name)
+            eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} WHERE NOT {in_days(days)}")
         for t in STREAM_TABLES:  # every record, for the scoring
             if t in registered:
                 eng.create_view(t, f"SELECT * FROM {t}_all")
