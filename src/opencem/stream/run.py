@@ -197,7 +197,7 @@ class Streamer:
         """The stream's engine, its views of the lake tables a stream does not carry renewed where their files
         changed (the stream and measure tables are registered by each batch: :meth:`_measure_and_score`)."""
         if self._eng is None:
-            self._eng = make_engine("duckdb", spill_dir=self.ws.spill)
+            self._eng = make_engine("duckdb", spill_dir=self.ws.spill, compress=False)
         self.ws.register(self._eng, tuple(t for t in LAKE_TABLES if t not in STREAM_TABLES), self._views)
         return self._eng
 
