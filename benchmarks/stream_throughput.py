@@ -46,6 +46,7 @@ from opencem.stream.sources import open_source
 
 RESULTS = Path(__file__).parent / "results" / "stream_throughput.jsonl"
 MODEL: Path | None = None
+STREAM_OPTIONS: dict = {}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -73,7 +74,7 @@ def throughput(args, tmp: Path) -> dict:
     ws = copy_before(args.workspace, args.day, tmp / "ws")
     url = f"spool:{tmp / 'spool'}"
     rep = replay(args.data, url, days=[dt.date.fromisoformat(args.day)], window_s=args.window)
-    s = Streamer(ws, url)
+    s = Streamer(ws, url, **STREAM_OPTIONS)
     t0 = time.perf_counter()
     done = s.run(open_source(url), max_messages=args.max_messages, until_idle=True)
     wall = time.perf_counter() - t0
@@ -81,7 +82,8 @@ def throughput(args, tmp: Path) -> dict:
     assert records == sum(rep.records.values())
     return {"records": records, "by_table": rep.records, "messages": rep.messages, "batches": len(done),
             "seconds": round(wall, 2), "records_per_s": round(records / wall), "batch_s_p50": round(pct([r.seconds for r in done], 0.5), 2),
-            "batch_s_max": round(max(r.seconds for r in done), 2), "scored": sum(r.scored for r in done)}
+            "batch_s_max": round(max(r.seconds for r in done), 2), "scored": sum(r.scored for r in done),
+            "batch_s_last_tenth": round(sum(r.seconds for r in done[-max(1, len(done) // 10):]) / max(1, len(done) // 10), 2)}
 
 
 def latency(args, tmp: Path) -> dict:
@@ -89,7 +91,7 @@ def latency(args, tmp: Path) -> dict:
     spool = tmp / "spool"
     spool.mkdir()
     url = f"spool:{spool}"
-    s = Streamer(ws, url)
+    s = Streamer(ws, url, **STREAM_OPTIONS)
     if args.producer == "thread":
         producer = threading.Thread(target=lambda: replay(args.data, url, days=[dt.date.fromisoformat(args.day)],
                                                           rate=args.rate, window_s=args.window))
@@ -167,6 +169,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20_000)
     ap.add_argument("--window", type=int, default=None, help="seconds of records per message")
     ap.add_argument("--max-messages", type=int, default=64)
+    ap.add_argument("--compact-after", type=int, default=None, help="the stream's compact_after (default its own)")
     ap.add_argument("--producer", choices=("process", "thread"), default="process",
                     help="latency: replay in its own process (default) or in a thread of the benchmark's")
     ap.add_argument("--from", dest="from_", default="14:00")
@@ -174,13 +177,14 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None,
                     help="an NPS model folder to score with when WS has none (another operator's: the cost is measured, not the accuracy)")
     args = ap.parse_args()
-    global MODEL
+    global MODEL, STREAM_OPTIONS
     MODEL = args.model
+    STREAM_OPTIONS = {"compact_after": args.compact_after} if args.compact_after else {}
     args.day = args.day or last_day(args.data)
     args.window = args.window or {"throughput": 3600, "latency": 60, "episode": 900}[args.mode]
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
         out = {"throughput": throughput, "latency": latency, "episode": episode}[args.mode](args, Path(tmp))
-    row = {"benchmark": f"stream_{args.mode}", "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    row = {"benchmark": f"stream_{args.mode}", **STREAM_OPTIONS, "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "day": args.day, "window_s": args.window, "max_messages": args.max_messages, "cores": os.cpu_count(),
            "python": platform.python_version(), "model_from": "another operator" if args.model else "the workspace", "workspace_subscribers": pq.read_metadata(args.data / "inputs" / "subscribers.parquet").num_rows,
            **out}

@@ -78,20 +78,20 @@ def test_streamed_day_equals_batch_measure(tiny, tmp_path, keyed):
     assert_measure_equal(ws, rerun)
 
 
-def _start(ws: Path, url: str, pause: str | None, flag: Path) -> subprocess.Popen:
+def _start(ws: Path, url: str, pause: str | None, flag: Path, options: tuple[str, ...] = ()) -> subprocess.Popen:
     env = {**os.environ, KEY_ENV: KEY}
     if pause:
         env[PAUSE_ENV] = pause
         env[PAUSE_ENV + "_FLAG"] = str(flag)
-    return subprocess.Popen(CLI + ["stream", "--workspace", str(ws), "--source", url, "--max-messages", "12", "--until-idle"],
+    return subprocess.Popen(CLI + ["stream", "--workspace", str(ws), "--source", url, "--max-messages", "12", "--until-idle", *options],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def kill_and_restart(ws: Path, url: str, pause: str, tmp_path: Path) -> str:
+def kill_and_restart(ws: Path, url: str, pause: str, tmp_path: Path, options: tuple[str, ...] = ()) -> str:
     """Run the stream until it pauses at ``pause``, SIGKILL it there, run it again to the end; returns its output."""
     flag = tmp_path / "paused"
     flag.unlink(missing_ok=True)
-    p = _start(ws, url, pause, flag)
+    p = _start(ws, url, pause, flag, options)
     while not flag.exists():
         if p.poll() is not None:
             pytest.fail(f"the stream ended before pausing at {pause}: {p.stdout.read()}")
@@ -102,7 +102,7 @@ def kill_and_restart(ws: Path, url: str, pause: str, tmp_path: Path) -> str:
     cp = StreamState(Workspace(ws)).checkpoint()
     batch = int(pause.split(":")[0])
     assert cp["batch"] == batch - 1  # the killed batch is not in the checkpoint
-    p = _start(ws, url, None, flag)
+    p = _start(ws, url, None, flag, options)
     out, _ = p.communicate(timeout=600)
     assert p.returncode == 0, out
     return out
@@ -125,18 +125,36 @@ def test_pm_of_one_period_over_two_batches_equals_batch_measure(tiny, tmp_path, 
     assert any(t.endswith(f"day={day}") for t in targets)  # the day written again
 
 
-@pytest.mark.parametrize("pause", ["2:staged", "3:committed", "3:moved"])
-def test_kill_9_inside_a_batch_then_restart(tiny, tmp_path, pause):
+def test_a_day_of_many_batches_is_compacted(tiny, tmp_path, keyed):
+    """With a file per batch, a stream that runs all day would leave thousands of files in a day's folders;
+    from ``compact_after`` files on, a batch writes the day's streamed rows as one file in the same commit."""
     ws = streamed_copy(tiny, tmp_path)
     url = f"spool:{tmp_path / 'spool'}"
     n = fill(url, tiny)
-    out = kill_and_restart(ws, url, pause, tmp_path)
+    done = Streamer(ws, url, compact_after=4).run(open_source(url), max_messages=3, until_idle=True)
+    assert len(done) == -(-n // 3) > 8
+    check_against_batch(ws, tiny)
+    day = Workspace(ws).lake / "xdr" / f"day={tiny[1]}"
+    assert 1 <= len(list(day.glob("stream-*.parquet"))) < 4
+    assert len(list((Workspace(ws).measure / "kpi_cell_15min" / f"day={tiny[1]}").glob("*.parquet"))) < 4
+
+
+@pytest.mark.parametrize("pause", ["2:staged", "3:committed", "3:moved", "3:moved:lake/xdr/day="])
+def test_kill_9_inside_a_batch_then_restart(tiny, tmp_path, pause):
+    """The last case compacts the day's lake folder on every batch and is killed after that folder's move."""
+    ws = streamed_copy(tiny, tmp_path)
+    url = f"spool:{tmp_path / 'spool'}"
+    n = fill(url, tiny)
+    options = ("--compact-after", "2") if "lake/" in pause else ()
+    out = kill_and_restart(ws, url, pause, tmp_path, options)
     batch = int(pause.split(":")[0])
     # after the commit marker, the restart rolls the killed batch forward and goes on with the next one
     first = batch + 1 if pause != f"{batch}:staged" else batch
     assert f"batch {first}:" in out and f"batch {first - 1}:" not in out
     check_against_batch(ws, tiny)
     assert StreamState(Workspace(ws)).checkpoint()["batch"] == -(-n // 12)
+    if options:
+        assert len(list((Workspace(ws).lake / "xdr" / f"day={tiny[1]}").glob("stream-*.parquet"))) == 1
 
 
 @pytest.mark.parametrize("broker", ["redis", "nats"])

@@ -26,6 +26,7 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
         no_scores: bool = typer.Option(False, "--no-scores", help="Measure only, even with an NPS model"),
         episodes: bool = typer.Option(True, "--episodes/--no-episodes", help="Episode alerts: the twin's diagnosis after each batch"),
         episode_days: int = typer.Option(7, help="Days of grid state the episode detection looks at"),
+        compact_after: int = typer.Option(None, help="Write a day folder's streamed files as one when it would hold this many (default 32)"),
         engine: str = typer.Option("duckdb", help="duckdb (the stream polls the source) or spark (Spark Structured "
                                                   "Streaming reads a spool folder and triggers the batches)"),
         spark_master: str = typer.Option("local[2]", help="With --engine spark: the Spark master"),
@@ -43,7 +44,8 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
 
         if engine not in ("duckdb", "spark"):
             raise InputError(f"--engine {engine}: use duckdb or spark")
-        s = Streamer(workspace, source, say=say, score=not no_scores, episodes=episodes, episode_days=episode_days)
+        s = Streamer(workspace, source, say=say, score=not no_scores, episodes=episodes, episode_days=episode_days,
+                     **({"compact_after": compact_after} if compact_after else {}))
         typer.echo(f"streaming {source} into {workspace} after batch {s.checkpoint['batch']} (offset {s.checkpoint['offset']})")
 
         def after(r) -> None:

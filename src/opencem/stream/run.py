@@ -6,11 +6,12 @@ One micro-batch, with its id (1, 2, ...) and the source offsets it covers:
    (the same :func:`~opencem.contracts.validate.validate_file`); bad rows are quarantined, a message that
    cannot be read is set aside with a one-line reason;
 2. its rows are staged as lake files of their table and day (``lake/<table>/day=D/stream-<batch>.parquet``),
-   so a later batch run over the workspace sees the same records;
+   so a later batch run over the workspace sees the same records; a day folder that would hold
+   ``compact_after`` streamed files gets them as one;
 3. the measure steps (:func:`opencem.measure.steps.measure_steps`, the same SQL) run over every record of the
    (subscriber, day) pairs the batch touched, and each touched day's partition of every measure table is
-   staged with those pairs' rows replaced; PM recomputes ``kpi_cell_15min`` for the days it touched, as
-   `opencem measure` does for a new day;
+   staged with those pairs' rows replaced; PM computes ``kpi_cell_15min`` for the 15-minute periods it
+   brought, as one more file of the day (or the day again, for late PM of a stored period);
 4. the touched subscribers, and only those, are scored with the workspace's NPS model
    (:func:`~opencem.nps.features.build_features`, :class:`~opencem.nps.model.NpsModel`) as of the day after the
    latest day streamed; a subscriber falling to detractor is an alert;
@@ -46,7 +47,7 @@ from ..engine.files import atomic_write_text
 from ..engine.pipeline import run_step
 from ..errors import InputError
 from ..indicators.tree import load_tree
-from ..ingest.lake import streamed_file_name
+from ..ingest.lake import STREAMED_PREFIX, streamed_file_name
 from ..ingest.pseudonym import Pseudonymiser, load_key
 from ..measure.steps import measure_steps
 from ..workspace import LAKE_TABLES, MEASURE_TABLES, Workspace
@@ -56,6 +57,7 @@ PAUSE_ENV = "OPENCEM_STREAM_PAUSE"  # "<batch>:<point>": stop (sleep) at that po
 SUBSCRIBER_STEPS = ("kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "cei_journey_day",
                     "radio_subscriber_day", "subscriber_position_day", "subscriber_cell_day")
 CELL_STEPS = ("kpi_cell_15min",)
+COMPACT_AFTER = 32  # a day folder's files a batch adds to before it writes them as one (reads open every file)
 OUTBOX_SCHEMA = pa.schema([("alert_id", pa.string()), ("batch", pa.int64()), ("kind", pa.string()),
                            ("subscriber_id", pa.string()), ("grid", pa.string()), ("as_of", pa.date32()),
                            ("event_time", pa.timestamp("us")), ("cause", pa.string()), ("detail", pa.string())])
@@ -168,7 +170,8 @@ class Streamer:
     """Processes micro-batches into a workspace (see the module's docstring)."""
 
     def __init__(self, workspace: Path, source_url: str, say: Callable[[str], None] | None = None,
-                 score: bool = True, episodes: bool = False, episode_days: int = 7) -> None:
+                 score: bool = True, episodes: bool = False, episode_days: int = 7,
+                 compact_after: int = COMPACT_AFTER) -> None:
         self.ws = Workspace(workspace)
         if not all(self.ws.measure_files(t) for t in MEASURE_TABLES):
             raise InputError(f"{self.ws.root}: no measure tables; run `opencem measure` on this workspace before streaming into it")
@@ -189,6 +192,7 @@ class Streamer:
                 raise InputError(f"{self.ws.model('nps')}: the model was trained on other features; run `opencem train nps` again")
         self.episodes = episodes
         self.episode_days = episode_days
+        self.compact_after = compact_after
         self.checkpoint = self.state.recover()
         self._eng: Engine | None = None  # one engine for every batch: opening it and its views is a batch's fixed cost
         self._views: dict[str, list[str]] = {}
@@ -231,6 +235,7 @@ class Streamer:
             if scores is not None:
                 alerts = self._stage_scores(scores, stage, batch, moves, rel)
         clock = self._clock(eng, stage)
+        self._compact_lake(eng, stage, lake_new, batch, moves, rel)
         if self.episodes and clock is not None and lake_new:
             from .episodes import episode_alerts
 
@@ -359,6 +364,28 @@ class Streamer:
             out[table] = days
         return out
 
+    def _compact_lake(self, eng: Engine, stage: Path, lake_new: dict[str, list[dt.date]], batch: int, moves: list, rel) -> None:
+        """A lake day folder that would hold ``compact_after`` streamed files or more is staged again: its other
+        files linked, and every streamed row of the day (this batch's too) in one file; it then replaces the
+        folder in the commit, as a measure partition does."""
+        for table, days in lake_new.items():
+            for d in days:
+                day_dir = self.ws.lake / table / f"day={d}"
+                new = stage / "lake" / table / f"day={d}" / streamed_file_name(batch)
+                streamed = sorted(day_dir.glob(f"{STREAMED_PREFIX}*.parquet")) if day_dir.is_dir() else []
+                if len(streamed) + 1 < self.compact_after:
+                    continue
+                out = stage / "compact" / table / f"day={d}"
+                out.mkdir(parents=True)
+                for f in day_dir.iterdir():
+                    if f.is_file() and not f.name.startswith(STREAMED_PREFIX):
+                        os.link(f, out / f.name)
+                files = ", ".join(quote_literal(str(f)) for f in [*streamed, new])  # in the order they came
+                eng.export_parquet(f"SELECT * FROM read_parquet([{files}], hive_partitioning = false, union_by_name = true)",
+                                   out / new.name)
+                moves.remove([rel(new), rel(day_dir / new.name)])
+                moves.append([rel(out), rel(day_dir)])
+
     def _measure_and_score(self, eng: Engine, stage: Path, lake_new: dict[str, list[dt.date]], clock_day: dt.date | None,
                            moves: list, rel, res: BatchResult) -> tuple[int, pa.Table | None]:
         """The measure steps over the touched (subscriber, day) pairs; each touched day's partitions staged."""
@@ -422,7 +449,9 @@ class Streamer:
             if name in CELL_STEPS:
                 eng.create_table(f"m_{name}", f"SELECT * FROM {name} WHERE {in_periods}")
                 again = eng.query_row(f"SELECT count(*) FROM old_{name} WHERE {in_days(pm_days)} AND {in_periods}")[0]
-                if not again:  # periods the workspace has no row of (the usual case): their rows as one more file a day
+                crowded = any(len(list((ws.measure / name / f"day={d}").glob("*.parquet"))) + 1 >= self.compact_after for d in pm_days)
+                if not again and not crowded:
+                    # periods the workspace has no row of (the usual case): their rows as one more file of the day
                     eng.write_parquet(f"m_{name}", out, ["day"])
                     for d in pm_days:
                         for f in sorted((out / f"day={d}").glob("*.parquet")):
@@ -430,7 +459,8 @@ class Streamer:
                     eng.drop(name)
                     eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name}")
                     continue
-                # late PM of a period already stored: the day written again with that period's rows replaced
+                # late PM of a period already stored (or a day of many files): the day written again, those
+                # periods' rows replaced
                 merged = (f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} "
                           f"WHERE {in_days(pm_days)} AND NOT {in_periods}")
                 days = pm_days
