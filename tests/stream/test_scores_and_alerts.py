@@ -105,6 +105,15 @@ def test_streamed_scores_equal_batch_scores_and_detractor_alerts_reach_the_webho
     # then the stream's own)
     out = s.state.outbox_table()
     assert out.num_rows > 0 and set(out["kind"].to_pylist()) == {"nps_detractor"}
+    # each alert carries its drivers, named as `opencem score` names a likely detractor's: the alerts of the
+    # last batch (whose features are the batch run's) name the same ones where the batch run explains them
+    details = [json.loads(d) for d in out["detail"].to_pylist()]
+    assert all(d["network_push"] >= 0 and d["nonnetwork_push"] >= 0 for d in details)
+    assert any(d["network_drivers"] for d in details)
+    explained = {r["subscriber_id"]: r for r in batch.to_pylist() if r["network_drivers"] is not None}
+    last = [(sub, d) for sub, d, b in zip(out["subscriber_id"].to_pylist(), details, out["batch"].to_pylist())
+            if b == done[-1].batch and sub in explained]
+    assert last and all(d[c] == explained[sub][c] for sub, d in last for c in ("network_drivers", "nonnetwork_drivers"))
     fallen = set(out["subscriber_id"].to_pylist())
     final = dict(zip(mine["subscriber_id"].to_pylist(), mine["predicted_class"].to_pylist()))
     assert len(out["alert_id"].unique()) == out.num_rows

@@ -103,36 +103,42 @@ def _places(engine: Engine, as_of: dt.date) -> pa.Table:
 
 
 # -- per-subscriber table ------------------------------------------------------------------------------
-def _score_table(x_table, p, expected, explained, contrib, feats, places) -> pa.Table:
-    """One row per subscriber; the rows ``explained`` (with TreeSHAP ``contrib``, in that order) also get
-    their drivers, the others none."""
+def drivers(contrib: np.ndarray, feats, rows: np.ndarray, n: int) -> dict[str, pa.Array]:
+    """The drivers of the rows ``rows`` of ``n`` (TreeSHAP ``contrib``, in that order), summed by node: the
+    top network and non-network nodes, their text, and the push of each kind; null for the other rows."""
     nodes = sorted({f.node for f in feats})
     node_of = np.array([nodes.index(f.node) for f in feats])
     kind_of = {f.node: f.kind for f in feats}
-    by_node = np.zeros((len(explained), len(nodes)))
+    by_node = np.zeros((len(rows), len(nodes)))
     for j in range(len(feats)):
         by_node[:, node_of[j]] += contrib[:, j]
-    net_cols = [i for i, n in enumerate(nodes) if kind_of[n] == NETWORK]
-    non_cols = [i for i, n in enumerate(nodes) if kind_of[n] == NON_NETWORK]
+    net_cols = [i for i, nd in enumerate(nodes) if kind_of[nd] == NETWORK]
+    non_cols = [i for i, nd in enumerate(nodes) if kind_of[nd] == NON_NETWORK]
 
-    def top(cols: list[int]) -> tuple[list, list]:
+    def top(cols: list[int]) -> tuple[pa.Array, pa.Array]:
         sub = by_node[:, cols]
         order = np.argsort(-sub, axis=1)[:, :TOP_DRIVERS]
-        names, text = [None] * len(p), [None] * len(p)
-        for i, row in enumerate(explained):
+        names, text = [None] * n, [None] * n
+        for i, row in enumerate(rows):
             picked = [(nodes[cols[j]], sub[i, j]) for j in order[i] if sub[i, j] > 0.02]
             names[row] = picked[0][0] if picked else None
-            text[row] = "; ".join(f"{describe(n)} (+{v:.2f})" for n, v in picked)
-        return names, text
+            text[row] = "; ".join(f"{describe(nd)} (+{v:.2f})" for nd, v in picked)
+        return pa.array(names, pa.string()), pa.array(text, pa.string())
 
     def push(cols: list[int]) -> pa.Array:
-        out = np.full(len(p), np.nan)
-        out[explained] = np.clip(by_node[:, cols], 0, None).sum(axis=1)
+        out = np.full(n, np.nan)
+        out[rows] = np.clip(by_node[:, cols], 0, None).sum(axis=1)
         return pa.array(out, mask=np.isnan(out))
 
-    net_top, net_text = top(net_cols)
-    non_top, non_text = top(non_cols)
-    net_push, non_push = push(net_cols), push(non_cols)
+    (net_top, net_text), (non_top, non_text) = top(net_cols), top(non_cols)
+    return {"network_push": push(net_cols), "nonnetwork_push": push(non_cols),
+            "top_network_driver": net_top, "network_drivers": net_text,
+            "top_nonnetwork_driver": non_top, "nonnetwork_drivers": non_text}
+
+
+def _score_table(x_table, p, expected, explained, contrib, feats, places) -> pa.Table:
+    """One row per subscriber; the rows ``explained`` (with TreeSHAP ``contrib``, in that order) also get
+    their drivers, the others none."""
     arpu = x_table["arpu_monthly"].to_numpy()
     t = pa.table({
         "subscriber_id": x_table["subscriber_id"], "as_of": x_table["as_of"],
@@ -140,10 +146,7 @@ def _score_table(x_table, p, expected, explained, contrib, feats, places) -> pa.
         "expected_score": expected, "predicted_class": np.array(CLASSES)[p.argmax(axis=1)],
         "plan": x_table["plan"], "arpu_monthly": arpu, "value_tier": value_tier(arpu),
         "device_model": x_table["device_model"], "home_area": x_table["home_area"],
-        "cei_recent": x_table["cei_fast"],
-        "network_push": net_push, "nonnetwork_push": non_push,
-        "top_network_driver": pa.array(net_top, pa.string()), "network_drivers": pa.array(net_text, pa.string()),
-        "top_nonnetwork_driver": pa.array(non_top, pa.string()), "nonnetwork_drivers": pa.array(non_text, pa.string()),
+        "cei_recent": x_table["cei_fast"], **drivers(contrib, feats, explained, len(p)),
     })
     return _left_join(t, places, "subscriber_id")
 

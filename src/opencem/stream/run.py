@@ -231,9 +231,9 @@ class Streamer:
         if days:
             clock_day = max([clock_day, *days]) if clock_day else max(days)
         if lake_new:
-            res.pairs, scores = self._measure_and_score(eng, stage, lake_new, clock_day, moves, rel, res)
-            if scores is not None:
-                alerts = self._stage_scores(scores, stage, batch, moves, rel)
+            res.pairs, scored = self._measure_and_score(eng, stage, lake_new, clock_day, moves, rel, res)
+            if scored is not None:
+                alerts = self._stage_scores(*scored, stage, batch, moves, rel)
         clock = self._clock(eng, stage)
         self._compact_lake(eng, stage, lake_new, batch, moves, rel)
         if self.episodes and clock is not None and lake_new:
@@ -387,7 +387,7 @@ class Streamer:
                 moves.append([rel(out), rel(day_dir)])
 
     def _measure_and_score(self, eng: Engine, stage: Path, lake_new: dict[str, list[dt.date]], clock_day: dt.date | None,
-                           moves: list, rel, res: BatchResult) -> tuple[int, pa.Table | None]:
+                           moves: list, rel, res: BatchResult) -> tuple[int, tuple[pa.Table, np.ndarray] | None]:
         """The measure steps over the touched (subscriber, day) pairs; each touched day's partitions staged."""
         ws = self.ws
         for t in MEASURE_TABLES:  # the stored tables, before this batch
@@ -483,7 +483,8 @@ class Streamer:
             return pairs, None
         return pairs, self._score(eng, clock_day + dt.timedelta(days=1), res)
 
-    def _score(self, eng: Engine, as_of: dt.date, res: BatchResult) -> pa.Table:
+    def _score(self, eng: Engine, as_of: dt.date, res: BatchResult) -> tuple[pa.Table, np.ndarray] | None:
+        """The touched subscribers' scores, and their rows of the model's input (for the alerts' drivers)."""
         from ..nps.features import base_requests, build_features
         from ..nps.model import CLASSES
 
@@ -493,7 +494,8 @@ class Streamer:
         if not req.num_rows:
             return None
         x_table = build_features(eng, req, self.feats)
-        pred = self.model.predict(self.model.encoder.matrix(x_table))
+        x = self.model.encoder.matrix(x_table)
+        pred = self.model.predict(x)
         p = pred["p"]
         res.scored = x_table.num_rows
         return pa.table({
@@ -501,26 +503,32 @@ class Streamer:
             "p_detractor": p[:, 0], "p_passive": p[:, 1], "p_promoter": p[:, 2],
             "expected_score": pred["expected_score"], "predicted_class": np.array(CLASSES)[p.argmax(axis=1)],
             "cei_recent": x_table["cei_fast"], "batch": pa.array([res.batch] * x_table.num_rows, pa.int64()),
-        })
+        }), x
 
-    def _stage_scores(self, scores: pa.Table, stage: Path, batch: int, moves: list, rel) -> pa.Table:
-        """The stream's score table with the touched subscribers' rows replaced; alerts for those who fell to detractor."""
+    def _stage_scores(self, scores: pa.Table, x: np.ndarray, stage: Path, batch: int, moves: list, rel) -> pa.Table:
+        """The stream's score table with the touched subscribers' rows replaced; alerts, with their drivers
+        (TreeSHAP, as `opencem score` explains a likely detractor), for those who fell to detractor."""
+        from ..nps.score import drivers
+
         old = self.state.scores_table()
         as_of = scores["as_of"][0].as_py()
         prev_class = {}  # the class before: the stream's own score, else the latest batch score before this day
         for prev in (_latest_batch_scores(self.ws, as_of), old):
             if prev is not None:
                 prev_class.update(zip(prev["subscriber_id"].to_pylist(), prev["predicted_class"].to_pylist()))
+        fell = [i for i, (sub, cls) in enumerate(zip(scores["subscriber_id"].to_pylist(), scores["predicted_class"].to_pylist()))
+                if cls == "detractor" and prev_class.get(sub) not in (None, "detractor")]
+        why = drivers(self.model.contributions(x[fell]), self.feats, np.arange(len(fell)), len(fell)) if fell else {}
         rows = []
-        for sub, cls, p_det, as_of, cei in zip(scores["subscriber_id"].to_pylist(), scores["predicted_class"].to_pylist(),
-                                               scores["p_detractor"].to_pylist(), scores["as_of"].to_pylist(),
-                                               scores["cei_recent"].to_pylist()):
-            before = prev_class.get(sub)
-            if cls == "detractor" and before is not None and before != "detractor":
-                detail = {"previous_class": before, "p_detractor": round(p_det, 4), "cei_recent": None if cei is None else round(cei, 2)}
-                rows.append({"alert_id": f"nps-detractor:{sub}:{as_of}:{batch}", "batch": batch, "kind": "nps_detractor",
-                             "subscriber_id": sub, "grid": None, "as_of": as_of, "event_time": None, "cause": None,
-                             "detail": json.dumps(detail, sort_keys=True)})
+        for k, i in enumerate(fell):
+            r = {c: scores[c][i].as_py() for c in ("subscriber_id", "p_detractor", "as_of", "cei_recent")}
+            detail = {"previous_class": prev_class[r["subscriber_id"]], "p_detractor": round(r["p_detractor"], 4),
+                      "cei_recent": None if r["cei_recent"] is None else round(r["cei_recent"], 2),
+                      **{c: why[c][k].as_py() for c in ("network_drivers", "nonnetwork_drivers")},
+                      **{c: round(why[c][k].as_py(), 3) for c in ("network_push", "nonnetwork_push")}}
+            rows.append({"alert_id": f"nps-detractor:{r['subscriber_id']}:{r['as_of']}:{batch}", "batch": batch,
+                         "kind": "nps_detractor", "subscriber_id": r["subscriber_id"], "grid": None, "as_of": r["as_of"],
+                         "event_time": None, "cause": None, "detail": json.dumps(detail, sort_keys=True)})
         if old is not None:
             keep = old.filter(pc.invert(pc.is_in(old["subscriber_id"], scores["subscriber_id"])))
             merged = pa.concat_tables([keep, scores.cast(keep.schema)])
