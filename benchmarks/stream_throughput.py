@@ -12,9 +12,10 @@ from a spool folder (no server):
 * throughput: the whole day is spooled first, then streamed until the spool is empty; records/s = the
   day's records / the stream's wall time (validation, lake, measure steps, rescoring, commit; no episodes).
 * latency: `opencem synth-replay` writes the day into the spool at ``--rate`` records/s in its own process
-  while the stream runs, as an operator's feed would (``--producer thread``: in a thread of this process, the
-  way it ran up to stop 38, sharing the stream's interpreter lock); a message's latency runs from its file's appearance in the spool to the commit of the batch that
-  measured and rescored its subscribers. p50 / p99 over messages.
+  while the stream runs, as an operator's feed would (``--producer thread``: in a thread of this process,
+  sharing the stream's interpreter lock, as up to stop 38); a message's latency runs from its file's
+  appearance in the spool to the commit of the batch that measured and rescored its subscribers. p50 / p99
+  over messages.
 * episode: the day is streamed from midnight without episodes up to ``--from`` (records' time), then with
   the twin's episode detection after every batch; reports the first episode alert whose episode starts
   after ``--from``, in the records' time (from the fault's start in DATA/truth/faults.parquet) and in wall
@@ -80,10 +81,11 @@ def throughput(args, tmp: Path) -> dict:
     wall = time.perf_counter() - t0
     records = sum(sum(r.records.values()) for r in done)
     assert records == sum(rep.records.values())
+    tail = done[-max(1, len(done) // 10):]  # the day's last batches, on the most files
     return {"records": records, "by_table": rep.records, "messages": rep.messages, "batches": len(done),
             "seconds": round(wall, 2), "records_per_s": round(records / wall), "batch_s_p50": round(pct([r.seconds for r in done], 0.5), 2),
             "batch_s_max": round(max(r.seconds for r in done), 2), "scored": sum(r.scored for r in done),
-            "batch_s_last_tenth": round(sum(r.seconds for r in done[-max(1, len(done) // 10):]) / max(1, len(done) // 10), 2)}
+            "batch_s_last_tenth": round(sum(r.seconds for r in tail) / len(tail), 2)}
 
 
 def latency(args, tmp: Path) -> dict:
