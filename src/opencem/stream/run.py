@@ -442,8 +442,7 @@ class Streamer:
             run_step(eng, self.steps[name])
         # each touched day's partition: the new rows of the touched pairs, and the stored rows of every other
         for name in MEASURE_TABLES:
-            if name not in steps:
-                eng.create_view(name, f"SELECT * FROM old_{name}")
+            if name not in steps:  # its view over the stored files stays
                 continue
             out = stage / "measure" / name
             if name in CELL_STEPS:
@@ -512,17 +511,19 @@ class Streamer:
 
         old = self.state.scores_table()
         as_of = scores["as_of"][0].as_py()
-        prev_class = {}  # the class before: the stream's own score, else the latest batch score before this day
+        # the class before: the stream's own score, else the latest batch score before this day
+        before = pa.nulls(scores.num_rows, pa.string())
         for prev in (_latest_batch_scores(self.ws, as_of), old):
             if prev is not None:
-                prev_class.update(zip(prev["subscriber_id"].to_pylist(), prev["predicted_class"].to_pylist()))
-        fell = [i for i, (sub, cls) in enumerate(zip(scores["subscriber_id"].to_pylist(), scores["predicted_class"].to_pylist()))
-                if cls == "detractor" and prev_class.get(sub) not in (None, "detractor")]
-        why = drivers(self.model.contributions(x[fell]), self.feats, np.arange(len(fell)), len(fell)) if fell else {}
+                at = pc.index_in(scores["subscriber_id"], value_set=prev["subscriber_id"])
+                before = pc.coalesce(pc.take(prev["predicted_class"], at).cast(pa.string()), before)
+        fallen = pc.and_(pc.equal(scores["predicted_class"], "detractor"), pc.not_equal(before, "detractor"))
+        fell = np.flatnonzero(pc.fill_null(fallen, False).to_numpy(zero_copy_only=False))
+        why = drivers(self.model.contributions(x[fell]), self.feats, np.arange(len(fell)), len(fell)) if len(fell) else {}
         rows = []
         for k, i in enumerate(fell):
             r = {c: scores[c][i].as_py() for c in ("subscriber_id", "p_detractor", "as_of", "cei_recent")}
-            detail = {"previous_class": prev_class[r["subscriber_id"]], "p_detractor": round(r["p_detractor"], 4),
+            detail = {"previous_class": before[i].as_py(), "p_detractor": round(r["p_detractor"], 4),
                       "cei_recent": None if r["cei_recent"] is None else round(r["cei_recent"], 2),
                       **{c: why[c][k].as_py() for c in ("network_drivers", "nonnetwork_drivers")},
                       **{c: round(why[c][k].as_py(), 3) for c in ("network_push", "nonnetwork_push")}}
