@@ -28,8 +28,12 @@ FAST = 0.7  # daily decay of the experience memory (half-life about 2 days)
 CARE_NETWORK = ("coverage", "data_speed", "voice_quality", "device")
 CARE_OTHER = ("billing", "price", "other")  # "other": every category not named here
 CATEGORICAL = ("plan", "device_model", "device_capability", "age_band", "home_area")
-# the sources whose days before as_of the features aggregate: CTE name -> daily table
-WINDOWED_SOURCES = {"sd": "cei_subscriber_day", "mr": "radio_subscriber_day", "care": "care_day"}
+RECENT_DAYS = 7  # the worst days are those of the last 7
+# the sources whose days before as_of the features aggregate: CTE name -> (daily table, days). The subscriber's
+# day is read twice: its CEI and sessions over the whole window, every service and KQI score over the last 7
+# days only, so a longer window costs a few columns more, not every column
+WINDOWED_SOURCES = {"sd": ("cei_subscriber_day", WINDOW_DAYS), "sd7": ("cei_subscriber_day", RECENT_DAYS),
+                    "mr": ("radio_subscriber_day", WINDOW_DAYS), "care": ("care_day", WINDOW_DAYS)}
 
 
 @dataclass(frozen=True)
@@ -58,17 +62,17 @@ def feature_list(tree: Tree) -> list[Feature]:
     # customers felt on the seed the model was built on; without them about 0.8-1.0, at the same accuracy
     # (docs/nps.md, "Where the lift loses its size").
     add("cei_fast", "overall", NETWORK, "CEI, recent memory (half-life 2 days)", _ema("cei", FAST), "sd", up)
-    add("cei_min_7", "overall", NETWORK, "worst daily CEI in the last 7 days", "min(CASE WHEN age <= 7 THEN cei END)", "sd", up)
+    add("cei_min_7", "overall", NETWORK, "worst daily CEI in the last 7 days", "min(cei)", "sd7", up)
     add("cei_worst_memory", "overall", NETWORK, "worst day, fading by 0.8 a day (100 - CEI)",
         "max((100 - cei) * pow(0.8, age - 1))", "sd", down)
     add("cei_trend", "overall", NETWORK, "CEI of the last 3 days minus the 28-day mean",
         f"{_exact_mean('CASE WHEN age <= 3 THEN cei END')} - {_exact_mean('cei')}", "sd", up)
     # per service and per KQI (tree nodes): the worst day of the last 7
     for s, node in tree.services.items():
-        add(f"{s}_min_7", s, NETWORK, f"worst daily {s} CEI in the last 7 days", f"min(CASE WHEN age <= 7 THEN cei_{s} END)", "sd", up)
+        add(f"{s}_min_7", s, NETWORK, f"worst daily {s} CEI in the last 7 days", f"min(cei_{s})", "sd7", up)
         for k in node.kqis:
             add(f"{s}_{k.name}_min_7", f"{s}.{k.name}", NETWORK, f"worst daily {s} {k.name} score in the last 7 days",
-                f"min(CASE WHEN age <= 7 THEN {service_score_column(s, k.name)} END)", "sd", up)
+                f"min({service_score_column(s, k.name)})", "sd7", up)
     # radio, from the daily sums of the subscriber's measurement reports (radio_subscriber_day)
     add("rsrp_mean", "radio.coverage", NETWORK, "mean RSRP of the subscriber's measurement reports (dBm)",
         f"{_exact_sum('rsrp_sum')} / NULLIF(sum(rsrp_reports), 0)", "mr", up)
@@ -133,14 +137,15 @@ def _exact_mean(expr: str) -> str:
 
 def features_sql(features: list[Feature]) -> str:
     """SQL over the table ``requests(subscriber_id, as_of)``, the measure tables, the lake tables and the
-    views of :func:`feature_views`; parameter ``$window_days``."""
+    views of :func:`feature_views`."""
     by_source: dict[str, list[str]] = {}
     for f in features:
         if f.source not in ("bss", "plan", "price", "prior"):  # those are columns of their CTE already
             by_source.setdefault(f.source, []).append(f"{f.sql} AS {quote_ident(f.name)}")
-    windowed = ",\n".join(sql_file("opencem.nps", "windowed").format(name=src, table=table, aggregates=", ".join(by_source[src]))
-                           for src, table in WINDOWED_SOURCES.items())
-    return sql_file("opencem.nps", "features").format(windowed=windowed, select=_select(features))
+    windowed = ",\n".join(sql_file("opencem.nps", "windowed").format(name=src, table=table, days=days, aggregates=", ".join(by_source[src]))
+                           for src, (table, days) in WINDOWED_SOURCES.items())
+    joins = "\n".join(f"LEFT JOIN {src} ON {src}.subscriber_id = r.subscriber_id AND {src}.as_of = r.as_of" for src in WINDOWED_SOURCES)
+    return sql_file("opencem.nps", "features").format(windowed=windowed, joins=joins, select=_select(features))
 
 
 def _select(features: list[Feature]) -> str:
@@ -168,7 +173,7 @@ def build_features(engine: Engine, requests: pa.Table, features: list[Feature]) 
     engine.register_arrow("requests_in", requests)
     engine.create_table("requests", sql_file("opencem.nps", "requests"), {"window_days": WINDOW_DAYS, "first_day": first_day})
     engine.drop("requests_in")
-    return engine.query_arrow(features_sql(features), {"window_days": WINDOW_DAYS}, step="features")
+    return engine.query_arrow(features_sql(features), step="features")
 
 
 def base_requests(engine: Engine, as_of, every: int = 1) -> pa.Table:

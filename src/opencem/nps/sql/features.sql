@@ -1,6 +1,6 @@
--- Features of each (subscriber_id, as_of, history_days) of `requests`, from the $window_days days before as_of.
+-- Features of each (subscriber_id, as_of, history_days) of `requests`, from the days before as_of.
 -- The placeholders are generated from the feature list (features.py): one windowed CTE per source
--- (windowed.sql) with its aggregates, and the output columns.
+-- (windowed.sql) with its aggregates and its join, and the output columns.
 WITH {windowed},
 plan AS (  -- price contacts per 1,000 subscribers of each plan in the 14 days before as_of
   SELECT a.as_of, s.plan, 1000E0 * count(c.subscriber_id) / any_value(n.n) AS plan_price_contacts
@@ -32,9 +32,7 @@ prior AS (  -- the customer's latest answer before as_of, to a survey or the tra
 SELECT r.subscriber_id, r.as_of, {select}
 FROM requests r
 JOIN subscribers b ON b.subscriber_id = r.subscriber_id
-LEFT JOIN sd ON sd.subscriber_id = r.subscriber_id AND sd.as_of = r.as_of
-LEFT JOIN mr ON mr.subscriber_id = r.subscriber_id AND mr.as_of = r.as_of
-LEFT JOIN care ON care.subscriber_id = r.subscriber_id AND care.as_of = r.as_of
+{joins}
 LEFT JOIN plan ON plan.plan = b.plan AND plan.as_of = r.as_of
 LEFT JOIN price ON price.subscriber_id = r.subscriber_id AND price.as_of = r.as_of
 LEFT JOIN prior ON prior.subscriber_id = r.subscriber_id AND prior.as_of = r.as_of
