@@ -165,6 +165,21 @@ def test_key_from_environment_or_file(tmp_path, monkeypatch):
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_workspace_refuses_a_second_key(tmp_path, monkeypatch):
+    """A run with another key than the workspace's first would give every customer a second pseudonym."""
+    key_file = tmp_path / "ws" / ".secrets" / "pseudonym.key"
+    monkeypatch.setenv(KEY_ENV, "key-a")
+    assert load_key(key_file, create=True) == b"key-a"  # the first run records the key's check value
+    assert load_key(key_file) == b"key-a"
+    monkeypatch.setenv(KEY_ENV, "key-b")
+    with pytest.raises(ValueError, match="not the key this workspace was written with"):
+        load_key(key_file, create=True)
+    monkeypatch.delenv(KEY_ENV)  # the variable forgotten: no key file is made up
+    with pytest.raises(ValueError, match="written with a key from it"):
+        load_key(key_file, create=True)
+    assert not key_file.exists() and "key-a" not in (tmp_path / "ws" / ".secrets" / "pseudonym.check").read_text()
+
+
 @pytest.mark.slow
 def test_pm_xml_files_enter_the_lake_and_the_invalid_one_is_kept_aside(small_csv, tmp_path):
     from pathlib import Path

@@ -1,7 +1,10 @@
 """Keyed pseudonymisation of subscriber identifiers (HMAC-SHA256), applied at ingest.
 
 The key comes from the environment (OPENCEM_PSEUDONYM_KEY) or a key file; it is never written to the
-lake. The same key maps the same identifier to the same pseudonym, so re-ingesting is idempotent.
+lake. The same key maps the same identifier to the same pseudonym, so re-ingesting is idempotent. A
+workspace whose runs used two keys (the variable set for one run and not the next) would hold two
+pseudonyms per customer and join none of them, so the first run records a check value of the key beside
+the key file, and every later run with another key stops.
 """
 
 from __future__ import annotations
@@ -18,22 +21,43 @@ import pyarrow.compute as pc
 from ..errors import InputError
 
 KEY_ENV = "OPENCEM_PSEUDONYM_KEY"
+CHECK_FILE = "pseudonym.check"  # beside the key file
 
 
 def load_key(key_file: Path | None = None, create: bool = False) -> bytes:
-    """The pseudonymisation key: environment first, then the key file (created if asked)."""
+    """The pseudonymisation key: environment first, then the key file (created if asked). With a key file,
+    the key must match the check value recorded beside it; ``create`` records it on a first run."""
     env = os.environ.get(KEY_ENV)
-    if env:
-        return env.encode()
     if key_file is None:
-        raise InputError(f"no pseudonymisation key: set {KEY_ENV} or pass a key file")
-    if not key_file.exists():
-        if not create:
-            raise InputError(f"no pseudonymisation key: set {KEY_ENV} or create {key_file}")
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32) + "\n")
-        key_file.chmod(0o600)
-    return key_file.read_text().strip().encode()
+        if not env:
+            raise InputError(f"no pseudonymisation key: set {KEY_ENV} or pass a key file")
+        return env.encode()
+    check_file = key_file.with_name(CHECK_FILE)
+    if env:
+        key, source = env.encode(), f"the environment's {KEY_ENV}"
+    else:
+        if not key_file.exists():
+            if check_file.exists():
+                raise InputError(f"no pseudonymisation key: set {KEY_ENV}; {key_file.parent.parent} was written with a key from it")
+            if not create:
+                raise InputError(f"no pseudonymisation key: set {KEY_ENV} or create {key_file}")
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_hex(32) + "\n")
+            key_file.chmod(0o600)
+        key, source = key_file.read_text().strip().encode(), str(key_file)
+    if check_file.exists():
+        if check_file.read_text().strip() != key_check(key):
+            raise InputError(f"{key_file.parent.parent}: the pseudonymisation key from {source} is not the key this "
+                             f"workspace was written with (check value in {check_file}); use that key, or a new workspace")
+    elif create:
+        check_file.parent.mkdir(parents=True, exist_ok=True)
+        check_file.write_text(key_check(key) + "\n")
+    return key
+
+
+def key_check(key: bytes) -> str:
+    """A check value of the key (the HMAC of a fixed text): it tells two keys apart and gives no pseudonym."""
+    return hmac.new(key, b"opencem pseudonymisation key check", hashlib.sha256).hexdigest()[:16]
 
 
 class Pseudonymiser:
