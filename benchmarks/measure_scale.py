@@ -24,6 +24,7 @@ import duckdb
 
 from opencem.engine.duckdb_engine import resources
 from opencem.measure.run import measure
+from opencem.workspace import Workspace
 
 PLAIN = """
 SELECT subscriber_id, service, CAST(start_time AS DATE) AS day, count(*) AS sessions,
@@ -63,7 +64,8 @@ def main() -> None:
     def progress(step: str, done: int, total: int) -> None:
         marks.append(("ingest" if step.startswith("ingest") else step.strip(), time.perf_counter()))
 
-    os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
+    if not Workspace(a.workspace).pseudonym_key.exists():  # a workspace measured with its own key file keeps that key
+        os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
     t0 = time.perf_counter()
     marks.append(("ingest", t0))
     res = measure(a.data, a.workspace, "duckdb", progress=progress)

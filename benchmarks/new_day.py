@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--twin-days", type=int, default=7, help="the window diagnose runs on, ending with the new day")
     ap.add_argument("--no-yesterday", action="store_true", help="do not diagnose the day before first (no kept twin state)")
     a = ap.parse_args()
-    os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
+    if not Workspace(a.workspace).pseudonym_key.exists():  # a workspace measured with its own key file keeps that key
+        os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
     ws = Workspace(a.workspace)
     if not (ws.model("nps") / "state.json").is_file():
         shutil.copytree(a.model, ws.model("nps"))

@@ -58,7 +58,8 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=1, help="repeat the measured week to fill this many weeks")
     a = ap.parse_args()
 
-    os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
+    if not Workspace(a.workspace).pseudonym_key.exists():  # a workspace measured with its own key file keeps that key
+        os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
     ws = Workspace(a.workspace)
     measure_s = None
     if not all(ws.measure_files(t) for t in MEASURE_TABLES):
