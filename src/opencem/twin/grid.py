@@ -17,10 +17,11 @@ from ..geo import POSITION_DECIMALS, grid_of
 SNAP = {"scale": 10.0 ** POSITION_DECIMALS}
 
 
-def grid_table(engine: Engine, resolution: int) -> pa.Table:
-    """(lat_key, lon_key, grid) for the distinct snapped positions of the placed sessions and radio samples
-    (tables ``sess_placed`` and ``mr_placed``)."""
-    t = engine.query_arrow(sql_file("opencem.twin", "grid_positions"), SNAP, step="grid_positions")
+def grid_table(engine: Engine, resolution: int, window: dict) -> pa.Table:
+    """(lat_key, lon_key, grid) for every snapped position a session or radio sample of the ``window`` (start,
+    end) can be placed at: the GPS medians ``mr_hour`` and ``mr_day``, the coverage centres ``cell_centroid``
+    and the samples' own GPS."""
+    t = engine.query_arrow(sql_file("opencem.twin", "grid_positions"), {**window, **SNAP}, step="grid_positions")
     lat, lon = (t[k].to_numpy() / SNAP["scale"] for k in ("lat_key", "lon_key"))
     return pa.table({"lat_key": t["lat_key"], "lon_key": t["lon_key"], "grid": pa.array(grid_of(lat, lon, resolution), pa.string())})
 

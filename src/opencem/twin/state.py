@@ -116,16 +116,16 @@ def _build_day(engine: Engine, tree: Tree, day: dt.date, resolution: int, kept: 
                         {"start": day - dt.timedelta(days=CENTROID_DAYS - 1), "end": window["end"]})
     for name in ("mr_hour", "mr_day"):
         engine.create_table(name, sql_file("opencem.twin", name), window)
-    engine.create_table("sess_placed", place_sql("xdr", "start_time"), window)
     engine.create_view("radio_keys", sql_file("opencem.twin", "radio_keys"))
-    engine.create_table("mr_placed", sql_file("opencem.twin", "mr_placed").format(placed=place_sql("radio_keys", "sample_time")), window)
-    engine.register_arrow("grid_map", grid_table(engine, resolution))
+    engine.register_arrow("grid_map", grid_table(engine, resolution, window))
     # a poor session is the default tree's, as everywhere else (the calibrated tree only reweights the CEI)
-    engine.create_table("sess", sql_file("opencem.twin", "sess").format(poor_session=poor_session_sql(load_tree())), SNAP)
-    engine.create_table("mr", sql_file("opencem.twin", "mr"), SNAP)
+    engine.create_table("sess", sql_file("opencem.twin", "sess").format(
+        placed=place_sql("xdr", "start_time"), poor_session=poor_session_sql(load_tree())), {**window, **SNAP})
+    mr_placed = sql_file("opencem.twin", "mr_placed").format(placed=place_sql("radio_keys", "sample_time"))
+    engine.create_table("mr", sql_file("opencem.twin", "mr").format(mr_placed=mr_placed), {**window, **SNAP})
     engine.create_table("sess_cell_hour", sql_file("opencem.twin", "sess_cell_hour"), {"hot_prb": HOT_PRB})
     engine.create_table("cell_hour_rtt", sql_file("opencem.twin", "cell_hour_rtt"))
-    for name in ("sess_placed", "mr_placed", "radio_keys", "mr_hour", "mr_day", "cell_centroid"):
+    for name in ("radio_keys", "mr_hour", "mr_day", "cell_centroid"):
         engine.drop(name)
 
     engine.create_view("kqi_gh", kqi_sql("grid", "date_trunc('hour', start_time)", "sess"))

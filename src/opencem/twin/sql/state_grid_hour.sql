@@ -12,16 +12,18 @@ WITH s AS (
     avg(CASE WHEN call_dropped THEN 1E0 WHEN call_dropped IS NOT NULL THEN 0E0 END) AS call_drop_rate,
     avg(prb_util_dl) AS prb_util_dl, max(prb_util_dl) AS prb_util_dl_max,
     avg(ul_interference_dbm) AS ul_interference_dbm,
-    first(cell_id ORDER BY n_cell DESC, cell_id) AS main_cell, count(DISTINCT cell_id) AS cells
-  FROM (SELECT *, count(*) OVER (PARTITION BY grid, hour, cell_id) AS n_cell FROM sess)
-  GROUP BY grid, hour),
+    count(DISTINCT cell_id) AS cells
+  FROM sess GROUP BY grid, hour),
+m AS (  -- the cell that served most sessions, from the day's sums per grid x hour x cell
+  SELECT grid, hour, first(cell_id ORDER BY n DESC, cell_id) AS main_cell
+  FROM (SELECT grid, hour, cell_id, sum(n) AS n FROM sess_cell_hour GROUP BY grid, hour, cell_id) GROUP BY grid, hour),
 r AS (
   SELECT grid, hour, count(*) AS mr_samples,
     quantile_cont(rsrp_dbm, 0.5) AS rsrp_dbm_p50, quantile_cont(rsrp_dbm, 0.1) AS rsrp_dbm_p10,
     quantile_cont(sinr_db, 0.5) AS sinr_db_p50, quantile_cont(sinr_db, 0.1) AS sinr_db_p10
   FROM mr GROUP BY grid, hour)
-SELECT s.*, c.cei, {ceis}, r.mr_samples, r.rsrp_dbm_p50, r.rsrp_dbm_p10, r.sinr_db_p50, r.sinr_db_p10,
+SELECT s.* EXCLUDE (cells), m.main_cell, s.cells, c.cei, {ceis}, r.mr_samples, r.rsrp_dbm_p50, r.rsrp_dbm_p10, r.sinr_db_p50, r.sinr_db_p10,
        CAST(s.hour AS DATE) AS day
-FROM s LEFT JOIN cei_gh c ON c.grid = s.grid AND c.day = s.hour
+FROM s JOIN m USING (grid, hour) LEFT JOIN cei_gh c ON c.grid = s.grid AND c.day = s.hour
 LEFT JOIN r ON r.grid = s.grid AND r.hour = s.hour
 ORDER BY s.grid, s.hour
