@@ -83,6 +83,7 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         engine.register_arrow("units_in", units.select(["grid", "hour", "z", "signal"]).append_column("label", pa.array(labels)))
         engine.create_table("ep_units", sql_file("opencem.twin", "ep_units"))
         engine.drop("units_in")
+        engine.create_table("area_sessions", sql_file("opencem.twin", "area_sessions"))
         say("naming causes")
         ev = evidence(engine)
         causes, confidence, cells, words = attribute(ev)
@@ -158,15 +159,24 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
             runs[-1].append(d)
         else:
             runs.append([d])
-    for i, run in enumerate(r for r in runs if len(r) >= 2):
+    runs = [r for r in runs if len(r) >= 2]
+    ids = [f"D{i + 1:03d}" for i in range(len(runs))]
+    engine.register_arrow("device_runs", pa.table({
+        "episode_id": pa.array(ids, pa.string()), "device_model": pa.array([r[0]["device_model"] for r in runs], pa.string()),
+        "first_day": pa.array([r[0]["day"] for r in runs], pa.date32()),
+        "end_day": pa.array([r[-1]["day"] + dt.timedelta(days=1) for r in runs], pa.date32())}))
+    engine.create_table("device_sessions", sql_file("opencem.twin", "device_sessions"))
+    engine.drop("device_runs")
+    found = {r["episode_id"]: r for r in engine.query_arrow(sql_file("opencem.twin", "device_episode"), step="device_episode").to_pylist()}
+    for episode_id, run in zip(ids, runs):
         model, a, b = run[0]["device_model"], run[0]["day"], run[-1]["day"] + dt.timedelta(days=1)
         n, o, e = (sum(d[k] for d in run) for k in ("n", "o", "e"))
-        subs, affected, poor_grids, arpu = engine.query_row(
-            sql_file("opencem.twin", "device_episode"), {"device_model": model, "start": a, "end": b}, step="device_episode")
-        rows.append({"episode_id": f"D{i + 1:03d}", "kind": "device", "start_time": dt.datetime.combine(a, dt.time()),
-                     "end_time": dt.datetime.combine(b, dt.time()), "grid_hours": 0, "grids": len(poor_grids or []),
+        f = found[episode_id]
+        rows.append({"episode_id": episode_id, "kind": "device", "start_time": dt.datetime.combine(a, dt.time()),
+                     "end_time": dt.datetime.combine(b, dt.time()), "grid_hours": 0, "grids": len(f["poor_grids"] or []),
                      "max_z": round(max(d["z"] for d in run), 3), "main_signal": "poor_device_day", "sessions": int(n), "poor_sessions": int(o),
-                     "subscribers": subs, "affected_subscribers": affected, "affected_arpu": arpu, "cause": "device",
+                     "subscribers": f["subscribers"], "affected_subscribers": f["affected_subscribers"], "affected_arpu": f["affected_arpu"],
+                     "cause": "device",
                      "confidence": round(max(0.0, 1 - e * run[0]["ratio0"] / max(o, 1)), 3), "cells": [],  # share of its poor sessions in excess
                      "evidence": f"{model}: {o} poor sessions where devices of other models in the same grid-hours would have had "
                                  f"{e * run[0]['ratio0']:.0f} ({(o / e) / run[0]['ratio0']:.1f}x its own quiet days), {len(run)} days",
@@ -195,7 +205,8 @@ def _write(engine: Engine, ws: Workspace, episodes: pa.Table) -> Path:
     engine.register_arrow("episodes_out", episodes)
     engine.create_table("episode_sessions", sql_file("opencem.twin", "episode_sessions"))
     subscribers = engine.query_arrow(sql_file("opencem.twin", "episode_subscribers"), step="episode_subscribers")
-    engine.drop("episode_sessions")
+    for name in ("episode_sessions", "area_sessions", "device_sessions"):
+        engine.drop(name)
     units = engine.query_arrow(sql_file("opencem.twin", "episode_units"), step="episode_units")
     engine.drop("episodes_out")
     with atomic_dir(ws.twin) as tmp:

@@ -1,11 +1,10 @@
--- One row per area episode (its grid-hours in ep_units): span, footprint, sessions and subscribers touched,
+-- One row per area episode (its grid-hours in ep_units, its sessions in area_sessions): span, footprint, sessions and subscribers touched,
 -- the revenue of those with a poor session, its cause (cause_in), the poor-session weight of each grid and
 -- the mean position of the cells it names (their sites: where a team would go).
 WITH u AS (SELECT episode_id, count(*) AS grid_hours, count(DISTINCT grid) AS grids, min(hour) AS start_time,
                   max(hour) + INTERVAL 1 HOUR AS end_time, round(max(z), 3) AS max_z, arg_max(signal, z) AS main_signal,
                   list(DISTINCT grid ORDER BY grid) AS grid_list FROM ep_units GROUP BY episode_id),
-s AS (SELECT u.episode_id, x.subscriber_id, x.arpu_monthly, x.poor, x.grid FROM ep_units u
-      JOIN sess x ON x.grid = u.grid AND x.hour = u.hour),
+s AS (SELECT * FROM area_sessions),
 a AS (SELECT episode_id, count(*) AS sessions, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS BIGINT) AS poor_sessions,
              count(DISTINCT subscriber_id) AS subscribers,
              count(DISTINCT CASE WHEN poor THEN subscriber_id END) AS affected_subscribers FROM s GROUP BY episode_id),
