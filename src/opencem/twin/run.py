@@ -203,7 +203,7 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
 
 def _write(engine: Engine, ws: Workspace, episodes: pa.Table) -> Path:
     engine.register_arrow("episodes_out", episodes)
-    engine.create_table("episode_sessions", sql_file("opencem.twin", "episode_sessions"))
+    engine.create_view("episode_sessions", sql_file("opencem.twin", "episode_sessions"))
     subscribers = engine.query_arrow(sql_file("opencem.twin", "episode_subscribers"), step="episode_subscribers")
     for name in ("episode_sessions", "area_sessions", "device_sessions"):
         engine.drop(name)

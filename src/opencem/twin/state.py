@@ -5,8 +5,9 @@ Tables (on the engine; :mod:`opencem.twin.run` writes them to the workspace):
 - ``sess``: one row per session of the window with its grid, hour, poor flag, device and the serving
   cell's PM state in that 15 minutes (kept with the columns the window's steps read);
 - ``mr``: one row per radio sample of the window with its grid and hour;
-- ``sess_cell_hour`` and ``cell_hour_rtt``: the sessions' sums per grid x hour x serving cell x load, and
-  each cell-hour's median RTT, which the window's steps read instead of every session;
+- ``sess_cell_hour``, ``cell_hour_rtt``, ``sess_device_hour`` and ``day_spread``: the sessions' sums per
+  grid x hour x serving cell x load, each cell-hour's median RTT, the sessions per grid x hour x device
+  model, and the day's moments of each statistic: the window's steps read these instead of every session;
 - ``state_grid_hour``: subscribers, sessions, traffic, poor-session share, CEI (per service and
   overall, through the indicator tree), session KQI quantiles, RSRP / SINR quantiles, the serving
   cells' load and interference;
@@ -41,7 +42,7 @@ from .grid import SNAP, grid_table, place_sql
 
 
 # the tables built per day, and the order of their rows (the session-level ones need none)
-DAY_TABLES = {"sess": "", "mr": "", "sess_cell_hour": "", "cell_hour_rtt": "",
+DAY_TABLES = {"sess": "", "mr": "", "sess_cell_hour": "", "cell_hour_rtt": "", "sess_device_hour": "", "day_spread": "",
               "state_grid_hour": "grid, hour", "state_grid_cell_hour": "grid, hour, cell_id"}
 # the columns of a day's sessions that the window's steps read (episodes, devices, PM units): the KQI inputs
 # served the day's own tables and are not kept
@@ -125,6 +126,8 @@ def _build_day(engine: Engine, tree: Tree, day: dt.date, resolution: int, kept: 
     engine.create_table("mr", sql_file("opencem.twin", "mr").format(mr_placed=mr_placed), {**window, **SNAP})
     engine.create_table("sess_cell_hour", sql_file("opencem.twin", "sess_cell_hour"), {"hot_prb": HOT_PRB})
     engine.create_table("cell_hour_rtt", sql_file("opencem.twin", "cell_hour_rtt"))
+    engine.create_table("sess_device_hour", sql_file("opencem.twin", "sess_device_hour"))
+    engine.create_table("day_spread", sql_file("opencem.twin", "day_spread"))
     for name in ("radio_keys", "mr_hour", "mr_day", "cell_centroid"):
         engine.drop(name)
 
