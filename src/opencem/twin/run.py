@@ -171,11 +171,12 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
     for episode_id, run in zip(ids, runs):
         model, a, b = run[0]["device_model"], run[0]["day"], run[-1]["day"] + dt.timedelta(days=1)
         n, o, e = (sum(d[k] for d in run) for k in ("n", "o", "e"))
-        f = found[episode_id]
+        stats = found[episode_id]
         rows.append({"episode_id": episode_id, "kind": "device", "start_time": dt.datetime.combine(a, dt.time()),
-                     "end_time": dt.datetime.combine(b, dt.time()), "grid_hours": 0, "grids": len(f["poor_grids"] or []),
+                     "end_time": dt.datetime.combine(b, dt.time()), "grid_hours": 0, "grids": len(stats["poor_grids"] or []),
                      "max_z": round(max(d["z"] for d in run), 3), "main_signal": "poor_device_day", "sessions": int(n), "poor_sessions": int(o),
-                     "subscribers": f["subscribers"], "affected_subscribers": f["affected_subscribers"], "affected_arpu": f["affected_arpu"],
+                     "subscribers": stats["subscribers"], "affected_subscribers": stats["affected_subscribers"],
+                     "affected_arpu": stats["affected_arpu"],
                      "cause": "device",
                      "confidence": round(max(0.0, 1 - e * run[0]["ratio0"] / max(o, 1)), 3), "cells": [],  # share of its poor sessions in excess
                      "evidence": f"{model}: {o} poor sessions where devices of other models in the same grid-hours would have had "
