@@ -161,15 +161,14 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
             runs.append([d])
     runs = [r for r in runs if len(r) >= 2]
     ids = [f"D{i + 1:03d}" for i in range(len(runs))]
+    spans = [(r[0]["device_model"], r[0]["day"], r[-1]["day"] + dt.timedelta(days=1)) for r in runs]  # model, first day, end
     engine.register_arrow("device_runs", pa.table({
-        "episode_id": pa.array(ids, pa.string()), "device_model": pa.array([r[0]["device_model"] for r in runs], pa.string()),
-        "first_day": pa.array([r[0]["day"] for r in runs], pa.date32()),
-        "end_day": pa.array([r[-1]["day"] + dt.timedelta(days=1) for r in runs], pa.date32())}))
+        "episode_id": pa.array(ids, pa.string()), "device_model": pa.array([s[0] for s in spans], pa.string()),
+        "first_day": pa.array([s[1] for s in spans], pa.date32()), "end_day": pa.array([s[2] for s in spans], pa.date32())}))
     engine.create_table("device_sessions", sql_file("opencem.twin", "device_sessions"))
     engine.drop("device_runs")
     found = {r["episode_id"]: r for r in engine.query_arrow(sql_file("opencem.twin", "device_episode"), step="device_episode").to_pylist()}
-    for episode_id, run in zip(ids, runs):
-        model, a, b = run[0]["device_model"], run[0]["day"], run[-1]["day"] + dt.timedelta(days=1)
+    for episode_id, run, (model, a, b) in zip(ids, runs, spans):
         n, o, e = (sum(d[k] for d in run) for k in ("n", "o", "e"))
         stats = found[episode_id]
         rows.append({"episode_id": episode_id, "kind": "device", "start_time": dt.datetime.combine(a, dt.time()),

@@ -4,14 +4,13 @@
 WITH u AS (SELECT episode_id, count(*) AS grid_hours, count(DISTINCT grid) AS grids, min(hour) AS start_time,
                   max(hour) + INTERVAL 1 HOUR AS end_time, round(max(z), 3) AS max_z, arg_max(signal, z) AS main_signal,
                   list(DISTINCT grid ORDER BY grid) AS grid_list FROM ep_units GROUP BY episode_id),
-s AS (SELECT * FROM area_sessions),
 a AS (SELECT episode_id, count(*) AS sessions, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS BIGINT) AS poor_sessions,
              count(DISTINCT subscriber_id) AS subscribers,
-             count(DISTINCT CASE WHEN poor THEN subscriber_id END) AS affected_subscribers FROM s GROUP BY episode_id),
+             count(DISTINCT CASE WHEN poor THEN subscriber_id END) AS affected_subscribers FROM area_sessions GROUP BY episode_id),
 v AS (SELECT episode_id, round(sum(arpu_monthly), 2) AS affected_arpu FROM (
-        SELECT DISTINCT episode_id, subscriber_id, arpu_monthly FROM s WHERE poor) GROUP BY episode_id),
+        SELECT DISTINCT episode_id, subscriber_id, arpu_monthly FROM area_sessions WHERE poor) GROUP BY episode_id),
 w AS (  -- where the poor sessions are: centre of the footprint weighted by them
-      SELECT episode_id, grid, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS DOUBLE) + 0.1 AS weight FROM s GROUP BY ALL),
+      SELECT episode_id, grid, CAST(sum(CASE WHEN poor THEN 1 ELSE 0 END) AS DOUBLE) + 0.1 AS weight FROM area_sessions GROUP BY ALL),
 p AS (SELECT episode_id, avg(k.lat) AS cells_lat, avg(k.lon) AS cells_lon
       FROM (SELECT episode_id, unnest(cells) AS cell_id FROM cause_in) JOIN cells k USING (cell_id) GROUP BY episode_id)
 SELECT u.episode_id, 'area' AS kind, u.start_time, u.end_time, u.grid_hours, u.grids, u.max_z, u.main_signal,
