@@ -138,13 +138,15 @@ def _validate(eng, contract: Table, source_file: str, absent: list[str]) -> tupl
         f"WHEN {quote_literal(c.name)} THEN CAST(bad.{quote_ident('r:' + c.name)} AS VARCHAR)"
         for c in contract.columns) + " END"
     eng.register_arrow("rules", rules)
-    eng.create_view("validated", sql_file(_SQL, "validated").format(raw=raw, typed=typed, flags=flags))
+    eng.create_view("typed", sql_file(_SQL, "typed").format(raw=raw, typed=typed))
+    eng.create_view("validated", sql_file(_SQL, "validated").format(flags=flags))
     key = ", ".join(map(quote_ident, contract.key))
     eng.create_table("duplicates", sql_file(_SQL, "duplicates").format(key=key) if key else
                      "SELECT CAST(NULL AS BIGINT) AS __row WHERE false")  # no key, no duplicates
-    eng.create_view("valid", sql_file(_SQL, "valid").format(columns=_typed(contract)))
     quarantine = eng.query_arrow(sql_file(_SQL, "quarantine").format(value=value), {
         "duplicate_rule": len(checks) - 1, "table": contract.name, "source_file": source_file}, step="quarantine")
+    eng.register_arrow("quarantined", quarantine.select(["row"]))
+    eng.create_view("valid", sql_file(_SQL, "valid").format(columns=_typed(contract)))
     known = [c for c in contract.columns if c.known]
     unknown: dict[str, dict[str, int]] = {}
     if known:
@@ -179,7 +181,7 @@ def _valid_rows(contract: Table, replace: tuple[str, str, dict] | None = None) -
         return f"SELECT {', '.join(map(quote_ident, contract.column_names))} FROM valid ORDER BY __row"
     column, sql = quote_ident(replace[0]), replace[1]
     cols = ", ".join(f"m.__new AS {column}" if c == replace[0] else f"v.{quote_ident(c)}" for c in contract.column_names)
-    return (f"WITH m AS (SELECT {column}, {sql} AS __new FROM (SELECT DISTINCT {column} FROM validated)) "
+    return (f"WITH m AS (SELECT {column}, {sql} AS __new FROM (SELECT DISTINCT {column} FROM typed)) "
             f"SELECT {cols} FROM valid v LEFT JOIN m USING ({column}) ORDER BY v.__row")
 
 
