@@ -21,7 +21,11 @@ def kqi_sql(keys: str = "subscriber_id", period: str = "CAST(start_time AS DATE)
     stall_ratio = "stall_ms / NULLIF(date_diff('millisecond', start_time, end_time) - stall_ms, 0)"
     video = qoe.video_mos_sql("initial_buffer_ms", stall_ratio, "stall_count", "video_resolution_p")
     layers, r = qoe.emodel_r_sql_layers("voice_delay_ms", "packet_loss_pct", "codec", "jitter_ms")
-    layers = layers + [[("voice_r", f"CASE WHEN service = 'voice' AND success THEN {r} END")]]
+    # every E-model term is computed for the successful voice sessions only: on the other sessions (most of
+    # them) the engine would evaluate it all to NULL, which costs as much as the terms themselves
+    voice = "service = 'voice' AND success"
+    layers = [[(alias, f"CASE WHEN {voice} THEN {expr} END") for alias, expr in layer] for layer in layers]
+    layers = layers + [[("voice_r", f"CASE WHEN {voice} THEN {r} END")]]
     ctes, prev = [], "r"
     for i, layer in enumerate(layers):
         cols = ", ".join(f"{expr} AS {alias}" for alias, expr in layer)
