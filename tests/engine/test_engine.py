@@ -374,8 +374,9 @@ def test_atomic_dir_failure_keeps_old(tmp_path):
 
 
 def _read(path: Path) -> pa.Table:
-    return normalise_arrow(duckdb.sql(
-        f"SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true)").to_arrow_table())
+    with duckdb.connect() as con:  # not the module's shared connection, which another test may have left busy
+        return normalise_arrow(con.sql(
+            f"SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true)").to_arrow_table())
 
 
 def test_write_parquet_partitioned_idempotent(engine, tmp_path):

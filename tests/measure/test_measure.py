@@ -57,7 +57,7 @@ def test_outputs_catalog_and_row_counts(duck_ws, small_op):
     for name in OUTPUTS:
         assert con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == read(duck_ws, name).num_rows > 0
     groups = duckdb.execute(f"""SELECT count(*) FROM (SELECT DISTINCT subscriber_id, service, CAST(start_time AS DATE)
-        FROM '{small_op}/inputs/xdr/*/*.parquet')""").fetchone()[0]
+        FROM '{small_op}/inputs/xdr/*/*.parquet')""").fetchall()[0][0]
     assert read(duck_ws, "kqi_pspu_day").num_rows == groups
     assert read(duck_ws, "kpi_cell_15min").num_rows == pq.read_table(small_op / "inputs" / "pm").num_rows
     # the per-subscriber daily summaries hold every session and report once
@@ -98,7 +98,7 @@ def test_voice_kqi_is_the_e_model_of_each_call(duck_ws, small_op):
     mine = [c for c in calls if c[0] == sub and c[1] == day]
     want = np.mean([qoe.emodel_mos(c[2], c[3], c[4], c[5]) for c in mine])
     got = duckdb.execute(f"""SELECT voice_mos_mean FROM '{duck_ws}/measure/kqi_pspu_day/*/*.parquet'
-        WHERE subscriber_id = '{sub}' AND day = DATE '{day}' AND service = 'voice'""").fetchone()[0]
+        WHERE subscriber_id = '{sub}' AND day = DATE '{day}' AND service = 'voice'""").fetchall()[0][0]
     assert got == pytest.approx(want, rel=1e-9)
 
 
@@ -111,7 +111,7 @@ def test_cei_is_worse_where_the_truth_says_experience_was_worse(duck_ws, small_o
     ids = [p.one(s) for s in truth["subscriber_id"].to_pylist()]
     t = truth.append_column("pid", pa.array(ids))  # noqa: F841  (read by the query below)
     (r,) = duckdb.execute(f"""SELECT corr(c.cei, -t.network_penalty) FROM t
-        JOIN '{duck_ws}/measure/cei_subscriber_day/*/*.parquet' c ON c.subscriber_id = t.pid AND c.day = t.date""").fetchone()
+        JOIN '{duck_ws}/measure/cei_subscriber_day/*/*.parquet' c ON c.subscriber_id = t.pid AND c.day = t.date""").fetchall()[0]
     assert r > 0.3
 
 
