@@ -31,7 +31,7 @@ from .engine import Engine, make_engine, quote_ident
 LAKE_TABLES = ("subscribers", "cells", "pm", "xdr", "radio_samples", "surveys", "care_contacts", "portouts",
                "tariffs", "survey_invitations", "nps_tracker", "subscriber_contracts")
 MEASURE_TABLES = ("kpi_cell_15min", "kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "cei_journey_day",
-                  "radio_subscriber_day", "subscriber_position_day", "subscriber_cell_day")
+                  "radio_subscriber_day", "subscriber_position_day", "subscriber_cell_day", "poor_session_day")
 # lake tables an operator may not have: an empty table of the contract's shape stands in
 # (nobody left, no tariff history, no invitation log, no representative study)
 OPTIONAL_LAKE = ("portouts", "tariffs", "survey_invitations", "nps_tracker", "subscriber_contracts")

@@ -27,7 +27,8 @@ OUTPUTS = MEASURE_TABLES
 KEYS = {"kpi_cell_15min": ["cell_id", "period_start"], "cei_subscriber_day": ["subscriber_id", "day"],
         "cei_journey_day": ["subscriber_id", "day"], "radio_subscriber_day": ["subscriber_id", "day"],
         "subscriber_position_day": ["subscriber_id", "day", "lat", "lon"],
-        "subscriber_cell_day": ["subscriber_id", "day", "cell_id"]}
+        "subscriber_cell_day": ["subscriber_id", "day", "cell_id"],
+        "poor_session_day": ["subscriber_id", "day", "cell_id", "start_time", "service"]}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,10 @@ def test_outputs_catalog_and_row_counts(duck_ws, small_op):
     assert pc.sum(read(duck_ws, "subscriber_position_day")["reports"]).as_py() == radio.num_rows - radio["lat"].null_count
     poor = pc.sum(read(duck_ws, "subscriber_cell_day")["poor_sessions"]).as_py()
     assert 0 < poor < xdr.num_rows
+    # every poor session once, and with the subscriber's radio of its hour where they sent reports then
+    sessions = read(duck_ws, "poor_session_day")
+    assert sessions.num_rows == poor
+    assert 0 < pc.sum(pc.is_valid(sessions["rsrp_reports"])).as_py() <= poor
 
 
 def test_rerun_gives_the_same_output(duck_ws, small_op, tmp_path, monkeypatch):

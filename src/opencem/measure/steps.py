@@ -56,4 +56,6 @@ def measure_steps(tree: Tree) -> list[Step]:
         Step("subscriber_position_day", sql_file("opencem.measure", "subscriber_position_day"), partition_by=["day"]),
         Step("subscriber_cell_day", sql_file("opencem.measure", "subscriber_cell_day").format(
             poor_session=poor_session_sql(tree)), partition_by=["day"]),
+        Step("poor_session_day", sql_file("opencem.measure", "poor_session_day").format(
+            poor_session=poor_session_sql(tree)), partition_by=["day"]),
     ]

@@ -25,7 +25,7 @@ from ..engine.files import atomic_dir
 from ..engine.pipeline import sql_file
 from ..errors import InputError
 from ..geo import DEFAULT_RESOLUTION, grid_of
-from ..indicators.tree import load_tree, poor_session_sql
+from ..indicators.tree import load_tree
 from ..workspace import Workspace
 from .features import NETWORK, NON_NETWORK, base_requests, build_features, feature_list
 from .model import CLASSES, NpsModel
@@ -58,8 +58,7 @@ def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None 
     say = progress or (lambda _msg: None)
     ws = Workspace(workspace)
     model = model or NpsModel.load(ws.model("nps"))
-    tree = load_tree()
-    feats = feature_list(tree)
+    feats = feature_list(load_tree())
     if [f.name for f in feats] != model.encoder.names:
         raise InputError(f"{ws.model('nps')}: the model was trained on other features; run `opencem train nps` again")
     with ws.session(engine, spark_master=spark_master) as engine:
@@ -81,7 +80,7 @@ def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None 
         places = _places(engine, as_of)
         scores = _score_table(x_table, p, pred["expected_score"], explained, contrib, feats, places)
         say("potential detractors: evidence and network cause")
-        detractors = _potential_detractors(engine, scores, as_of, poor_session_sql(tree))
+        detractors = _potential_detractors(engine, scores, as_of)
     say("NPS of the base and of every segment, grid and cell")
     scores = _risk_flags(ws, scores, as_of)
     segments = nps_by_segment(scores, replicas, model.level)
@@ -230,15 +229,15 @@ def nps_by_segment(scores: pa.Table, replicas: np.ndarray, level: str) -> pa.Tab
 
 
 # -- potential detractors with a network cause ------------------------------------------------------------
-def _potential_detractors(engine: Engine, scores: pa.Table, as_of: dt.date, poor_session: str) -> pa.Table:
+def _potential_detractors(engine: Engine, scores: pa.Table, as_of: dt.date) -> pa.Table:
     """Subscribers more likely than not to answer 0-6, ranked by value, each with the network evidence
     (the cell, days and hours of their poor sessions in the last 7 days and that cell's state then) and
     a cause; the cause is non-network when non-network drivers outweigh network ones or no poor
-    session stands out. ``poor_session``: the SQL condition of a poor xDR session."""
+    session stands out."""
     cand = scores.filter(pc.greater_equal(scores["p_detractor"], DETRACTOR_P))
     engine.register_arrow("cand", cand.select(["subscriber_id", "top_network_driver"]))
-    sql = sql_file("opencem.nps", "potential_detractor_evidence").format(poor_session=poor_session)
-    ev = engine.query_arrow(sql, {"as_of": as_of}, step="potential_detractor_evidence")
+    ev = engine.query_arrow(sql_file("opencem.nps", "potential_detractor_evidence"), {"as_of": as_of},
+                            step="potential_detractor_evidence")
     engine.drop("cand")
     out = _left_join(cand.select(["subscriber_id", "p_detractor", "expected_score", "arpu_monthly", "value_tier", "plan",
                                   "network_push", "nonnetwork_push", "top_network_driver", "network_drivers",

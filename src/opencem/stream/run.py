@@ -55,7 +55,7 @@ from .sources import STREAM_TABLES, Message
 
 PAUSE_ENV = "OPENCEM_STREAM_PAUSE"  # "<batch>:<point>": stop (sleep) at that point of that batch, for the kill -9 test
 SUBSCRIBER_STEPS = ("kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "cei_journey_day",
-                    "radio_subscriber_day", "subscriber_position_day", "subscriber_cell_day")
+                    "radio_subscriber_day", "subscriber_position_day", "subscriber_cell_day", "poor_session_day")
 CELL_STEPS = ("kpi_cell_15min",)
 COMPACT_AFTER = 32  # a day folder's files a batch adds to before it writes them as one (reads open every file)
 OUTBOX_SCHEMA = pa.schema([("alert_id", pa.string()), ("batch", pa.int64()), ("kind", pa.string()),

@@ -1,32 +1,31 @@
 -- The network evidence of each candidate (`cand`: likely detractors) over the 7 days before $as_of: the
 -- cell with most of their poor sessions, when those happened, that cell's load and interference then,
 -- the candidate's radio then, round trips against the cell's median, failed web sessions, and the
--- device model's poor-session rate against the rest. The cell and the device rates come from measure's
--- daily summaries (of subscriber_cell_day only the rows with a poor session); only the poor sessions on
--- each candidate's cell are read from xDR. The poor-session condition comes from the indicator tree.
+-- device model's poor-session rate against the rest. All but the cell's median round trip come from
+-- measure's daily summaries: the poor sessions, each with the subscriber's radio in its hour, from
+-- poor_session_day, and every session of a subscriber-day from cei_subscriber_day.
 -- Real-valued means are summed in fixed point (exact, so the same in any order): a float sum's last bit
 -- depends on the order the threads add in, and must not move a cause across its threshold between runs.
 WITH top AS (  -- ranked with a window, not first(... ORDER BY), so that Spark runs the same SQL
   SELECT subscriber_id, cell_id, n_poor AS poor_sessions FROM (
     SELECT subscriber_id, cell_id, n_poor, row_number() OVER (PARTITION BY subscriber_id ORDER BY n_poor DESC, cell_id) AS k
-    FROM (SELECT subscriber_id, cell_id, sum(poor_sessions) AS n_poor FROM subscriber_cell_day JOIN cand USING (subscriber_id)
-          WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY AND poor_sessions > 0 GROUP BY ALL))
+    FROM (SELECT subscriber_id, cell_id, count(*) AS n_poor FROM poor_session_day JOIN cand USING (subscriber_id)
+          WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY GROUP BY ALL))
   WHERE k = 1),
 ps AS (
-  SELECT x.subscriber_id, x.cell_id, x.service, x.start_time, x.rtt_ms, x.success, x.day
-  FROM xdr x JOIN top USING (subscriber_id, cell_id)
-  WHERE x.day < $as_of AND x.day >= $as_of - INTERVAL 7 DAY AND ({poor_session})),
+  SELECT p.* FROM poor_session_day p JOIN top USING (subscriber_id, cell_id)
+  WHERE p.day < $as_of AND p.day >= $as_of - INTERVAL 7 DAY),
 kpi AS (
   SELECT ps.subscriber_id, CAST(sum(CAST(k.prb_util_dl AS DECIMAL(38, 12))) AS DOUBLE) / count(k.prb_util_dl) AS prb_util,
          CAST(sum(CAST(k.ul_interference_dbm AS DECIMAL(38, 12))) AS DOUBLE) / count(k.ul_interference_dbm) AS ul_interf
   FROM ps JOIN kpi_cell_15min k ON k.cell_id = ps.cell_id
-    AND ps.start_time >= k.period_start AND ps.start_time < k.period_start + INTERVAL 15 MINUTE GROUP BY ALL),
-radio AS (
-  SELECT ps.subscriber_id, CAST(sum(CAST(r.rsrp_dbm AS DECIMAL(38, 12))) AS DOUBLE) / count(r.rsrp_dbm) AS rsrp,
-         CAST(sum(CAST(r.sinr_db AS DECIMAL(38, 12))) AS DOUBLE) / count(r.sinr_db) AS sinr
-  FROM (SELECT DISTINCT subscriber_id, cell_id, date_trunc('hour', start_time) AS h FROM ps) ps
-  JOIN radio_samples r ON r.subscriber_id = ps.subscriber_id AND r.cell_id = ps.cell_id
-    AND date_trunc('hour', r.sample_time) = ps.h GROUP BY ALL),
+    AND ps.start_time >= k.period_start AND ps.start_time < k.period_start + INTERVAL 15 MINUTE
+  WHERE k.day < $as_of AND k.day >= $as_of - INTERVAL 8 DAY GROUP BY ALL),  -- a period may start the day before
+radio AS (  -- each hour's sums once, however many poor sessions it had
+  SELECT subscriber_id, CAST(sum(CAST(rsrp_sum AS DECIMAL(38, 12))) AS DOUBLE) / NULLIF(sum(rsrp_reports), 0) AS rsrp,
+         CAST(sum(CAST(sinr_sum AS DECIMAL(38, 12))) AS DOUBLE) / NULLIF(sum(sinr_reports), 0) AS sinr
+  FROM (SELECT DISTINCT subscriber_id, cell_id, date_trunc('hour', start_time) AS h, rsrp_sum, rsrp_reports,
+                        sinr_sum, sinr_reports FROM ps) GROUP BY ALL),
 rtt AS (
   SELECT ps.subscriber_id,
          CAST(sum(CAST(ps.rtt_ms AS DECIMAL(38, 12))) AS DOUBLE) / count(ps.rtt_ms) / NULLIF(any_value(b.rtt_p50), 0) AS rtt_ratio,
@@ -45,11 +44,10 @@ hours AS (
       FROM ps GROUP BY ALL))
   WHERE k = 1),
 dev AS (  -- poor-session rate of each device model against the rest over the same week: the poor sessions
-          -- from the rows of subscriber_cell_day that have one, all sessions from cei_subscriber_day (one
-          -- row a subscriber-day, not one per cell)
+          -- from poor_session_day, all sessions from cei_subscriber_day (one row a subscriber-day)
   SELECT b.device_model, sum(w.poor) * 1E0 / sum(w.sessions) AS poor_rate
-  FROM (SELECT subscriber_id, poor_sessions AS poor, 0 AS sessions FROM subscriber_cell_day
-        WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY AND poor_sessions > 0
+  FROM (SELECT subscriber_id, 1 AS poor, 0 AS sessions FROM poor_session_day
+        WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY
         UNION ALL
         SELECT subscriber_id, 0 AS poor, sessions_total AS sessions FROM cei_subscriber_day
         WHERE day < $as_of AND day >= $as_of - INTERVAL 7 DAY) w
