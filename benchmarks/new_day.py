@@ -9,8 +9,9 @@ modification time, so `measure --new-only` finds them new: it ingests them alone
 day, as it would for a day that had just arrived. `score` then scores the base as of the end of that
 day (its features include it), and `diagnose` runs the twin on the window that ends with it
 (`--twin-days`, default 7: its baselines need the days before). Before the day arrives, the window that ends the day before is diagnosed
-(yesterday's run, not timed), so the twin's state of the earlier days is kept and only the new day's is
-built (twin/state.py); `--no-yesterday` times a diagnosis with no kept state. The model is any NPS model
+and scored (yesterday's run, not timed), so the twin's state of the earlier days and the window's counts of
+main cells and places are kept and only the new day's are built (twin/state.py, nps/places.py);
+`--no-yesterday` times a score and a diagnosis with no kept state. The model is any NPS model
 trained on the same features (the demo's); scoring does not refit.
 
 Appends a JSON line to benchmarks/results/new_day.jsonl.
@@ -43,7 +44,7 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, required=True, help="a workspace measured on every day of --data")
     ap.add_argument("--model", type=Path, required=True, help="an NPS model folder (WS/models/nps)")
     ap.add_argument("--twin-days", type=int, default=7, help="the window diagnose runs on, ending with the new day")
-    ap.add_argument("--no-yesterday", action="store_true", help="do not diagnose the day before first (no kept twin state)")
+    ap.add_argument("--no-yesterday", action="store_true", help="do not score and diagnose the day before first (no kept state)")
     a = ap.parse_args()
     if not Workspace(a.workspace).pseudonym_key.exists():  # a workspace measured with its own key file keeps that key
         os.environ.setdefault("OPENCEM_PSEUDONYM_KEY", "benchmark-key")
@@ -58,6 +59,7 @@ def main() -> None:
     day = dt.date.fromisoformat(last.split("=", 1)[1])
     shutil.rmtree(ws.twin_days, ignore_errors=True)  # no state kept by earlier runs of the benchmark
     if not a.no_yesterday:  # yesterday's run: the days of the window before the new one
+        score(ws.root, as_of=day)  # keeps the window's counts of main cells and places (nps/places.py)
         diagnose(ws.root, start=day - dt.timedelta(days=a.twin_days - 1), end=day)
     now = time.time_ns()
     for f in touched:  # the day "arrives": new files as far as the lake's manifest can tell

@@ -9,8 +9,12 @@ is any NPS model trained on the same features (the demo's); scoring does not ref
 
 ``--weeks 4`` scores on a 28-day window: a second workspace beside the first whose measure tables hold
 the measured week and, before it, the same week again three times (day partitions linked under earlier
-dates). The rows the window reads are then those of 28 measured days; the values repeat. Raw xDR and
-radio reports (read for the potential detractors' evidence over the last 7 days) stay the measured ones.
+dates). The rows the window reads are then those of 28 measured days; the values repeat. Raw xDR (read for
+the round trips of the potential detractors' cells over the last 7 days) stays the measured one.
+
+``--yesterday`` scores the day before first, untimed, as yesterday's daily run would: the timed score then
+advances the window's kept counts of main cells and places by a day (nps/places.py) instead of counting
+the window whole.
 
 Appends a JSON line to benchmarks/results/score_scale.jsonl.
 """
@@ -56,6 +60,8 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--model", type=Path, required=True, help="an NPS model folder (WS/models/nps)")
     ap.add_argument("--weeks", type=int, default=1, help="repeat the measured week to fill this many weeks")
+    ap.add_argument("--yesterday", action="store_true",
+                    help="score the day before first (not timed), so that the timed score advances its kept state")
     a = ap.parse_args()
 
     if not Workspace(a.workspace).pseudonym_key.exists():  # a workspace measured with its own key file keeps that key
@@ -70,13 +76,17 @@ def main() -> None:
         shutil.copytree(a.model, ws.model("nps"))
     root = ws.root if a.weeks == 1 else repeat_weeks(ws.root, ws.root.with_name(ws.root.name + f"-{a.weeks}w"), a.weeks)
 
+    if a.yesterday:
+        with Workspace(root).session() as engine:
+            last = engine.query_row("SELECT max(day) FROM cei_subscriber_day")[0]
+        score(root, as_of=last)
     marks: list[tuple[str, float]] = []
     t0 = time.perf_counter()
     res = score(root, progress=lambda msg: marks.append((msg.split(" ")[0], time.perf_counter())))
     end = time.perf_counter()
     steps = {name: round(nxt - at, 1) for (name, at), nxt in zip(marks, [m[1] for m in marks[1:]] + [end])}
     rec = {
-        "benchmark": "score_scale", "subscribers": res.scores.num_rows, "window_weeks": a.weeks,
+        "benchmark": "score_scale", "subscribers": res.scores.num_rows, "window_weeks": a.weeks, "kept_state": a.yesterday,
         "as_of": str(res.as_of), "score_s": round(end - t0, 1),
         "subscribers_per_s": round(res.scores.num_rows / (end - t0)), "step_seconds": steps,
         "potential_detractors": res.detractors.num_rows, "segments": res.segments.num_rows,

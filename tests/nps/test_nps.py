@@ -2,6 +2,7 @@
 base, checked against the generator's truth, stored per as-of day and driven from the command line."""
 
 import datetime as dt
+import shutil
 from types import SimpleNamespace
 
 import h3
@@ -195,6 +196,33 @@ def test_later_scoring_flags_who_fell_to_detractor(shared, clone):
     assert flag == [w is not None and w != "detractor" and c == "detractor" for w, c in zip(prev, now)]
     assert any(flag)
     assert partition(ws, "scores", late).equals(s)
+
+
+def test_main_places_kept_and_advanced_equal_the_whole_window(shared, clone):
+    """Score keeps each window's counts of sessions per cell and reports per place; a later day advances them
+    (adds the days since, drops the days gone), and gives the main cells and places of a window counted whole.
+    A day measure wrote again since is not trusted: the window is counted whole."""
+    from opencem.nps import places
+
+    ws = clone(shared.ws, skip=("nps",))
+    w = Workspace(ws)
+    start = first_day(ws) + 10 * DAY
+    with w.session() as engine:
+        for as_of in (start, start + DAY, start + 4 * DAY):
+            base = places._usable_state(w, as_of, places._day_prints(w))
+            assert base == (None if as_of == start else previous)
+            advanced = places.main_places(engine, w, as_of)
+            assert sorted(p.name for p in (w.nps / places.STATE).iterdir()) == [f"as_of={as_of}"]  # older states go
+            shutil.rmtree(w.nps / places.STATE)
+            whole = places.main_places(engine, w, as_of)
+            assert advanced.num_rows > 0 and advanced.sort_by("subscriber_id").equals(whole.sort_by("subscriber_id")), as_of
+            previous = as_of
+        # a day of the kept window measured again: its files are new, and the kept counts are not used
+        part = next((w.measure / "subscriber_cell_day" / f"day={previous - 3 * DAY}").glob("*.parquet"))
+        data = part.read_bytes()
+        part.unlink()  # a hard link: unlink before writing, so the fixture's workspace stays whole
+        part.write_bytes(data)
+        assert places._usable_state(w, previous + DAY, places._day_prints(w)) is None
 
 
 # -- 6. explanations and potential detractors -------------------------------------------------------------------

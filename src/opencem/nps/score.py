@@ -24,11 +24,11 @@ from ..engine import Engine
 from ..engine.files import atomic_dir
 from ..engine.pipeline import sql_file
 from ..errors import InputError
-from ..geo import DEFAULT_RESOLUTION, grid_of
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
 from .features import NETWORK, NON_NETWORK, base_requests, build_features, feature_list
 from .model import CLASSES, NpsModel
+from .places import main_places
 
 VALUE_TIERS = ((15.0, "low"), (40.0, "mid"), (math.inf, "high"))  # ARPU EUR/month upper bounds
 DETRACTOR_P = 0.5  # a potential detractor is more likely than not to answer 0-6
@@ -77,7 +77,7 @@ def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None 
         say(f"drivers of the {len(explained):,} likely detractors")
         contrib = model.contributions(x[explained])
         say("main cell and place of every subscriber")
-        places = _places(engine, as_of)
+        places = main_places(engine, ws, as_of)
         scores = _score_table(x_table, p, pred["expected_score"], explained, contrib, feats, places)
         say("potential detractors: evidence and network cause")
         detractors = _potential_detractors(engine, scores, as_of)
@@ -88,17 +88,6 @@ def score(workspace: Path, as_of: dt.date | None = None, model: NpsModel | None 
     for name, table in (("scores", scores), ("segments", segments), ("potential_detractors", detractors)):
         _write_partition(folder / name, as_of, table)
     return ScoreResult(as_of, scores, segments, detractors, folder)
-
-
-# -- places: main cell and main grid ----------------------------------------------------------------
-def _places(engine: Engine, as_of: dt.date) -> pa.Table:
-    """Each subscriber's main cell (most sessions in 28 days) and main grid (most GPS-located reports,
-    else the main cell's site)."""
-    t = engine.query_arrow(sql_file("opencem.nps", "places"), {"as_of": as_of}, step="places")
-    # a subscriber's main place is snapped to 1e-3 degrees (about 100 m) before the hexagon lookup
-    lat, lon = (np.round(pc.fill_null(pc.cast(t[c], pa.float64()), float("nan")).to_numpy(), 3) for c in ("lat", "lon"))
-    grid = grid_of(lat, lon, DEFAULT_RESOLUTION)
-    return pa.table({"subscriber_id": t["subscriber_id"], "main_cell": t["main_cell"], "grid": pa.array(grid, pa.string())})
 
 
 # -- per-subscriber table ------------------------------------------------------------------------------
