@@ -30,6 +30,7 @@ import shutil
 import time
 from pathlib import Path
 
+from opencem.engine.pipeline import sql_file
 from opencem.measure.run import measure
 from opencem.nps.score import score
 from opencem.workspace import MEASURE_TABLES, Workspace
@@ -78,7 +79,7 @@ def main() -> None:
 
     if a.yesterday:
         with Workspace(root).session() as engine:
-            last = engine.query_row("SELECT max(day) FROM cei_subscriber_day")[0]
+            last = engine.query_row(sql_file("opencem.nps", "measured_days"))[1]
         score(root, as_of=last)
     marks: list[tuple[str, float]] = []
     t0 = time.perf_counter()

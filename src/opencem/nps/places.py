@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -69,7 +70,7 @@ def main_places(engine: Engine, ws: Workspace, as_of: dt.date) -> pa.Table:
     return pa.table({"subscriber_id": t["subscriber_id"], "main_cell": t["main_cell"], "grid": pa.array(grid, pa.string())})
 
 
-def _folder(ws: Workspace, as_of: dt.date):
+def _folder(ws: Workspace, as_of: dt.date) -> Path:
     return ws.nps / STATE / f"as_of={as_of}"
 
 
@@ -78,10 +79,9 @@ def _day_prints(ws: Workspace) -> dict[str, str]:
     modification times of the day's files (measure writes a recomputed day as new files)."""
     files: dict[str, list[str]] = {}
     for table, _, _ in SUMS.values():
-        for part in sorted((ws.measure / table).glob("day=*")):
-            for f in sorted(part.glob("*.parquet")):
-                st = f.stat()
-                files.setdefault(part.name[4:], []).append(f"{table}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+        for f in map(Path, ws.measure_files(table)):  # .../<table>/day=YYYY-MM-DD/<file>.parquet
+            st = f.stat()
+            files.setdefault(f.parent.name[4:], []).append(f"{table}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
     return {d: hashlib.sha256("\n".join(v).encode()).hexdigest()[:16] for d, v in files.items()}
 
 
