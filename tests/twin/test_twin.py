@@ -21,7 +21,8 @@ from opencem.engine import compare_tables
 from opencem.geo import grid_of
 from opencem.twin.accuracy import evaluate, load_faults
 from opencem.twin.episodes import DetectConfig, cluster
-from opencem.twin.run import _clusters, diagnose, episodes_geojson, load_episodes, state_geojson
+from opencem.engine.duckdb_engine import DuckDBEngine
+from opencem.twin.run import _cell_events, _clusters, diagnose, episodes_geojson, load_episodes, state_geojson
 from opencem.twin.state import CENTROID_DAYS
 from opencem.twin.whatif import NUMERIC, WhatIfEngine, _counterfactual, whatif
 from opencem.vocabulary import CAUSES
@@ -232,7 +233,8 @@ def test_a_sector_congested_every_busy_hour_is_a_chronic_congestion_episode_nami
 def test_pm_signals_cluster_apart_and_a_chronic_one_by_place_alone():
     """An outage's grid-hours do not join a larger simultaneous experience cluster next door (a city-wide DNS
     failure), a smaller one is the outage's fringe and joins it, and a cell hot every evening is one episode
-    over the days, not one per evening."""
+    over the days, not one per evening; the grid-hours of one slow transport link are one episode however far
+    apart its sites are."""
     g = h3.latlng_to_cell(45.0, 4.0, 9)
     ring = sorted(set(h3.grid_disk(g, 1)) - {g})
     far = h3.latlng_to_cell(45.2, 4.0, 9)
@@ -241,13 +243,53 @@ def test_pm_signals_cluster_apart_and_a_chronic_one_by_place_alone():
     rows = wide + [(ring[0], t0, "cell_down", True), (ring[0], t0 + hour, "cell_down", True),
                    (far, t0, "prb_surge", True), (far, t0 + hour, "prb_surge", True), (far, t0 + 2 * hour, "poor_4h", False),
                    (g, t0 + dt.timedelta(days=1), "chronic_prb_load", True), (g, t0 + dt.timedelta(days=5), "chronic_prb_load", True)]
+    night = t0 + dt.timedelta(days=2, hours=5)  # one link's two sites, 20 km apart, and another link's site
+    links = [(g, night, "L1"), (far, night + hour, "L1"), (h3.latlng_to_cell(45.0, 4.3, 9), night, "L2")]
+    rows += [(x, t, "link_thp", True) for x, t, _ in links]
     units = pa.table({"grid": [r[0] for r in rows], "hour": pa.array([r[1] for r in rows], pa.timestamp("us")),
-                      "signal": [r[2] for r in rows], "placed": [r[3] for r in rows]})
+                      "signal": [r[2] for r in rows], "placed": [r[3] for r in rows],
+                      "link": [None] * (len(rows) - len(links)) + [x[2] for x in links]})
     labels = _clusters(units, DetectConfig())
     n = len(wide)
     assert len(set(labels[:n])) == 1 and labels[n] == labels[n + 1] and labels[0] != labels[n]  # touching, but different faults
     assert labels[n + 2] == labels[n + 3] == labels[n + 4]  # the surge's fringe joins it
-    assert labels[-1] == labels[-2] and labels[-1] not in (labels[0], labels[n], labels[n + 2])  # days apart, one chronic episode
+    c = len(rows) - len(links) - 1  # the second chronic grid-hour
+    assert labels[c] == labels[c - 1] and labels[c] not in (labels[0], labels[n], labels[n + 2])  # days apart, one chronic episode
+    assert labels[-3] == labels[-2] != labels[-1]  # by the link, not by place
+
+
+def test_a_link_whose_counters_show_its_users_throttled_is_flagged_on_every_cell_and_one_interfered_site_is_not():
+    """PM alone, no session: a backhaul that cuts the per-user throughput of every cell of its link at their
+    usual load is a `link_thp` event on all of them; an interferer that cuts it on one of a link's two sites is not."""
+    rng = np.random.default_rng(5)
+    cells = [(f"{site}-{k}", site, link) for site, link, n in (("A", "L1", 3), ("B", "L1", 3), ("C", "L2", 3), ("D", "L2", 2))
+             for k in range(n)]  # C carries most of L2's cells
+    hours = np.arange(np.datetime64("2026-10-05T00"), np.datetime64("2026-10-19T00"), np.timedelta64(1, "h"))
+    throttled = (hours >= np.datetime64("2026-10-15T01")) & (hours < np.datetime64("2026-10-15T04"))
+    rows = []
+    for cell, site, link in cells:
+        hit = throttled & (link == "L1" or site == "C")  # L1 throttled; C interfered at the same hours
+        log_thp = np.log(20.0) + rng.normal(0, 0.05, len(hours)) - 0.8 * hit
+        rows += [(cell, h.astype(dt.datetime), 0.4, -105.0, float(v), "B3", 0.0) for h, v in zip(hours, log_thp)]
+    engine = DuckDBEngine()
+    try:
+        engine.register_arrow("cell_hour_pm", pa.table({k: [r[i] for r in rows] for i, k in
+                                                        enumerate(("cell_id", "hour", "prb", "ul", "log_thp", "band", "ul_vs_band"))}))
+        engine.register_arrow("cells", pa.table({"cell_id": [c[0] for c in cells], "site_id": [c[1] for c in cells],
+                                                 "transport_link_id": [c[2] for c in cells]}))
+        engine.register_arrow("cell_hour_rtt", pa.table({"cell_id": pa.array([], pa.string()), "hour": pa.array([], pa.timestamp("us")),
+                                                         "log_rtt": pa.array([], pa.float64()), "prb": pa.array([], pa.float64())}))
+        engine.register_arrow("sess_cell_hour", pa.table({"cell_id": pa.array([], pa.string()), "hour": pa.array([], pa.timestamp("us")),
+                                                          "cool": pa.array([], pa.bool_()), "rtt_n": pa.array([], pa.int64()),
+                                                          "rtt_sum": pa.array([], pa.float64())}))
+        engine.register_arrow("cell_down", pa.table({"cell_id": pa.array([], pa.string()), "period_start": pa.array([], pa.timestamp("us")),
+                                                     "reason": pa.array([], pa.string())}))
+        _cell_events(engine, DetectConfig())
+        got = engine.query_arrow("SELECT cell_id, hour FROM cell_events WHERE signal = 'link_thp' ORDER BY hour, cell_id").to_pylist()
+    finally:
+        engine.close()
+    want = [(c[0], h.astype(dt.datetime)) for h in hours[throttled] for c in cells if c[2] == "L1"]
+    assert [(r["cell_id"], r["hour"]) for r in got] == sorted(want, key=lambda x: (x[1], x[0]))
 
 
 @pytest.mark.spark

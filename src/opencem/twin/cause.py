@@ -40,8 +40,8 @@ CORE_MIN_SITES = 8  # sites the failures must span to score fully
 
 
 def evidence(engine: Engine) -> pa.Table:
-    """Per episode the condition changes; reads tables ``sess_cell_hour``, ``mr``, ``cells`` and ``ep_units``
-    (episode_id, grid, hour)."""
+    """Per episode the condition changes; reads tables ``sess_cell_hour``, ``mr``, ``cells``, ``cell_down``,
+    ``cell_hour_pm``, ``cell_events`` and ``ep_units`` (episode_id, grid, hour, signal, site_id)."""
     return engine.query_arrow(sql_file("opencem.twin", "episode_evidence"), {"link_full_share": TRANSPORT_FULL_SHARE,
                               "interference_db": INTERFERENCE_PEER_DB}, step="episode_evidence")
 
@@ -55,7 +55,10 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
     d_rsrp, d_sinr, d_ul = _col(ev, "d_rsrp"), _col(ev, "d_sinr"), _col(ev, "d_ul_interf")
     # a cell that went silent: no sessions on it, or down as its PM shows it (no PM, or no traffic in its usual hours)
     down = _col(ev, "pm_down_share")
-    coverage = np.maximum(np.maximum(_col(ev, "silent_share"), down) / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
+    # silence says something only where the episode has sessions at all: one PM saw in hours without a session is
+    # silent everywhere
+    silent = np.where(_col(ev, "sessions") > 0, _col(ev, "silent_share"), 0.0)
+    coverage = np.maximum(np.maximum(silent, down) / COVERAGE_SILENT_SHARE, d_rsrp / COVERAGE_RSRP_DB)
     # An episode that PM or the xDR placed (cell_events: cells interfered, or hot or slow at those hours on most days)
     # is that, as an engineer reads the counters, unless another cause is stronger: the *_units_share terms.
     # interference lowers SINR without lowering RSRP and shows on the cells' UL noise, against their own usual or
@@ -108,14 +111,23 @@ def attribute(ev: pa.Table) -> tuple[list[str], np.ndarray, list[list[str]], lis
 def _cells(r: dict, cause: str) -> list[str]:
     pick = {"coverage": r["pm_down_cells"] or r["silent_cells"], "interference": r["interfered_cells"], "congestion": r["hot_cells"],
             "transport": r["link_cells"]}.get(cause)
-    return list(pick or r["serving_cells"] or [])[:12]
+    return list(pick or r["pm_cells"] or r["serving_cells"] or [])[:12]
 
 
 def _f(v, fmt: str) -> str:
     return "n/a" if v is None else format(v, fmt)
 
 
+PM_SEEN = {  # what a PM signal shows, for an episode in hours without a session (area_episodes.sql keeps these alone)
+    "link_thp": "DL per-user throughput down on every cell of transport link {link} at its usual load",
+    "ul_interference": f"UL interference {INTERFERENCE_PEER_DB:.0f} dB or more over their band's other cells",
+    "cell_down": "cells down (no PM, or no traffic in their usual hours)", "prb_surge": "PRB load surging far above its usual"}
+
+
 def _words(r: dict, cause: str) -> str:
+    if not r["sessions"] and r["pm_cells"]:  # PM placed it in hours the xDR has no session of
+        return (f"seen in PM only, no session in its hours: {PM_SEEN.get(r['pm_signal'], r['pm_signal']).format(link=r['pm_link'])} "
+                f"({', '.join(r['pm_cells'][:3])}{', ...' if len(r['pm_cells']) > 3 else ''})")
     return {
         "coverage": (f"{'no PM' if r['pm_missing'] else 'no traffic in their usual hours'} from "
                      f"{', '.join(r['pm_down_cells'][:3])}, which carry {_f(r['pm_down_share'], '.0%')} of the "

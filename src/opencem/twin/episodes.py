@@ -97,9 +97,21 @@ def neighbours(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int) -> tupl
     return np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
 
 
-def cluster(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int) -> np.ndarray:
-    """Connected-component label of each anomalous (grid, hour): neighbours or same grid, hours close."""
+def cluster(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int, keys: np.ndarray | None = None) -> np.ndarray:
+    """Connected-component label of each anomalous (grid, hour): neighbours or same grid, hours close; and,
+    with ``keys``, (grid, hour)s of the same non-null key with hours close, wherever they are (the sites of
+    one transport link)."""
     rows, cols = neighbours(grids, hours, max_gap_hours)
+    if keys is not None:
+        h = hours.astype("datetime64[h]").astype(np.int64)
+        by_key: dict[str, list[tuple[int, int]]] = {}
+        for i, (k, t) in enumerate(zip(keys, h)):
+            if k is not None:
+                by_key.setdefault(k, []).append((int(t), i))
+        pairs = [(a, b) for items in by_key.values() for (s, a), (t, b) in zip(sorted(items), sorted(items)[1:])
+                 if t - s <= max_gap_hours]  # consecutive in time: enough to connect a run
+        rows = np.concatenate([rows, np.array([a for a, _ in pairs], dtype=np.int64)])
+        cols = np.concatenate([cols, np.array([b for _, b in pairs], dtype=np.int64)])
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(grids), len(grids)))
     return connected_components(graph, directed=False)[1]
 

@@ -26,6 +26,7 @@ from .state import build_state
 
 CHRONIC_SHARE = 0.5  # a cell hot (or slow) at an hour of day on this share of the days is chronically so then
 SLOW_LOG_RTT = float(np.log(2))  # a cell whose sessions' median RTT is twice the network's median cell's is slow
+LINK_PRB = 0.1  # a link whose cells carry this much more PRB load than usual is busier, not throttled
 SURGE_PRB = 0.25  # a hot hour this far above the cell's own median PRB load at that hour of day is a surge
 CHRONIC = "chronic_"  # signals of faults that are their own baseline: their grid-hours form one episode whatever the days between
 PM_MIN_SHARE = 0.3  # a site's faulty cells cover the grids whose sessions they usually carry this share of (and their main grid)
@@ -80,7 +81,7 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
         labels = _clusters(units, cfg)
         keep = np.isin(labels, [k for k, n in zip(*np.unique(labels, return_counts=True)) if n >= cfg.min_grid_hours])
         units, labels = units.filter(pa.array(keep)), labels[keep]
-        engine.register_arrow("units_in", units.select(["grid", "hour", "z", "signal"]).append_column("label", pa.array(labels)))
+        engine.register_arrow("units_in", units.select(["grid", "hour", "z", "signal", "site_id"]).append_column("label", pa.array(labels)))
         engine.create_table("ep_units", sql_file("opencem.twin", "ep_units"))
         engine.drop("units_in")
         engine.create_table("area_sessions", sql_file("opencem.twin", "area_sessions"))
@@ -98,15 +99,12 @@ def diagnose(workspace: Path, start: dt.date | None = None, end: dt.date | None 
 
 def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date, cfg: DetectConfig) -> pa.Table:
     """The anomalous grid-hours merged with those of cells that PM or the xDR show faulty against their peers:
-    down, interfered, surging, chronically hot or slow, on a slow link (cell_down.sql, cell_hour_pm.sql,
+    down, interfered, surging, chronically hot or slow, on a slow or throttled link (cell_down.sql, cell_hour_pm.sql,
     cell_events.sql, pm_units.sql), one signal per grid-hour."""
     window = {"start": start, "end": end}
     engine.create_table("cell_down", sql_file("opencem.twin", "cell_down"), window)
     engine.create_table("cell_hour_pm", sql_file("opencem.twin", "cell_hour_pm"), window)
-    engine.create_table("cell_events", sql_file("opencem.twin", "cell_events"), {"interference_db": INTERFERENCE_PEER_DB, "hot_prb": HOT_PRB,
-                                                                                  "chronic_share": CHRONIC_SHARE, "slow_log_rtt": SLOW_LOG_RTT,
-                                                                                  "link_log_rtt": TRANSPORT_LOG_RTT, "z": cfg.threshold,
-                                                                                  "surge_prb": SURGE_PRB})
+    _cell_events(engine, cfg)
     engine.register_arrow("flagged_units", units)
     merged = engine.query_arrow(sql_file("opencem.twin", "pm_units"), {"min_share": PM_MIN_SHARE, "chronic": CHRONIC, "z": cfg.threshold},
                                 step="pm_units")
@@ -114,21 +112,30 @@ def _with_pm_units(engine: Engine, units: pa.Table, start: dt.date, end: dt.date
     return merged
 
 
+def _cell_events(engine: Engine, cfg: DetectConfig) -> None:
+    """Table ``cell_events`` (cell_events.sql) from tables cell_down, cell_hour_pm, cell_hour_rtt, sess_cell_hour and cells."""
+    engine.create_table("cell_events", sql_file("opencem.twin", "cell_events"), {
+        "interference_db": INTERFERENCE_PEER_DB, "hot_prb": HOT_PRB, "chronic_share": CHRONIC_SHARE, "slow_log_rtt": SLOW_LOG_RTT,
+        "link_log_rtt": TRANSPORT_LOG_RTT, "link_prb": LINK_PRB, "z": cfg.threshold, "surge_prb": SURGE_PRB})
+
+
 def _clusters(units: pa.Table, cfg: DetectConfig) -> np.ndarray:
     """Episode label per unit: neighbouring grid-hours close in time, the experience test's together and each
     PM signal's apart (an outage is not merged into a simultaneous city-wide DNS failure); a chronic signal's
-    grid-hours by place alone (a sector congested every evening is one episode, not one per evening).
+    grid-hours by place alone (a sector congested every evening is one episode, not one per evening); a
+    transport link's grid-hours by the link too.
     An experience cluster at most FRINGE the size of a transient PM cluster it touches is that fault's fringe
     (the hours before a crowd's cells saturate, the grids around them) and joins it; a larger one is a fault
     of its own, and joined it would drown the PM evidence."""
     grids = np.array(units["grid"].to_pylist(), dtype=object)
     hours = units["hour"].to_numpy()
     signals = np.where(units["placed"].to_numpy(zero_copy_only=False), np.array(units["signal"].to_pylist(), dtype=object), "")
+    links = np.array(units["link"].to_pylist(), dtype=object)  # a link signal's sites are one fault, however far apart
     labels = np.full(len(grids), -1, dtype=np.int64)
     for signal in sorted(set(signals)):
         rows = signals == signal
         at = np.zeros(rows.sum(), hours.dtype) if signal.startswith(CHRONIC) else hours[rows]
-        labels[rows] = cluster(grids[rows], at, cfg.max_gap_hours) + labels.max() + 1
+        labels[rows] = cluster(grids[rows], at, cfg.max_gap_hours, links[rows]) + labels.max() + 1
     transient = np.flatnonzero(~np.char.startswith(signals.astype(str), CHRONIC))
     i, j = (transient[k] for k in neighbours(grids[transient], hours[transient], cfg.max_gap_hours))
     size = np.bincount(labels)
@@ -182,7 +189,7 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
                                  f"{e * run[0]['ratio0']:.0f} ({(o / e) / run[0]['ratio0']:.1f}x its own quiet days), {len(run)} days",
                      "device_model": model, "grid_list": [], "weights": []})
     for r in rows:
-        w = r.pop("weights") or []
+        w = r.pop("weights") or [{"grid": g, "weight": 1.0} for g in r["grid_list"] or []]  # no session: each grid alike
         cells_at = r.pop("cells_lat", None), r.pop("cells_lon", None)
         if r["cause"] in CELL_CAUSES and cells_at[0] is not None:  # a fault of named cells is where they are
             r["center_lat"], r["center_lon"] = (round(float(v), 6) for v in cells_at)

@@ -2,7 +2,9 @@
 -- (radio, PM load and interference, RTT, failures), the serving cells that went silent, the transport link
 -- whose cells' RTT rose most and the hot / interfered / serving cells, and the area's usual cells that were down
 -- during the episode as their PM shows it, and the serving cells' UL interference above their band's (peers, so
--- an interferer older than the window shows too). Reads sess_cell_hour, mr, cells, cell_down, cell_hour_pm and ep_units.
+-- an interferer older than the window shows too), and the cells whose PM placed its grid-hours. An episode PM
+-- placed in hours without a session (a backhaul throttled at night) has a row too, with those cells alone.
+-- Reads sess_cell_hour, mr, cells, cell_down, cell_hour_pm, cell_events and ep_units.
 WITH eg AS (SELECT DISTINCT episode_id, grid FROM ep_units),
 net AS (SELECT hour(hour) AS hod, sum(rtt_sum) / sum(n) AS log_rtt FROM sess_cell_hour GROUP BY ALL),
 eh AS (SELECT DISTINCT episode_id, hour(hour) AS hod FROM ep_units),
@@ -108,19 +110,26 @@ link AS (  -- the transport link whose cells' RTT rose most, weighed by its cell
 signals AS (  -- the share of the episode's grid-hours that PM placed there, by signal (cell_events)
   SELECT episode_id, avg(CASE WHEN signal IN ('chronic_prb_load', 'prb_surge') THEN 1E0 ELSE 0E0 END) AS hot_units_share,
          avg(CASE WHEN signal = 'ul_interference' THEN 1E0 ELSE 0E0 END) AS interfered_units_share,
-         avg(CASE WHEN signal = 'chronic_rtt' THEN 1E0 ELSE 0E0 END) AS slow_units_share,
+         avg(CASE WHEN signal IN ('chronic_rtt', 'link_thp') THEN 1E0 ELSE 0E0 END) AS slow_units_share,
          avg(CASE WHEN signal = 'cell_down' THEN 1E0 ELSE 0E0 END) AS down_units_share
   FROM ep_units GROUP BY episode_id),
+pm AS (  -- the cells of the site that placed each PM grid-hour (pm_units) with that signal in that hour; one signal
+         -- per episode, since each signal's grid-hours are clustered apart
+  SELECT u.episode_id, list(DISTINCT e.cell_id) AS pm_cells, min(u.signal) AS pm_signal,
+         min(c.transport_link_id) FILTER (WHERE e.signal IN ('link_rtt', 'link_thp')) AS pm_link
+  FROM ep_units u JOIN cells c ON c.site_id = u.site_id JOIN cell_events e ON e.cell_id = c.cell_id AND e.hour = u.hour AND e.signal = u.signal
+  GROUP BY u.episode_id),
 hot AS (
   SELECT episode_id, list(cell_id ORDER BY prb_in DESC, cell_id) FILTER (WHERE prb_in >= 0.8) AS hot_cells,
          list(cell_id ORDER BY greatest(d_ul, ul_vs_band) DESC, cell_id) FILTER (WHERE d_ul >= 3 OR ul_vs_band >= $interference_db)
            AS interfered_cells,
          list(cell_id ORDER BY n_in DESC, cell_id) AS serving_cells
   FROM cell_share WHERE n_in > 0 GROUP BY episode_id)
-SELECT sx.*, mx.d_rsrp, mx.d_sinr, coalesce(silent.silent_share, 0) AS silent_share, silent.silent_cells,
+SELECT signals.episode_id, sx.* EXCLUDE (episode_id), mx.d_rsrp, mx.d_sinr, coalesce(silent.silent_share, 0) AS silent_share, silent.silent_cells,
        coalesce(pm_down.pm_down_share, 0) AS pm_down_share, pm_down.pm_down_cells, pm_down.pm_missing,
        signals.hot_units_share, signals.interfered_units_share, signals.slow_units_share, signals.down_units_share,
-       link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_share_in, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells
-FROM sx LEFT JOIN mx USING (episode_id) LEFT JOIN silent USING (episode_id) LEFT JOIN pm_down USING (episode_id)
-LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id) LEFT JOIN signals USING (episode_id)
+       link.link, link.link_d_log_rtt, link.link_log_rtt_vs_net, link.link_share_in, link.link_cells, hot.hot_cells, hot.interfered_cells, hot.serving_cells,
+       list_sort(pm.pm_cells) AS pm_cells, pm.pm_signal, pm.pm_link
+FROM signals LEFT JOIN sx USING (episode_id) LEFT JOIN mx USING (episode_id) LEFT JOIN silent USING (episode_id) LEFT JOIN pm_down USING (episode_id)
+LEFT JOIN link USING (episode_id) LEFT JOIN hot USING (episode_id) LEFT JOIN pm USING (episode_id)
 ORDER BY episode_id
