@@ -11,7 +11,8 @@ The NPS is the model's estimate of each subscriber on every day: a window's NPS 
 days, so the estimate is the fix's mean effect over the days after it, as the customers lived them.
 Per metric, each treated subscriber's after - before change minus their controls' mean change is one
 difference-in-differences; the estimate is their mean. Its 95 % interval holds the spread across the
-treated and, for the NPS, the model's error: the same estimate with each of the model's bootstrap replicas.
+treated, clustered by their main cell (who share a cell share its shocks), and, for the NPS, the model's
+error: the same estimate with each of the model's bootstrap replicas.
 
 Around it: an event study (the same difference on every day from 2 x PRE_DAYS before the fix to the
 end: a fault's onset shows there), and a placebo that runs the whole design, matching included, inside
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from scipy.stats import t as student_t
 from sklearn.neighbors import NearestNeighbors
 
 from ..engine import Engine
@@ -100,7 +102,8 @@ def _design(engine: Engine, fix: dict, fixes: list[dict], first: dt.date, last: 
     if treated.sum() < 10 or (~treated).sum() < CONTROLS:
         raise InputError(f"fix {fix['fix_id']}: too few subscribers to verify: {int(treated.sum())} treated, "
                          f"{int((~treated).sum())} possible controls")
-    return {"fix": fix, "day": day, "pre_days": w, "post_days": n, "who": t.select(["subscriber_id"]), "treated": treated}
+    return {"fix": fix, "day": day, "pre_days": w, "post_days": n, "who": t.select(["subscriber_id"]), "treated": treated,
+            "cell": np.array(t["main_cell"].to_pylist(), dtype=object)}
 
 
 class _NpsPanel:
@@ -181,21 +184,40 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
     a["nps_early"], a["nps_late"] = y[:, :w // 2].mean(1), y[:, w // 2:w].mean(1)
     match = _match(np.column_stack([a[c] for c in MATCH_ON]), treated)
     effects, per_sub = [], {}
+    cells = d["cell"][treated]
     for m in METRICS:
         per_sub[m] = _differences(b[m] - a[m], treated, match)
-        ok = per_sub[m][np.isfinite(per_sub[m])]
+        fin = np.isfinite(per_sub[m])
+        ok = per_sub[m][fin]
         est = float(ok.mean())
-        var = float(ok.var(ddof=1) / len(ok)) if len(ok) > 1 else float("nan")
+        var, crit = _mean_variance(ok, cells[fin])
         if m == "nps":  # the model's error: the estimate again with each bootstrap replica of the model
             reps = [np.nanmean(_differences(r[:, w:].mean(1) - r[:, :w].mean(1), treated, match)) for r in y_rep]
             var += float(np.var(reps, ddof=1)) if len(reps) > 1 else 0.0
-        se = float(np.sqrt(var))
-        effects.append({"metric": m, "estimate": round(est, 4), "ci_low": round(est - Z95 * se, 4), "ci_high": round(est + Z95 * se, 4),
+        half = crit * float(np.sqrt(var))
+        effects.append({"metric": m, "estimate": round(est, 4), "ci_low": round(est - half, 4), "ci_high": round(est + half, 4),
                         "subscribers": int(len(ok)), "treated_before": round(float(np.nanmean(a[m][treated])), 4),
                         "treated_after": round(float(np.nanmean(b[m][treated])), 4)})
     ids = np.array(who["subscriber_id"].to_pylist(), dtype=object)[treated]
     return {"subscribers": int(treated.sum()), "controls": int(len(np.unique(match))), "effects": effects,
             "match": match, "treated_ids": ids, "per_subscriber": per_sub}
+
+
+def _mean_variance(x: np.ndarray, cluster: np.ndarray) -> tuple[float, float]:
+    """The variance of the mean of ``x`` and the critical value of its 95 % interval. Subscribers of one main cell
+    share its shocks (a busy evening, a neighbour's outage, a fault of another kind), so the variance is the
+    cluster-robust one over ``cluster``, never under the one that takes them as independent, with Student's t
+    on clusters - 1 degrees of freedom (few cells, wide intervals)."""
+    n = len(x)
+    if n < 2:
+        return float("nan"), Z95
+    independent = float(x.var(ddof=1) / n)
+    _, g = np.unique(cluster.astype(str), return_inverse=True)
+    k = int(g.max()) + 1
+    if k < 2:  # one cell: its shock cannot be told from the fix's
+        return independent, Z95
+    s = np.bincount(g, weights=x - x.mean())
+    return max(independent, k / (k - 1) * float((s ** 2).sum()) / n ** 2), float(student_t.ppf(0.975, k - 1))
 
 
 def _match(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
