@@ -108,8 +108,8 @@ def cluster(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int, keys: np.n
         for i, (k, t) in enumerate(zip(keys, h)):
             if k is not None:
                 by_key.setdefault(k, []).append((int(t), i))
-        pairs = [(a, b) for items in by_key.values() for (s, a), (t, b) in zip(sorted(items), sorted(items)[1:])
-                 if t - s <= max_gap_hours]  # consecutive in time: enough to connect a run
+        runs = [sorted(items) for items in by_key.values()]
+        pairs = [(a, b) for r in runs for (s, a), (t, b) in zip(r, r[1:]) if t - s <= max_gap_hours]  # consecutive: enough to connect
         rows = np.concatenate([rows, np.array([a for a, _ in pairs], dtype=np.int64)])
         cols = np.concatenate([cols, np.array([b for _, b in pairs], dtype=np.int64)])
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(grids), len(grids)))
