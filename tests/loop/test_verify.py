@@ -42,9 +42,15 @@ def test_controls_are_out_of_reach_of_every_fix_of_the_period(shared, two_fixes)
             "AND cell_id IN (SELECT cell_id FROM cells WHERE site_id = (SELECT site_id FROM cells WHERE cell_id = $c)) "
             "AND start_time >= CAST($s AS TIMESTAMP)", {"c": a["cells"][0], "s": a["fix_date"] - dt.timedelta(days=2 * PRE_DAYS)},
             step="test")[0]
+        # the campaign's treated had not one session on the cell fix's cell in the week before the fixes
+        engine.register_arrow("treated_b", design["B"]["who"].filter(design["B"]["treated"]))
+        on_other = engine.query_row(
+            "SELECT count(*) FROM xdr WHERE subscriber_id IN (SELECT subscriber_id FROM treated_b) AND cell_id = $c "
+            "AND start_time >= CAST($s AS TIMESTAMP) AND start_time < CAST($e AS TIMESTAMP)",
+            {"c": a["cells"][0], "s": a["fix_date"] - dt.timedelta(days=PRE_DAYS), "e": a["fix_date"]}, step="test")[0]
     assert design["A"]["treated"].sum() >= 10 and design["B"]["treated"].sum() >= 10
     assert (~design["A"]["treated"]).sum() >= 100 and (~design["B"]["treated"]).sum() >= 100
-    assert fixed_handsets == 0 and near_cell == 0
+    assert fixed_handsets == 0 and near_cell == 0 and on_other == 0
 
 
 def test_a_fix_inside_another_fixs_scope_is_not_verified_and_its_users_are_not_the_others(shared, two_fixes):

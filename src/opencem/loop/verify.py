@@ -1,8 +1,8 @@
 """Verify executed fixes: the change of the subscribers a fix touched against matched controls.
 
 Treated: subscribers with at least MIN_SESSIONS sessions on the fix's cells (or with its device model)
-in the PRE_DAYS before the fix, and not in the scope of another fix of the period (whose effect their change
-would carry too). Controls: subscribers out of reach of every fix of the period (no
+in the PRE_DAYS before the fix, and not in reach of another fix of the period (no session on its cells then,
+not its handset model: their change would carry part of that fix's effect). Controls: subscribers out of reach of every fix of the period (no
 session on a cell of the same sites or transport links as any fix's cells, no handset of a fixed model),
 CONTROLS nearest to each treated subscriber on their trajectory before the fix (the estimated NPS in the
 week before the pre window and in each half of it) and their CEI, poor-session share, usage and ARPU, standardised.

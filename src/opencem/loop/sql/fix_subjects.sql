@@ -2,8 +2,8 @@
 -- [$start, $end)) and the possible controls: active then, and out of reach of every fix of the period
 -- from $near_start until $post_end, that is with no session on a cell of the sites or transport links of
 -- $near_cells and no handset among $near_models (this fix's and the other fixes' cells and models).
--- A subscriber in the scope of another fix too ($min_sessions sessions on $other_cells, or a handset among
--- $other_models) is neither: their change carries that fix's effect as well. Each comes with their main cell
+-- A subscriber in reach of another fix too (any session on $other_cells in [$start, $end), or a handset
+-- among $other_models) is neither: their change carries part of that fix's effect as well. Each comes with their main cell
 -- in [$start, $end) (most sessions, then the first id): subscribers of one cell share its shocks.
 WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope,
                     count(*) FILTER (WHERE cell_id IN (SELECT unnest($other_cells))) AS on_other
@@ -21,7 +21,7 @@ WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope,
               UNION
               SELECT subscriber_id FROM subscribers WHERE device_model IN (SELECT unnest($near_models)))
 SELECT subscriber_id, on_scope >= $min_sessions AS treated, main.cell_id AS main_cell FROM act JOIN main USING (subscriber_id)
-WHERE (on_scope >= $min_sessions AND on_other < $min_sessions
+WHERE (on_scope >= $min_sessions AND on_other = 0
        AND subscriber_id NOT IN (SELECT subscriber_id FROM subscribers WHERE device_model IN (SELECT unnest($other_models))))
    OR subscriber_id NOT IN (SELECT subscriber_id FROM near)
 ORDER BY subscriber_id
