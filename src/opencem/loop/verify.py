@@ -1,19 +1,21 @@
 """Verify executed fixes: the change of the subscribers a fix touched against matched controls.
 
 Treated: subscribers with at least MIN_SESSIONS sessions on the fix's cells (or with its device model)
-in the PRE_DAYS before the fix, and not in reach of another fix of the period (no session on its cells then,
-not its handset model: their change would carry part of that fix's effect). Controls: subscribers out of reach of every fix of the period (no
-session on a cell of the same sites or transport links as any fix's cells, no handset of a fixed model),
-CONTROLS nearest to each treated subscriber on their trajectory before the fix (the estimated NPS in the
-week before the pre window and in each half of it) and their CEI, poor-session share, usage and ARPU, standardised.
+in the PRE_DAYS before the fix, and not in reach of another fix of the period (no session on its cells
+then, not its handset model: their change would carry part of that fix's effect). Controls: subscribers
+out of reach of every fix of the period (no session on a cell of the same sites or transport links as any
+fix's cells, no handset of a fixed model), CONTROLS nearest to each treated subscriber on their trajectory
+before the fix (the estimated NPS in the week before the pre window and in each half of it) and their
+CEI, poor-session share, usage and ARPU, standardised.
 
 The NPS is the model's estimate of each subscriber on every day: a window's NPS is the mean over its
 days, so the estimate is the fix's mean effect over the days after it, as the customers lived them.
 Per metric, each treated subscriber's after - before change minus their controls' mean change is one
 difference-in-differences, both changes first adjusted by a linear fit of the change on the matching
-covariates over the controls (what the match left unbalanced); the estimate is their mean. Its 95 % interval holds the spread across the
-treated, clustered by their main cell (who share a cell share its shocks), and, for the NPS, the model's
-error: the same estimate with each of the model's bootstrap replicas.
+covariates over the controls (what the match left unbalanced); the estimate is their mean. Its 95 %
+interval holds the spread across the treated, clustered by their main cell (who share a cell share its
+shocks), and, for the NPS, the model's error: the same estimate with each of the model's bootstrap
+replicas.
 
 Around it: an event study (the same difference on every day from 2 x PRE_DAYS before the fix to the
 end: a fault's onset shows there), and a placebo that runs the whole design, matching included, inside

@@ -3,8 +3,8 @@
 -- from $near_start until $post_end, that is with no session on a cell of the sites or transport links of
 -- $near_cells and no handset among $near_models (this fix's and the other fixes' cells and models).
 -- A subscriber in reach of another fix too (any session on $other_cells in [$start, $end), or a handset
--- among $other_models) is neither: their change carries part of that fix's effect as well. Each comes with their main cell
--- in [$start, $end) (most sessions, then the first id): subscribers of one cell share its shocks.
+-- among $other_models) is neither: their change carries part of that fix's effect as well. Each comes with
+-- their main cell in [$start, $end) (most sessions, then the first id): subscribers of one cell share its shocks.
 WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope,
                     count(*) FILTER (WHERE cell_id IN (SELECT unnest($other_cells))) AS on_other
              FROM xdr WHERE start_time >= CAST($start AS TIMESTAMP) AND start_time < CAST($end AS TIMESTAMP) GROUP BY 1),
