@@ -51,6 +51,7 @@ MIN_TREATED = 30  # fewer treated subscribers and a verdict is called unsafe
 METRICS = ("nps", "cei", "poor_share", "throughput_kbps", "rtt_ms", "dou_mb", "complaints", "churned", "revenue_eur")
 MATCH_ON = ("nps_prior", "nps_early", "nps_late", "cei", "poor_share", "log_sessions", "arpu_monthly")
 Z95 = 1.959964
+MIN_FIT_ROWS = 10  # controls per coefficient the bias correction needs
 MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas are shown
 
 
@@ -214,6 +215,8 @@ def _adjusted(delta: np.ndarray, x: np.ndarray, treated: np.ndarray) -> np.ndarr
     estimate as a drift (in stop 45 the placebo held 0 for 11 of 17 fixes without it, 15 with it)."""
     design = np.column_stack([np.ones(len(x)), x])
     ctrl = np.flatnonzero(~treated & np.isfinite(delta))
+    if len(ctrl) < MIN_FIT_ROWS * design.shape[1]:  # too few controls to fit the slopes on: no adjustment
+        return delta
     beta = np.linalg.lstsq(design[ctrl], delta[ctrl], rcond=None)[0]
     return delta - design[:, 1:] @ beta[1:]
 
