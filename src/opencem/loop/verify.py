@@ -169,7 +169,7 @@ def _event_study(panel: _NpsPanel, d: dict, match: np.ndarray, x: np.ndarray) ->
     base = y[:, w:2 * w].mean(1)
     out = []
     for k in range(y.shape[1]):
-        e = _differences(_adjusted(y[:, k] - base, x, treated), treated, match)
+        e = _differences(y[:, k] - base, treated, match, x)
         mean, se = float(e.mean()), float(e.std(ddof=1) / np.sqrt(len(e)))
         out.append({"day": k - 2 * w, "estimate": round(mean, 3), "ci_low": round(mean - Z95 * se, 3), "ci_high": round(mean + Z95 * se, 3)})
     return out
@@ -191,13 +191,13 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
     effects, per_sub = [], {}
     cells = d["cell"][treated]
     for m in METRICS:
-        per_sub[m] = _differences(_adjusted(b[m] - a[m], x, treated), treated, match)
+        per_sub[m] = _differences(b[m] - a[m], treated, match, x)
         fin = np.isfinite(per_sub[m])
         ok = per_sub[m][fin]
         est = float(ok.mean())
         var, crit = _mean_variance(ok, cells[fin])
         if m == "nps":  # the model's error: the estimate again with each bootstrap replica of the model
-            reps = [np.nanmean(_differences(_adjusted(r[:, w:].mean(1) - r[:, :w].mean(1), x, treated), treated, match)) for r in y_rep]
+            reps = [np.nanmean(_differences(r[:, w:].mean(1) - r[:, :w].mean(1), treated, match, x)) for r in y_rep]
             var += float(np.var(reps, ddof=1)) if len(reps) > 1 else 0.0
         half = crit * float(np.sqrt(var))
         effects.append({"metric": m, "estimate": round(est, 4), "ci_low": round(est - half, 4), "ci_high": round(est + half, 4),
@@ -212,7 +212,7 @@ def _adjusted(delta: np.ndarray, x: np.ndarray, treated: np.ndarray) -> np.ndarr
     """Each subject's change less what the matching covariates ``x`` predict of it, by a linear fit on the
     controls (the bias-corrected matching estimator of Abadie and Imbens): a treated subscriber and their
     nearest controls still differ a little on a trajectory, and that gap would otherwise pass into the
-    estimate as a drift (in stop 45 the placebo held 0 for 11 of 17 fixes without it, 15 with it)."""
+    estimate as a drift (docs/loop.md, "Bias correction")."""
     design = np.column_stack([np.ones(len(x)), x])
     ctrl = np.flatnonzero(~treated & np.isfinite(delta))
     if len(ctrl) < MIN_FIT_ROWS * design.shape[1]:  # too few controls to fit the slopes on: no adjustment
@@ -251,8 +251,11 @@ def _match(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
     return ctrl[nn.kneighbors(x[treated], return_distance=False)]
 
 
-def _differences(delta: np.ndarray, treated: np.ndarray, match: np.ndarray) -> np.ndarray:
-    """Each treated subject's change minus the mean change of their matched controls."""
+def _differences(delta: np.ndarray, treated: np.ndarray, match: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+    """Each treated subject's change minus the mean change of their matched controls; with the matching
+    covariates ``x``, both changes adjusted first (:func:`_adjusted`)."""
+    if x is not None:
+        delta = _adjusted(delta, x, treated)
     return delta[treated] - np.nanmean(delta[match], axis=1)
 
 
