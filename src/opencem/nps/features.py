@@ -155,8 +155,10 @@ def _select(features: list[Feature]) -> str:
         expr = f"{alias}.{quote_ident(f.name)}"
         if f.source == "care" or f.node == "usage":  # no contact, no session: a real zero, not missing
             expr = f"COALESCE({expr}, 0)"
-        if f.name not in CATEGORICAL:  # rounded, as the measure tables' own float sums may differ in the last bit
-            expr = f"round(CAST({expr} AS DOUBLE), 6)"
+        if f.name not in CATEGORICAL:
+            # rounded, as the engines' float sums and divisions may differ in the last bit; a mean of reports
+            # often lies exactly half-way (617.9 / 64 = 9.6546875), and 1e-9 puts it past the half in both
+            expr = f"round(CAST({expr} AS DOUBLE) + 1e-9, 6)"
         out.append(f"{expr} AS {quote_ident(f.name)}")
     return ", ".join(out)
 
