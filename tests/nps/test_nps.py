@@ -225,6 +225,20 @@ def test_main_places_kept_and_advanced_equal_the_whole_window(shared, clone):
         assert places._usable_state(w, previous + DAY, places._day_prints(w)) is None
 
 
+def test_features_of_the_base_read_whole_days_and_equal_the_per_request_join(shared):
+    """Scoring the base reads each window's days for everyone instead of joining each day to its request;
+    the features are the same either way, and a sample of the base keeps the per-request join."""
+    feats = feature_list(load_tree())
+    with Workspace(shared.ws).session() as engine:
+        as_of = first_day(shared.ws) + 12 * DAY
+        req = base_requests(engine, as_of)
+        joined = build_features(engine, req, feats, whole_days=False)
+        whole = build_features(engine, req, feats, whole_days=True)
+        assert joined.num_rows == req.num_rows > 0 and whole.equals(joined)
+        sample = base_requests(engine, as_of, every=3)
+        assert build_features(engine, sample, feats).equals(joined.take(np.arange(2, joined.num_rows, 3)))
+
+
 # -- 6. explanations and potential detractors -------------------------------------------------------------------
 def test_potential_detractors_are_ranked_and_explained(shared):
     d, s = shared.scored.detractors, shared.scored.scores
