@@ -153,6 +153,7 @@ PORTABLE = {
           GREATEST(y, 0) AS y_pos, LEAST(x, 10E0) AS x_cap, IF(ok, 1, 0) AS ok_int, ifnull(x, -1E0) AS x_or,
           x IS DISTINCT FROM 1E0 AS distinct_1, CAST(y AS DOUBLE) AS y_dbl, CAST(subscriber_id AS BIGINT) AS sub_big,
           substr(cell_id, 2, 2) AS cell_num, length(service) AS svc_len, concat(cell_id, '-', service) AS cell_svc,
+          CAST('0x' || substr(md5(cell_id), 1, 15) AS BIGINT) AS hex_key,
           date_diff('day', DATE '1900-01-01', CAST(ts AS DATE)) % 7 AS weekday_mon0
         FROM ev""", ["event_id"]),
     "time": ("""
@@ -300,6 +301,7 @@ def test_transpile():
     desc = "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x DESC) AS p FROM t"
     assert "PERCENTILE(x, 1 - 0.5)" in transpile(desc, "spark")
     assert "(WEEKDAY(ts) + 1) >= 6" in transpile("SELECT isodow(ts) >= 6 AS weekend FROM t", "spark")
+    assert "CAST(CONV(SUBSTRING(s, 1, 15), 16, 10) AS BIGINT)" in transpile("SELECT CAST('0x' || substr(s, 1, 15) AS BIGINT) FROM t", "spark")
     with pytest.raises(ValueError):
         transpile("SELECT 1; SELECT 2", "spark")
     with pytest.raises(ValueError):

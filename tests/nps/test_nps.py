@@ -2,6 +2,7 @@
 base, checked against the generator's truth, stored per as-of day and driven from the command line."""
 
 import datetime as dt
+import json
 import shutil
 from types import SimpleNamespace
 
@@ -222,6 +223,15 @@ def test_main_places_kept_and_advanced_equal_the_whole_window(shared, clone):
         data = part.read_bytes()
         part.unlink()  # a hard link: unlink before writing, so the fixture's workspace stays whole
         part.write_bytes(data)
+        assert places._usable_state(w, previous + DAY, places._day_prints(w)) is None
+        # trusted again once its manifest has the day's new fingerprint; not when it keys subscribers another
+        # way (an older release's, by the pseudonym's text)
+        manifest = w.nps / places.STATE / f"as_of={previous}" / places.MANIFEST
+        doc = json.loads(manifest.read_text())
+        doc["days"] = {d: v for d, v in places._day_prints(w).items() if d in doc["days"]}
+        manifest.write_text(json.dumps(doc))
+        assert places._usable_state(w, previous + DAY, places._day_prints(w)) == previous
+        manifest.write_text(json.dumps({**doc, "key": "subscriber_id"}))
         assert places._usable_state(w, previous + DAY, places._day_prints(w)) is None
 
 

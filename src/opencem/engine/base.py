@@ -86,8 +86,15 @@ def _spark_fixes(node):
     * ``isodow(x)`` becomes ``(DAYOFWEEK(x) % 7) + 1``, which on Spark (``DAYOFWEEK``: Sunday = 1) gives
       Saturday 1, Sunday 2, ..., Thursday 6, Friday 7: rewritten to ``(WEEKDAY(x) + 1)`` (Monday 1 ...
       Sunday 7, as DuckDB).
+    * ``CAST('0x' || x AS BIGINT)``, hexadecimal text to an integer in DuckDB, is NULL or an error on Spark:
+      rewritten to ``CAST(CONV(x, 16, 10) AS BIGINT)``.
     """
     from sqlglot import exp
+
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.BIGINT:
+        text = node.this.this if isinstance(node.this, exp.Paren) else node.this
+        if isinstance(text, exp.DPipe) and isinstance(text.this, exp.Literal) and text.this.this == "0x":
+            return _spark_expression(f"CAST(CONV({text.expression.sql(dialect='spark')}, 16, 10) AS BIGINT)")
 
     if isinstance(node, exp.DayOfWeekIso):
         return exp.Paren(this=exp.Add(this=exp.Anonymous(this="WEEKDAY", expressions=[node.this.copy()]),

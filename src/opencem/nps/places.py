@@ -30,20 +30,22 @@ from .features import WINDOW_DAYS
 
 STATE = "place_sums"  # WS/nps/place_sums/as_of=D/{cell_sums,position_sums}/ and manifest.json
 MANIFEST = "manifest.json"
+KEY = "pseudonym hex digits 1-15, 16-30"  # how a state keys its subscribers (place_sums.sql); another is not used
 # state table -> (measure table, the counted value's columns, the count)
 SUMS = {"cell_sums": ("subscriber_cell_day", "cell_id", "sessions"),
         "position_sums": ("subscriber_position_day", "lat, lon", "reports")}
 
 
 def main_places(engine: Engine, ws: Workspace, as_of: dt.date) -> pa.Table:
-    """(subscriber_id, main_cell, grid) of everyone with a session in the window before ``as_of``; the
-    window's counts are kept for the next day."""
+    """(subscriber_id, main_cell, grid) of every subscriber with a session in the window before ``as_of``;
+    the window's counts are kept for the next day, keyed by the subscriber's pseudonym (the lake's
+    subscriber_id is always one: 32 hex digits)."""
     window = dt.timedelta(days=WINDOW_DAYS)
     prints = _day_prints(ws)
     base = _usable_state(ws, as_of, prints)
     for name, (table, keys, count) in SUMS.items():
         if base is None:  # the whole window, from no state
-            prev = f"(SELECT subscriber_id, {keys}, CAST(0 AS BIGINT) AS n FROM {table} WHERE false)"
+            prev = f"(SELECT CAST(0 AS BIGINT) AS sub_hi, CAST(0 AS BIGINT) AS sub_lo, {keys}, CAST(0 AS BIGINT) AS n FROM {table} WHERE false)"
             days = {"add_from": as_of - window, "add_to": as_of, "drop_from": as_of, "drop_to": as_of}
         else:  # the base's counts, the days since it, less the days gone out of the window
             engine.register_parquet(f"prev_{name}", [str(p) for p in sorted((_folder(ws, base) / name).rglob("*.parquet"))])
@@ -56,7 +58,7 @@ def main_places(engine: Engine, ws: Workspace, as_of: dt.date) -> pa.Table:
         for name in SUMS:
             engine.write_parquet(name, tmp / name)
         kept = {d: p for d, p in prints.items() if as_of - window <= dt.date.fromisoformat(d) < as_of}
-        (tmp / MANIFEST).write_text(json.dumps({"window_days": WINDOW_DAYS, "days": kept}, indent=1, sort_keys=True) + "\n")
+        (tmp / MANIFEST).write_text(json.dumps({"window_days": WINDOW_DAYS, "key": KEY, "days": kept}, indent=1, sort_keys=True) + "\n")
     t = engine.query_arrow(sql_file("opencem.nps", "places"), step="places")
     for name in SUMS:
         engine.drop(name)
@@ -95,6 +97,6 @@ def _usable_state(ws: Workspace, as_of: dt.date, prints: dict[str, str]) -> dt.d
         doc = json.loads((p / MANIFEST).read_text())
         lo = base - dt.timedelta(days=WINDOW_DAYS)
         now = {d: v for d, v in prints.items() if lo <= dt.date.fromisoformat(d) < base}
-        if doc.get("window_days") == WINDOW_DAYS and doc.get("days") == now:
+        if doc.get("window_days") == WINDOW_DAYS and doc.get("key") == KEY and doc.get("days") == now:
             return base
     return None
