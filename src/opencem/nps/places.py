@@ -30,7 +30,11 @@ from .features import WINDOW_DAYS
 
 STATE = "place_sums"  # WS/nps/place_sums/as_of=D/{cell_sums,position_sums}/ and manifest.json
 MANIFEST = "manifest.json"
-KEY = "pseudonym hex digits 1-15, 16-30"  # how a state keys its subscribers (place_sums.sql); another is not used
+# how a state keys its subscribers: the pseudonym's hex digits 1-15 and 16-30 as integers (a state keyed
+# otherwise is not used); DuckDB SQL, which transpile turns into Spark's CONV
+SUBSCRIBER_KEY = {"sub_hi": "CAST('0x' || substr(subscriber_id, 1, 15) AS BIGINT)",
+                  "sub_lo": "CAST('0x' || substr(subscriber_id, 16, 15) AS BIGINT)"}
+KEY = "pseudonym hex digits 1-15, 16-30"
 # state table -> (measure table, the counted value's columns, the count)
 SUMS = {"cell_sums": ("subscriber_cell_day", "cell_id", "sessions"),
         "position_sums": ("subscriber_position_day", "lat, lon", "reports")}
@@ -51,7 +55,7 @@ def main_places(engine: Engine, ws: Workspace, as_of: dt.date) -> pa.Table:
             engine.register_parquet(f"prev_{name}", [str(p) for p in sorted((_folder(ws, base) / name).rglob("*.parquet"))])
             prev = f"prev_{name}"
             days = {"add_from": base, "add_to": as_of, "drop_from": base - window, "drop_to": as_of - window}
-        sql = sql_file("opencem.nps", "place_sums").format(prev=prev, table=table, keys=keys, count=count)
+        sql = sql_file("opencem.nps", "place_sums").format(prev=prev, table=table, keys=keys, count=count, **SUBSCRIBER_KEY)
         engine.create_table(name, sql, days)
     with atomic_dir(_folder(ws, as_of)) as tmp:
         tmp.mkdir()
@@ -59,7 +63,7 @@ def main_places(engine: Engine, ws: Workspace, as_of: dt.date) -> pa.Table:
             engine.write_parquet(name, tmp / name)
         kept = {d: p for d, p in prints.items() if as_of - window <= dt.date.fromisoformat(d) < as_of}
         (tmp / MANIFEST).write_text(json.dumps({"window_days": WINDOW_DAYS, "key": KEY, "days": kept}, indent=1, sort_keys=True) + "\n")
-    t = engine.query_arrow(sql_file("opencem.nps", "places"), step="places")
+    t = engine.query_arrow(sql_file("opencem.nps", "places").format(**SUBSCRIBER_KEY), step="places")
     for name in SUMS:
         engine.drop(name)
         engine.drop(f"prev_{name}")
