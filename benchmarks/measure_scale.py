@@ -8,6 +8,10 @@ over the input xDR Parquet; (2) the whole `opencem measure` stage on DuckDB (ing
 pseudonymisation, KPI, KQI, CEI, the per-subscriber summaries, writes) with DuckDB's resources as set
 from the machine (or OPENCEM_MEMORY_LIMIT / OPENCEM_THREADS). The plain aggregation runs in a child
 process, so the peak RSS is the measure stage's. Appends a JSON line to benchmarks/results/measure_scale.jsonl.
+
+``--copy-floor`` also times (3) a plain DuckDB copy of the same xDR Parquet to zstd Parquet, every column
+as it is: the least any ingest that writes the lake once must do. The copy plus the GROUP BY is then the
+floor of a measure stage that ingests to a lake and aggregates from it (no validation, no pseudonym).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import multiprocessing
 import os
 import resource
+import shutil
 import time
 from pathlib import Path
 
@@ -49,15 +54,30 @@ def plain_groupby(glob: str) -> tuple[int, float]:
     return rows, time.perf_counter() - t0
 
 
+def plain_copy(glob: str, out: str) -> float:
+    """Seconds of a plain copy of the xDR to zstd Parquet (one file per thread), in a child process."""
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    con.execute(f"COPY (SELECT * FROM read_parquet('{glob}')) TO '{out}' "
+                "(FORMAT parquet, COMPRESSION zstd, PER_THREAD_OUTPUT true, OVERWRITE_OR_IGNORE true)")
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--workspace", type=Path, required=True)
+    ap.add_argument("--copy-floor", action="store_true", help="also time a plain copy of the xDR to Parquet (the ingest's floor)")
     a = ap.parse_args()
     inputs = a.data / "inputs" if (a.data / "inputs").is_dir() else a.data
     glob = str(inputs / "xdr" / "*" / "*.parquet")
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         rows, plain_s = pool.apply(plain_groupby, (glob,))
+        copy_s = None
+        if a.copy_floor:
+            out = a.workspace.with_name(a.workspace.name + "-copy-floor")
+            copy_s = pool.apply(plain_copy, (glob, str(out)))
+            shutil.rmtree(out)
 
     marks: list[tuple[str, float]] = []
 
@@ -78,6 +98,7 @@ def main() -> None:
         "benchmark": "measure_scale", "xdr_rows": rows, "plain_groupby_s": round(plain_s, 1),
         "plain_rows_per_s": round(rows / plain_s), "measure_stage_s": round(stage_s, 1),
         "measure_rows_per_s": round(rows / stage_s), "ratio_stage_to_plain": round(stage_s / plain_s, 2),
+        **({"plain_copy_s": round(copy_s, 1), "ratio_floor_to_plain": round((copy_s + plain_s) / plain_s, 2)} if copy_s else {}),
         "step_seconds": {k: round(v, 1) for k, v in steps.items()},
         "output_rows": res.rows, "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "duckdb": resources(), "cpus": os.cpu_count(),
