@@ -1,7 +1,7 @@
 """How `measure` and `score` grow with the subscriber base on Spark and on DuckDB, and what a 10M-subscriber
 day would need, extrapolated from the measured sizes.
 
-    python benchmarks/spark_scale.py --out DIR [--sizes 10000,30000,100000] [--days 7] [--seed 29] [--master 'local[2]'] [--model M]
+    python benchmarks/spark_scale.py --out DIR [--sizes 10000,30000,100000] [--days 7] [--seed 29] [--master 'local[2]'] [--model M] [--engines spark]
 
 For each size: `opencem synth` (kept in DIR between runs), then on each engine a fresh workspace measured
 with `opencem measure` and scored with `opencem score` (the model: ``--model``, or `opencem train nps` on
@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--engines", default="duckdb,spark", help="the engines to run (the fit and the comparison need both)")
     ap.add_argument("--model", type=Path, default=None, help="an NPS model folder to score with (default: trained on the smallest size)")
     a = ap.parse_args()
     cli = [str(Path(sys.executable).with_name("opencem"))]
@@ -98,7 +99,7 @@ def main() -> None:
             run(cli + ["synth", "--out", str(data), "--subscribers", str(n), "--days", str(a.days), "--seed", str(a.seed)])
         xdr_rows = sum(pq.read_metadata(f).num_rows for f in (data / "inputs" / "xdr").rglob("*.parquet"))
         row = {"subscribers": n, "days": a.days, "xdr_rows": xdr_rows}
-        for engine in ("duckdb", "spark"):
+        for engine in a.engines.split(","):
             ws = a.out / f"ws-{n}-{engine}"
             shutil.rmtree(ws, ignore_errors=True)
             on = ["--engine", engine] + (["--spark-master", a.master] if engine == "spark" else [])
@@ -114,11 +115,12 @@ def main() -> None:
             print(f"{n:,} subscribers on {engine}: score", flush=True)
             row[f"{engine}_score"] = run(cli + ["score", "--workspace", str(ws)] + on)
             row[f"{engine}_base_nps"] = base_nps(ws)
-        row["same_base_nps"] = abs(row["duckdb_base_nps"] - row["spark_base_nps"]) < 1e-6
+        if "duckdb_base_nps" in row and "spark_base_nps" in row:
+            row["same_base_nps"] = abs(row["duckdb_base_nps"] - row["spark_base_nps"]) < 1e-6
         print(json.dumps(row), flush=True)
         rows.append(row)
     fits = {}
-    for key in ("duckdb_measure", "spark_measure", "duckdb_score", "spark_score"):
+    for key in (k for k in ("duckdb_measure", "spark_measure", "duckdb_score", "spark_score") if k in rows[0]):
         x = np.array([r["subscribers"] for r in rows], float)
         y = np.array([r[key]["s"] for r in rows], float)
         b, c = np.polyfit(x, y, 1) if len(rows) > 1 else (y[0] / x[0], 0.0)
