@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--master", default="local[2]")
-    ap.add_argument("--engines", default="duckdb,spark", help="the engines to run (the fit and the comparison need both)")
+    ap.add_argument("--engines", default="duckdb,spark", help="the engines to run, comma-separated (the base NPS comparison needs both)")
     ap.add_argument("--model", type=Path, default=None, help="an NPS model folder to score with (default: trained on the smallest size)")
     a = ap.parse_args()
     cli = [str(Path(sys.executable).with_name("opencem"))]
