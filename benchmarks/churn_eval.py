@@ -1,21 +1,28 @@
 """Accuracy of the churn model against the synthetic operator's truth, and IBM Telco's cross-validation.
 
-    python benchmarks/churn_eval.py --train OP_A WS_A --test OP_B WS_B [--test OP_C WS_C ...] [--telco]
-        [--out benchmarks/results/churn_eval.jsonl]
+    python benchmarks/churn_eval.py --within OP WS [--within OP2 WS2 ...] [--test-day D] [--with-nps]
+    python benchmarks/churn_eval.py --train OP_A WS_A --test OP_B WS_B [--test OP_C WS_C ...]
+    python benchmarks/churn_eval.py ... [--telco] [--out benchmarks/results/churn_eval.jsonl]
 
 Each OP is an `opencem synth` output and WS its `opencem measure` workspace (the commands are in
-docs/churn.md). The synthetic generator runs at most 120 days, and no scoring day inside a 120-day window
-has its 4 months after it in the data. So the model is trained on one operator (all its days: the
-hazard learns months 1-3 from the port-outs the lake shows, month 4 from its month index) and judged on
-other operators, which it has never seen, on their first scoring day (day 14): the truth's `churners`
-table holds every port-out of a decision made in the window, up to 60 days after it, so the 4 months
-after day 14 are known but for decisions made in the 7 days after the window that port out before day
-134 (they count as stayers: the figures are, if anything, low). Reported per test operator:
+docs/churn.md). Two designs:
 
-* 4-month ROC-AUC and top-decile lift on day 14 (and 1- and 2-month ones); beside them the truth's own
+* ``--within``: one operator long enough for a 4-month horizon (250 days, say). The model is trained
+  with ``train_churn(until=D)``, on the port-outs known before the test day D (default: the last day with
+  4 months of data after it), and judged on D and the 4 months after it. With ``--with-nps`` the
+  workspace's NPS model (train it with ``opencem train nps --until D``) is a feature.
+* ``--train`` / ``--test``: trained on one operator's whole window (the hazard learns months 1-3 from the
+  port-outs the lake shows, month 4 from its month index) and judged on other operators, which it has
+  never seen, on their first scoring day (day 14). This was the only design while the generator ran at
+  most 120 days: the 4 months after day 14 are known but for decisions made in the 7 days after a
+  120-day window that port out before day 134 (they count as stayers).
+
+Reported per judged operator:
+
+* 4-month ROC-AUC and top-decile lift on the scoring day (and 1- and 2-month ones); beside them the truth's own
   hazard on the same subscribers (``oracle_within_4_months``): it knows every customer's latent
   satisfaction, personal baseline included, so it is a ceiling for any model;
-* cause accuracy: every true churner who decided on day 14 or later, with the cause the model gave on
+* cause accuracy: every true churner who decided on the scoring day or later, with the cause the model gave on
   the last scoring day (every 14 days) before their decision, against the truth's driver mapped to the
   model's causes (network_coverage / network_speed / network_voice -> network; price; billing; care;
   other). The truth's `other` is a churner whose penalties were all small (a low personal baseline);
@@ -40,6 +47,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM loads: se
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from opencem.churn.features import NPS  # noqa: E402
 from opencem.churn.model import MONTH_DAYS, auc_and_lift  # noqa: E402
 from opencem.churn.score import score_churn  # noqa: E402
 from opencem.churn.train import MIN_HISTORY, train_churn  # noqa: E402
@@ -57,12 +65,12 @@ def truth_churners(op: Path, ws: Workspace) -> list[dict]:
     return t.to_pylist()
 
 
-def evaluate(model, op: Path, ws_path: Path, with_explain_days: bool = True) -> dict:
+def evaluate(model, op: Path, ws_path: Path, d0: dt.date | None = None) -> dict:
+    """The model judged on one operator's scoring day ``d0`` (default: its first) and the 4 months after it."""
     ws = Workspace(ws_path)
     churners = truth_churners(op, ws)
     t0 = time.perf_counter()
-    first = _first_day(ws)
-    d0 = first + dt.timedelta(days=MIN_HISTORY)
+    d0 = d0 or _first_day(ws) + dt.timedelta(days=MIN_HISTORY)
     res = score_churn(ws.root, d0, model=model, explain_share=1.0, write=False)
     score_s = time.perf_counter() - t0
     ids = res.scores["subscriber_id"].to_pylist()
@@ -74,6 +82,10 @@ def evaluate(model, op: Path, ws_path: Path, with_explain_days: bool = True) -> 
         out[f"within_{m}_months"] = auc_and_lift(pm[:, :m].sum(axis=1), y)
     y4 = np.array([(s in port) and d0 <= port[s] < d0 + dt.timedelta(days=4 * MONTH_DAYS) for s in ids])
     out["oracle_within_4_months"] = _oracle(op, ws, res.scores, d0, y4)
+    pen = pq.read_table(op / "truth" / "subscriber_daily", columns=["network_penalty", "nonnetwork_penalty"],
+                        filters=[("date", "=", d0 - dt.timedelta(days=1))])
+    net, non = pen["network_penalty"].to_numpy(), pen["nonnetwork_penalty"].to_numpy()
+    out["base_share_network_penalty_over_0_6"] = round(float(np.mean((net > 0.6) & (net > non))), 3)
     # cause of every true churner who decided in the scored span, as given on the last scoring day before
     last = max(c["decision_date"] for c in churners)
     days = [d0 + dt.timedelta(days=CAUSE_EVERY * i) for i in range(20)]
@@ -94,7 +106,11 @@ def evaluate(model, op: Path, ws_path: Path, with_explain_days: bool = True) -> 
         by_truth[c["cause"]][0] += got == want
         by_truth[c["cause"]][1] += 1
         confusion[f"{want}->{got}"] += 1
+    # what naming every churner "network" would score: the truth's driver is absolute (the largest penalty
+    # over 0.6 satisfaction points), which most customers' everyday network experience exceeds
+    as_network = sum(v for k, v in confusion.items() if k.startswith("network->"))
     out["cause"] = {"churners": n, "right": hits, "accuracy": round(hits / n, 3) if n else None,
+                    "constant_network_accuracy": round(as_network / n, 3) if n else None,
                     "by_truth": {k: {"right": v[0], "of": v[1]} for k, v in sorted(by_truth.items())},
                     "confusion": dict(confusion.most_common()), "scoring_days": [str(days[0]), str(days[-1])]}
     out["seconds"] = round(time.perf_counter() - t0, 1)
@@ -102,26 +118,61 @@ def evaluate(model, op: Path, ws_path: Path, with_explain_days: bool = True) -> 
 
 
 def _oracle(op: Path, ws: Workspace, scores, d0: dt.date, y4: np.ndarray) -> dict:
-    """The same subscribers ranked by the truth's own decision hazard on the day before the scoring day:
-    exp(0.9 x (6.5 - latent satisfaction)) x 1.5 under 15 EUR ARPU x 1.4 under 12 months' tenure (synth/behaviour.py).
+    """The same subscribers ranked by the truth's own decision hazard on the day before the scoring day
+    (synth/behaviour.py): exp(0.9 x (6.5 - long-run satisfaction)) x 1.5 under 15 EUR ARPU x 1.4 under 12
+    months' tenure x 0.6 on the sixth plan, where the long-run satisfaction is the truth's daily latent
+    satisfaction smoothed by 0.95 a day. Its start (personal baseline - 1, not in the truth) is taken as the
+    first day's satisfaction - 1: a weight of 0.95^days on it (0.49 on day 14, 0.001 on day 130).
     It knows each customer's satisfaction, personal baseline included, which no input shows; what it cannot
     know is who of the at-risk draws a decision in the next months. A ceiling for any model."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    from opencem.synth.population import PLANS
 
-    d = pq.read_table(op / "truth" / "subscriber_daily", filters=[("date", "=", d0 - dt.timedelta(days=1))])
-    d = d.set_column(0, "subscriber_id", Pseudonymiser(load_key(ws.pseudonym_key)).column(d["subscriber_id"]))
-    sat = dict(zip(d["subscriber_id"].to_pylist(), d["satisfaction"].to_pylist()))
-    s = np.array([sat.get(i, np.nan) for i in scores["subscriber_id"].to_pylist()], dtype=float)
+    pseud = Pseudonymiser(load_key(ws.pseudonym_key))
+    d = pq.read_table(op / "truth" / "subscriber_daily", columns=["subscriber_id", "date", "satisfaction"],
+                      filters=[("date", "<", d0)]).sort_by("date")
+    who = pseud.column(d["subscriber_id"]).to_pylist()
+    index = {i: k for k, i in enumerate(dict.fromkeys(who))}
+    row = np.array([index[i] for i in who])
+    sat, date = d["satisfaction"].to_numpy().astype(float), d["date"].to_numpy()
+    sat_long = np.full(len(index), np.nan)
+    for day in np.unique(date):
+        at = date == day
+        r, s = row[at], sat[at]
+        prev = sat_long[r]
+        sat_long[r] = np.where(np.isnan(prev), s - 1.0, 0.95 * prev + 0.05 * s)
+    sub = pq.read_table(op / "inputs" / "subscribers.parquet", columns=["subscriber_id", "plan", "arpu_monthly", "tenure_months"])
+    profile = dict(zip(pseud.column(sub["subscriber_id"]).to_pylist(),
+                       zip(sub["plan"].to_pylist(), sub["arpu_monthly"].to_pylist(), sub["tenure_months"].to_pylist())))
+    ids = scores["subscriber_id"].to_pylist()
+    s = np.array([sat_long[index[i]] if i in index else np.nan for i in ids])
     s = np.where(np.isnan(s), np.nanmean(s), s)
-    arpu, tenure = scores["arpu_monthly"].to_numpy(), pc.cast(scores["tenure_months"], pa.float64()).to_numpy()
-    h = np.exp(0.9 * (6.5 - s)) * np.where(arpu < 15, 1.5, 1.0) * np.where(tenure < 12, 1.4, 1.0)
+    plan, arpu, tenure = (np.array(v) for v in zip(*(profile[i] for i in ids)))
+    h = np.exp(0.9 * (6.5 - s)) * np.where(arpu < 15, 1.5, 1.0) * np.where(tenure < 12, 1.4, 1.0) * np.where(plan == PLANS[5], 0.6, 1.0)
     return auc_and_lift(h, y4)
 
 
 def _first_day(ws: Workspace) -> dt.date:
+    return _days(ws)[0]
+
+
+def _days(ws: Workspace) -> tuple[dt.date, dt.date]:
     with ws.session(tables=("cei_subscriber_day",)) as engine:
-        return engine.query_row("SELECT min(day) FROM cei_subscriber_day")[0]
+        return engine.query_row("SELECT min(day), max(day) FROM cei_subscriber_day")
+
+
+def within(op: Path, ws_path: Path, test_day: dt.date | None, with_nps: bool) -> dict:
+    """One long operator: trained on the labels knowable before its test day, judged on the 4 months after it."""
+    first, last = _days(Workspace(ws_path))
+    d0 = test_day or last + dt.timedelta(days=1 - 4 * MONTH_DAYS)
+    if d0 + dt.timedelta(days=4 * MONTH_DAYS) > last + dt.timedelta(days=1):
+        raise SystemExit(f"{ws_path}: data {first} .. {last}; test day {d0} has not 4 months of data after it")
+    t0 = time.perf_counter()
+    model = train_churn(ws_path, until=d0, with_nps=with_nps)
+    base = {"benchmark": "churn_eval", "mode": "within", "date": str(dt.date.today()), "train_seed": _seed(op),
+            "test_seed": _seed(op), "data": "synthetic", "with_nps": NPS in model.nodes.values(), "train_seconds": round(time.perf_counter() - t0, 1),
+            "rounds": model.card["rounds"], "train_window": model.card["training_window"],
+            "train_time_split_test": model.card["metrics"]}
+    return {**base, **evaluate(model, op, ws_path, d0)}
 
 
 def _seed(op: Path) -> int | None:
@@ -130,22 +181,28 @@ def _seed(op: Path) -> int | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--train", nargs=2, type=Path, metavar=("OP", "WS"), required=True)
+    ap.add_argument("--train", nargs=2, type=Path, metavar=("OP", "WS"))
     ap.add_argument("--test", nargs=2, type=Path, metavar=("OP", "WS"), action="append", default=[])
+    ap.add_argument("--within", nargs=2, type=Path, metavar=("OP", "WS"), action="append", default=[],
+                    help="a long operator judged on itself: trained on what was known before its test day")
+    ap.add_argument("--test-day", type=dt.date.fromisoformat, help="with --within (default: the last day with 4 months after it)")
+    ap.add_argument("--with-nps", action="store_true", help="with --within: the workspace's NPS model as a feature, when it has one")
     ap.add_argument("--telco", action="store_true", help="also IBM Telco's 5-fold cross-validation")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "churn_eval.jsonl")
     a = ap.parse_args()
-    t0 = time.perf_counter()
-    model = train_churn(a.train[1], with_nps=False)
-    train_s = time.perf_counter() - t0
-    base = {"benchmark": "churn_eval", "date": str(dt.date.today()), "train_seed": _seed(a.train[0]),
-            "train_seconds": round(train_s, 1), "rounds": model.card["rounds"], "train_window": model.card["training_window"],
-            "train_time_split_test": model.card["metrics"]}
+    if a.test and not a.train:
+        ap.error("--test needs --train")
     rows = []
-    for op, ws in a.test:
-        r = {**base, "data": "synthetic", "test_seed": _seed(op), **evaluate(model, op, ws)}
-        rows.append(r)
-        print(json.dumps({k: r[k] for k in ("train_seed", "test_seed", "within_4_months", "oracle_within_4_months", "cause")},
+    if a.train:
+        t0 = time.perf_counter()
+        model = train_churn(a.train[1], with_nps=False)
+        base = {"benchmark": "churn_eval", "date": str(dt.date.today()), "train_seed": _seed(a.train[0]),
+                "train_seconds": round(time.perf_counter() - t0, 1), "rounds": model.card["rounds"],
+                "train_window": model.card["training_window"], "train_time_split_test": model.card["metrics"]}
+        rows += [{**base, "data": "synthetic", "test_seed": _seed(op), **evaluate(model, op, ws)} for op, ws in a.test]
+    rows += [within(op, ws, a.test_day, a.with_nps) for op, ws in a.within]
+    for r in rows:
+        print(json.dumps({k: r[k] for k in ("train_seed", "test_seed", "scoring_day", "within_4_months", "oracle_within_4_months", "cause")},
                          default=str))
     if a.telco:
         from opencem.churn.telco import cross_validate, load_telco
