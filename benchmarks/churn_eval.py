@@ -10,7 +10,8 @@ docs/churn.md). Two designs:
 * ``--within``: one operator long enough for a 4-month horizon (250 days, say). The model is trained
   with ``train_churn(until=D)``, on the port-outs known before the test day D (default: the last day with
   4 months of data after it), and judged on D and the 4 months after it. With ``--with-nps`` the
-  workspace's NPS model (train it with ``opencem train nps --until D``) is a feature.
+  workspace's NPS model (train it with ``opencem train nps --until D``) is a feature. With
+  ``--surveys-only`` it runs on a copy of the workspace without the tracker's answers.
 * ``--train`` / ``--test``: trained on one operator's whole window (the hazard learns months 1-3 from the
   port-outs the lake shows, month 4 from its month index) and judged on other operators, which it has
   never seen, on their first scoring day (day 14). This was the only design while the generator ran at
@@ -39,6 +40,8 @@ import collections
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -160,6 +163,21 @@ def _days(ws: Workspace) -> tuple[dt.date, dt.date]:
         return engine.query_row("SELECT min(day), max(day) FROM cei_subscriber_day")
 
 
+def surveys_only(ws_path: Path, dst: Path) -> Path:
+    """A copy of the workspace whose lake has no tracker answers: the customers' earlier answers are then the
+    transactional surveys only, as at an operator whose tracker reaches a fraction of a percent of the base.
+    Lake and measure files are hard links (never written); the models are left out."""
+    def link_parquet(src, to):
+        return os.link(src, to) if src.endswith(".parquet") else shutil.copy2(src, to)
+
+    shutil.copytree(ws_path, dst, copy_function=link_parquet, ignore=lambda d, names: ["models"] if Path(d) == ws_path else [])
+    for f in (dst / "lake" / "nps_tracker").rglob("*.parquet"):
+        empty = pq.read_table(f).slice(0, 0)
+        f.unlink()
+        pq.write_table(empty, f)
+    return dst
+
+
 def within(op: Path, ws_path: Path, test_day: dt.date | None, with_nps: bool) -> dict:
     """One long operator: trained on the labels knowable before its test day, judged on the 4 months after it."""
     first, last = _days(Workspace(ws_path))
@@ -187,6 +205,8 @@ def main() -> None:
                     help="a long operator judged on itself: trained on what was known before its test day")
     ap.add_argument("--test-day", type=dt.date.fromisoformat, help="with --within (default: the last day with 4 months after it)")
     ap.add_argument("--with-nps", action="store_true", help="with --within: the workspace's NPS model as a feature, when it has one")
+    ap.add_argument("--surveys-only", action="store_true",
+                    help="with --within: on a copy of the workspace without the tracker's answers (no NPS model)")
     ap.add_argument("--telco", action="store_true", help="also IBM Telco's 5-fold cross-validation")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "churn_eval.jsonl")
     a = ap.parse_args()
@@ -200,7 +220,13 @@ def main() -> None:
                 "train_seconds": round(time.perf_counter() - t0, 1), "rounds": model.card["rounds"],
                 "train_window": model.card["training_window"], "train_time_split_test": model.card["metrics"]}
         rows += [{**base, "data": "synthetic", "test_seed": _seed(op), **evaluate(model, op, ws)} for op, ws in a.test]
-    rows += [within(op, ws, a.test_day, a.with_nps) for op, ws in a.within]
+    for op, ws in a.within:
+        if a.surveys_only:
+            with tempfile.TemporaryDirectory(dir=ws.parent) as tmp:
+                rows.append({**within(op, surveys_only(ws, Path(tmp) / ws.name), a.test_day, False),
+                             "answers": "surveys only: the workspace copy's lake nps_tracker emptied"})
+        else:
+            rows.append(within(op, ws, a.test_day, a.with_nps))
     for r in rows:
         print(json.dumps({k: r[k] for k in ("train_seed", "test_seed", "scoring_day", "within_4_months", "oracle_within_4_months", "cause")},
                          default=str))
