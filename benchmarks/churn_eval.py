@@ -133,12 +133,10 @@ def _oracle(op: Path, ws: Workspace, scores, d0: dt.date, y4: np.ndarray) -> dic
     pseud = Pseudonymiser(load_key(ws.pseudonym_key))
     d = pq.read_table(op / "truth" / "subscriber_daily", columns=["subscriber_id", "date", "satisfaction"],
                       filters=[("date", "<", d0)]).sort_by("date")
-    who = pseud.column(d["subscriber_id"]).to_pylist()
-    index = {i: k for k, i in enumerate(dict.fromkeys(who))}
-    row = np.array([index[i] for i in who])
+    known, row = np.unique(pseud.column(d["subscriber_id"]).to_numpy(zero_copy_only=False), return_inverse=True)
     sat, date = d["satisfaction"].to_numpy().astype(float), d["date"].to_numpy()
-    sat_long = np.full(len(index), np.nan)
-    for day in np.unique(date):
+    sat_long = np.full(len(known), np.nan)
+    for day in np.unique(date):  # the smoothing is recursive: one step a day, every subscriber at once
         at = date == day
         r, s = row[at], sat[at]
         prev = sat_long[r]
@@ -147,7 +145,8 @@ def _oracle(op: Path, ws: Workspace, scores, d0: dt.date, y4: np.ndarray) -> dic
     profile = dict(zip(pseud.column(sub["subscriber_id"]).to_pylist(),
                        zip(sub["plan"].to_pylist(), sub["arpu_monthly"].to_pylist(), sub["tenure_months"].to_pylist())))
     ids = scores["subscriber_id"].to_pylist()
-    s = np.array([sat_long[index[i]] if i in index else np.nan for i in ids])
+    at = np.searchsorted(known, ids).clip(0, len(known) - 1)
+    s = np.where(known[at] == np.array(ids, dtype=object), sat_long[at], np.nan)
     s = np.where(np.isnan(s), np.nanmean(s), s)
     plan, arpu, tenure = (np.array(v) for v in zip(*(profile[i] for i in ids)))
     h = np.exp(0.9 * (6.5 - s)) * np.where(arpu < 15, 1.5, 1.0) * np.where(tenure < 12, 1.4, 1.0) * np.where(plan == PLANS[5], 0.6, 1.0)
@@ -168,7 +167,10 @@ def surveys_only(ws_path: Path, dst: Path) -> Path:
     transactional surveys only, as at an operator whose tracker reaches a fraction of a percent of the base.
     Lake and measure files are hard links (never written); the models are left out."""
     def link_parquet(src, to):
-        return os.link(src, to) if src.endswith(".parquet") else shutil.copy2(src, to)
+        if src.endswith(".parquet"):
+            os.link(src, to)
+        else:
+            shutil.copy2(src, to)  # the catalog and other small files: DuckDB may write them
 
     shutil.copytree(ws_path, dst, copy_function=link_parquet, ignore=lambda d, names: ["models"] if Path(d) == ws_path else [])
     for f in (dst / "lake" / "nps_tracker").rglob("*.parquet"):
