@@ -2,7 +2,7 @@
 the time from a fault's start to its episode alert.
 
     python benchmarks/stream_throughput.py throughput --workspace WS --data DATA [--day D] [--max-messages 64] [--window 3600]
-    python benchmarks/stream_throughput.py latency    --workspace WS --data DATA [--day D] --rate 20000 [--window 60]
+    python benchmarks/stream_throughput.py latency    --workspace WS --data DATA [--day D] --rate 20000 [--window 60] [--source URL]
     python benchmarks/stream_throughput.py episode    --workspace WS --data DATA --day D --from HH:MM [--window 900]
 
 WS is a workspace `opencem measure`, `train nps` and `score` have filled from DATA (`opencem synth` output). Each
@@ -15,7 +15,8 @@ from a spool folder (no server):
   while the stream runs, as an operator's feed would (``--producer thread``: in a thread of this process,
   sharing the stream's interpreter lock, as up to stop 38); a message's latency runs from its file's
   appearance in the spool to the commit of the batch that measured and rescored its subscribers. p50 / p99
-  over messages.
+  over messages. ``--source URL`` (a redis://, nats:// or kafka:// broker already running, with an empty
+  stream or topic) goes through that broker instead; a message's arrival is then its producer's send time.
 * episode: the day is streamed from midnight without episodes up to ``--from`` (records' time), then with
   the twin's episode detection after every batch; reports the first episode alert whose episode starts
   after ``--from``, in the records' time (from the fault's start in DATA/truth/faults.parquet) and in wall
@@ -90,9 +91,10 @@ def throughput(args, tmp: Path) -> dict:
 
 def latency(args, tmp: Path) -> dict:
     ws = copy_before(args.workspace, args.day, tmp / "ws")
-    spool = tmp / "spool"
-    spool.mkdir()
-    url = f"spool:{spool}"
+    url = args.source
+    if url is None:
+        (tmp / "spool").mkdir()
+        url = f"spool:{tmp / 'spool'}"
     s = Streamer(ws, url, **STREAM_OPTIONS)
     if args.producer == "thread":
         producer = threading.Thread(target=lambda: replay(args.data, url, days=[dt.date.fromisoformat(args.day)],
@@ -115,7 +117,7 @@ def latency(args, tmp: Path) -> dict:
     wall = time.perf_counter() - t0
     lat = [r.committed_at - a for r in done for a in r.arrivals]
     records = sum(sum(r.records.values()) for r in done)
-    return {"rate_asked": args.rate, "producer": args.producer, "records": records, "seconds": round(wall, 2), "records_per_s": round(records / wall),
+    return {"source": url.split(":", 1)[0] if args.source else "spool", "rate_asked": args.rate, "producer": args.producer, "records": records, "seconds": round(wall, 2), "records_per_s": round(records / wall),
             "batches": len(done), "messages": len(lat), "latency_s_p50": round(pct(lat, 0.5), 3),
             "latency_s_p99": round(pct(lat, 0.99), 3), "latency_s_max": round(max(lat), 3),
             "batch_s_p50": round(pct([r.seconds for r in done], 0.5), 2)}
@@ -174,6 +176,7 @@ def main() -> None:
     ap.add_argument("--compact-after", type=int, default=None, help="the stream's compact_after (default its own)")
     ap.add_argument("--producer", choices=("process", "thread"), default="process",
                     help="latency: replay in its own process (default) or in a thread of the benchmark's")
+    ap.add_argument("--source", default=None, help="latency: a broker's URL (redis://, nats://, kafka://) instead of a spool folder")
     ap.add_argument("--from", dest="from_", default="14:00")
     ap.add_argument("--episode-days", type=int, default=7)
     ap.add_argument("--model", type=Path, default=None,

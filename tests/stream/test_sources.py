@@ -8,7 +8,7 @@ import pytest
 
 from opencem.errors import InputError
 from opencem.stream.replay import table_bytes
-from opencem.stream.sources import SpoolSink, open_source
+from opencem.stream.sources import SpoolSink, open_sink, open_source
 
 DATA = table_bytes(pa.table({"x": [1]}))
 
@@ -48,5 +48,31 @@ def test_bad_spool_names_and_tables_are_one_line_errors(tmp_path):
         open_source(str(tmp_path)).poll(None, 5)
     with pytest.raises(InputError, match="does not exist"):
         open_source(str(tmp_path / "nope"))
-    with pytest.raises(InputError, match="Kafka"):
-        open_source("kafka://127.0.0.1:9092/opencem")
+    with pytest.raises(InputError, match="kafka://HOST:PORT"):
+        open_source("kafka://?topic=x")
+    with pytest.raises(InputError, match="no.such.setting"):  # a client setting librdkafka does not know
+        open_source("kafka://127.0.0.1:9092?topic=x&no.such.setting=1")
+
+
+def test_kafka_reads_every_partition_after_the_committed_offsets(kafka_url):
+    """A real broker that speaks Kafka's protocol (Tansu), a topic of two partitions: every record once, in
+    each partition's order; a poll from an earlier offset (a restart) reads again from there."""
+    url = kafka_url.replace("topic=opencem", "topic=two&partitions=2")
+    sink = open_sink(url)
+    for i in range(6):
+        sink.send(("xdr", "pm", "radio_samples")[i % 3], table_bytes(pa.table({"x": [i]})))
+    sink.close()
+    src = open_source(url)
+    try:
+        first = src.poll(None, 4)
+        rest = src.poll(first[-1].offset, 10)
+        assert len(first) == 4 and len(rest) == 2 and src.poll(rest[-1].offset, 10) == []
+        assert sorted(m.data for m in first + rest) == sorted(table_bytes(pa.table({"x": [i]})) for i in range(6))
+        last = dict(part.split(":") for part in rest[-1].offset.split(","))
+        assert sorted(last) == ["0", "1"] and sum(int(o) + 1 for o in last.values()) == 6
+        again = src.poll(first[1].offset, 10)  # as after a restart from the second message's commit
+        assert sorted(m.data for m in again) == sorted(m.data for m in (first + rest)[2:])
+        with pytest.raises(InputError, match="not a Kafka offset"):
+            src.poll("xdr-7", 1)
+    finally:
+        src.close()

@@ -157,7 +157,7 @@ def test_kill_9_inside_a_batch_then_restart(tiny, tmp_path, pause):
         assert len(list((Workspace(ws).lake / "xdr" / f"day={tiny[1]}").glob("stream-*.parquet"))) == 1
 
 
-@pytest.mark.parametrize("broker", ["redis", "nats"])
+@pytest.mark.parametrize("broker", ["redis", "nats", "kafka"])
 def test_brokers_exactly_once_and_equal_to_batch(tiny, tmp_path, broker, request):
     url = request.getfixturevalue(f"{broker}_url")
     ws = streamed_copy(tiny, tmp_path)

@@ -17,7 +17,7 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
     def stream(
         workspace: Path = typer.Option(..., "--workspace", help="A workspace `opencem measure` has filled (and `train nps`, for scores)"),
         source: str = typer.Option(..., "--source", help="spool:DIR (or a folder), redis://HOST:PORT/DB?stream=KEY, "
-                                                         "nats://HOST:PORT?stream=NAME&subject=PREFIX"),
+                                                         "nats://HOST:PORT?stream=NAME&subject=PREFIX, kafka://HOST:PORT?topic=NAME"),
         webhook: list[str] = typer.Option(None, "--webhook", help="POST each alert here (repeatable)"),
         max_messages: int = typer.Option(64, help="Messages per micro-batch at most"),
         until_idle: bool = typer.Option(False, "--until-idle", help="Stop when the source has nothing new"),
@@ -83,7 +83,7 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
     @friendly_errors
     def synth_replay(
         data: Path = typer.Option(..., "--data", help="A synth output folder (or a folder of input tables)"),
-        source: str = typer.Option(..., "--source", help="Where to put the records: spool:DIR, redis://..., nats://..."),
+        source: str = typer.Option(..., "--source", help="Where to put the records: spool:DIR, redis://..., nats://..., kafka://...?topic=NAME[&partitions=N]"),
         rate: float = typer.Option(0.0, "--rate", help="Records per second (0: as fast as the source takes them)"),
         speed: float = typer.Option(None, "--speed", help="Times the records' own clock instead (1: real time)"),
         day: list[str] = typer.Option(None, "--day", help="Replay only this day, YYYY-MM-DD (repeatable)"),

@@ -14,7 +14,10 @@ Sources (``--source URL``):
   The offset is the entry id.
 * ``nats://HOST:PORT?stream=NAME&subject=PREFIX``: a NATS JetStream stream; subject ``PREFIX.<table>``,
   the message body is the Parquet bytes. The offset is the stream sequence.
-* ``kafka://...``: not in this cut (a one-line error says so).
+* ``kafka://HOST:PORT[,HOST:PORT...]?topic=NAME``: an Apache Kafka topic (or a broker that speaks its
+  protocol); the record key is the table, the value the Parquet bytes. The offset is the last offset read
+  in each partition, ``<partition>:<offset>`` joined by commas. The consumer never commits to the broker.
+  Parameters with a dot in their name are client settings (``&security.protocol=SASL_SSL&sasl.mechanism=...``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from ..errors import InputError
 STREAM_TABLES = ("xdr", "radio_samples", "pm")  # the tables a stream carries; the others come with `opencem measure`
 DEFAULT_REDIS_STREAM = "opencem"
 DEFAULT_NATS_STREAM, DEFAULT_NATS_SUBJECT = "OPENCEM", "opencem"
+DEFAULT_KAFKA_TOPIC = "opencem"
+# the client's own log lines (a refused connection, many times a second) stay out of the terminal: what
+# fails reaches the user as one line naming the URL
+KAFKA_CLIENT = {"socket.connection.setup.timeout.ms": 10_000, "log_level": 2}
 
 
 @dataclass
@@ -228,6 +235,132 @@ class NatsSink(_Nats):
         self.run(self.js.publish(f"{self.subject}.{_check_table(table, 'replay')}", data, headers={"sent_at": repr(time.time())}))
 
 
+# -- Apache Kafka ---------------------------------------------------------------------------------------
+def _kafka_target(url: str) -> tuple[dict, str, dict]:
+    """(client settings, topic, the query's other parameters) of ``kafka://HOST:PORT[,HOST:PORT]?topic=T``. A
+    parameter whose name has a dot is a setting of the client, librdkafka's name (``security.protocol=SASL_SSL``)."""
+    u = urllib.parse.urlparse(url)
+    q = {k: v[0] for k, v in urllib.parse.parse_qs(u.query).items()}
+    if not u.netloc:
+        raise InputError(f"{url}: a Kafka source is kafka://HOST:PORT[,HOST:PORT...]?topic=NAME")
+    conf = {"bootstrap.servers": u.netloc, **KAFKA_CLIENT, **{k: q.pop(k) for k in list(q) if "." in k}}
+    return conf, q.pop("topic", DEFAULT_KAFKA_TOPIC), q
+
+
+def _kafka_reason(e: Exception) -> str:
+    return e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
+
+
+def _kafka_offsets(offset: str | None, url: str) -> dict[int, int]:
+    """``"0:41,1:17"`` -> {0: 41, 1: 17}: the last offset read in each partition."""
+    try:
+        return {int(p): int(o) for p, o in (part.split(":") for part in offset.split(","))} if offset else {}
+    except ValueError:
+        raise InputError(f"{url}: {offset!r} is not a Kafka offset of this stream (<partition>:<offset>,...)") from None
+
+
+class KafkaSource:
+    """Every partition of one topic, read after the offsets the stream committed (assigned, not subscribed:
+    no consumer group decides what this stream reads). Records of different partitions come in the order
+    the broker hands them out; a batch measures every record of the subscriber-days it touches, so the
+    order between tables and partitions does not change what it computes."""
+
+    WAIT_S = 2.0  # the longest a poll waits for a first record; it returns as soon as records come
+
+    def __init__(self, url: str) -> None:
+        from confluent_kafka import Consumer, KafkaException
+
+        self.url = url
+        conf, self.topic, _ = _kafka_target(url)
+        try:
+            self.consumer = Consumer({"group.id": "opencem-stream", "fetch.wait.max.ms": 50, **conf, "enable.auto.commit": False,
+                                      "enable.auto.offset.store": False, "auto.offset.reset": "earliest"})
+        except KafkaException as e:
+            raise InputError(f"{url}: {_kafka_reason(e)}") from None
+        self.position: dict[int, int] | None = None  # the next offset of each assigned partition
+
+    def _partitions(self) -> list[int]:
+        from confluent_kafka import KafkaException
+
+        try:
+            meta = self.consumer.list_topics(self.topic, timeout=10)
+        except KafkaException as e:
+            raise InputError(f"{self.url}: cannot reach Kafka ({_kafka_reason(e)})") from None
+        topic = meta.topics.get(self.topic)
+        return sorted(topic.partitions) if topic is not None and topic.error is None else []
+
+    def poll(self, after: str | None, max_messages: int) -> list[Message]:
+        from confluent_kafka import KafkaError, TopicPartition
+
+        read = _kafka_offsets(after, self.url)
+        want = {p: read.get(p, -1) + 1 for p in self._partitions()}
+        if not want:
+            return []  # the topic is not there yet
+        if want != self.position:  # a restart, or a caller that did not take what was read: start again there
+            self.consumer.assign([TopicPartition(self.topic, p, o) for p, o in want.items()])
+            self.position = want
+        # the first record as soon as it comes (consume() would wait for all it was asked for), then what the
+        # client has fetched already: a busy topic must not hold the batch open
+        first = self.consumer.poll(self.WAIT_S)
+        records = [] if first is None else [first]
+        if records and max_messages > 1:
+            records += self.consumer.consume(max_messages - 1, timeout=0)
+        out: list[Message] = []
+        for r in records:
+            err = r.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise InputError(f"{self.url}: {err.str()}")
+            p, o = r.partition(), r.offset()
+            read[p] = o
+            self.position[p] = o + 1
+            where = f"{self.url} partition {p} offset {o}"
+            table = (r.key() or b"").decode()
+            sent = dict(r.headers() or []).get("sent_at")
+            out.append(Message(",".join(f"{k}:{v}" for k, v in sorted(read.items())), _check_table(table, where),
+                               r.value() or b"", float(sent) if sent else None))
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class KafkaSink:
+    """Produces each message as one record (key: the table); the topic is made with ``partitions`` (default 1,
+    which keeps the replay's time order) when the broker does not have it."""
+
+    def __init__(self, url: str) -> None:
+        from confluent_kafka import KafkaException, Producer
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        conf, self.topic, q = _kafka_target(url)
+        self.url = url
+        try:
+            admin = AdminClient(conf)
+            if self.topic not in admin.list_topics(timeout=10).topics:
+                made = admin.create_topics([NewTopic(self.topic, num_partitions=int(q.get("partitions", 1)), replication_factor=1)])
+                made[self.topic].result(30)
+        except KafkaException as e:
+            raise InputError(f"{url}: cannot reach Kafka or make topic {self.topic!r} ({_kafka_reason(e)})") from None
+        self.producer = Producer({"linger.ms": 5, "message.max.bytes": 64 << 20, **conf})
+        self.failed: list[str] = []
+
+    def _delivered(self, err, _record) -> None:
+        if err is not None:
+            self.failed.append(err.str())
+
+    def send(self, table: str, data: bytes) -> None:
+        self.producer.produce(self.topic, key=_check_table(table, "replay"), value=data,
+                              headers={"sent_at": repr(time.time())}, on_delivery=self._delivered)
+        self.producer.poll(0)
+
+    def close(self) -> None:
+        left = self.producer.flush(60)
+        if left or self.failed:
+            raise InputError(f"{self.url}: {left} records not delivered; {'; '.join(self.failed[:3])}")
+
+
 # -- by URL -------------------------------------------------------------------------------------------------
 def _kind(url: str) -> tuple[str, str]:
     if url.startswith("redis://"):
@@ -235,21 +368,21 @@ def _kind(url: str) -> tuple[str, str]:
     if url.startswith("nats://"):
         return "nats", url
     if url.startswith("kafka://"):
-        raise InputError(f"{url}: Kafka is not supported by this version of `opencem stream` (use a spool folder, redis:// or nats://)")
+        return "kafka", url
     if url.startswith("spool:"):
         return "spool", url[len("spool:"):]
     if url.startswith("file://"):
         return "spool", urllib.parse.urlparse(url).path
     if "://" in url:
-        raise InputError(f"--source {url}: unknown kind of source (spool:DIR, a folder, redis://, nats://)")
+        raise InputError(f"--source {url}: unknown kind of source (spool:DIR, a folder, redis://, nats://, kafka://)")
     return "spool", url
 
 
 def open_source(url: str):
     kind, where = _kind(url)
-    return {"spool": SpoolSource, "redis": RedisSource, "nats": NatsSource}[kind](Path(where) if kind == "spool" else where)
+    return {"spool": SpoolSource, "redis": RedisSource, "nats": NatsSource, "kafka": KafkaSource}[kind](Path(where) if kind == "spool" else where)
 
 
 def open_sink(url: str):
     kind, where = _kind(url)
-    return {"spool": SpoolSink, "redis": RedisSink, "nats": NatsSink}[kind](Path(where) if kind == "spool" else where)
+    return {"spool": SpoolSink, "redis": RedisSink, "nats": NatsSink, "kafka": KafkaSink}[kind](Path(where) if kind == "spool" else where)
