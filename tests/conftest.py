@@ -106,6 +106,15 @@ def shared(tmp_path_factory):
 
 
 @pytest.fixture
+def wide_console(monkeypatch):
+    """The CLI's console 200 columns wide, whatever COLUMNS was when it was made: rich keeps the width it finds
+    in the environment then, and pytest-xdist's workers start with COLUMNS=80 (a table wraps, a name is cut)."""
+    from opencem.cli import console
+
+    monkeypatch.setattr(console, "_width", 200)
+
+
+@pytest.fixture
 def clone(tmp_path):
     """`clone(ws, skip=())`: a copy of workspace `ws` without its top-level folders `skip`, that the test
     may write to. Files are hard links: every stage replaces its files, never rewrites them."""

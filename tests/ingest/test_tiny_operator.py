@@ -14,7 +14,7 @@ def _run(*args: str):
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
 
 
-def test_a_tiny_operator_with_empty_tables_runs_end_to_end(tmp_path):
+def test_a_tiny_operator_with_empty_tables_runs_end_to_end(tmp_path, wide_console):
     data, ws = tmp_path / "tiny", tmp_path / "ws"
     r = _run("synth", "--out", str(data), "--subscribers", "300", "--days", "3", "--seed", "5", "--workers", "1")
     assert r.exit_code == 0, r.output

@@ -203,7 +203,7 @@ def test_retention_list_of_the_churn_stage_keeps_only_consenting(segmented, clon
     assert r["expected_uplift"] == pytest.approx(10.0 * len(consenting))
 
 
-def test_cli_prints_segments_and_campaigns(segmented, clone):
+def test_cli_prints_segments_and_campaigns(segmented, clone, wide_console):
     ws = clone(segmented[0])
     r = CliRunner().invoke(app, ["segments", "--workspace", str(ws)], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output

@@ -196,6 +196,7 @@ class Streamer:
         self.checkpoint = self.state.recover()
         self._eng: Engine | None = None  # one engine for every batch: opening it and its views is a batch's fixed cost
         self._views: dict[str, list[str]] = {}
+        self._pm_first_batch: int | None = None  # the batch that made the engine's pm_first (_pm_first)
 
     def _engine(self) -> Engine:
         """The stream's engine, its views of the lake tables a stream does not carry renewed where their files
@@ -261,6 +262,8 @@ class Streamer:
         _apply(self.ws.root, moves)
         self.checkpoint = _checkpoint_of(doc)
         atomic_write_text(st.checkpoint_path, json.dumps(self.checkpoint, indent=1) + "\n")
+        if "pm" not in lake_new and self._pm_first_batch == batch - 1:
+            self._pm_first_batch = batch  # a batch without PM leaves the cells' first periods as they were
         shutil.rmtree(stage, ignore_errors=True)
         _PAUSE_BATCH.pop()
         res.seconds = time.perf_counter() - t0
@@ -434,10 +437,12 @@ class Streamer:
             eng.register_parquet("new_pm", staged["pm"])
             eng.create_table("pm_periods", "SELECT DISTINCT period_start FROM new_pm")
             in_periods = "period_start IN (SELECT period_start FROM pm_periods)"
-            eng.create_view("pm", f"SELECT * FROM pm_all WHERE {in_days(pm_days)} AND {in_periods} UNION ALL BY NAME "
-                                  "SELECT cell_id, first_period AS period_start, granularity_s FROM ("
-                                  "SELECT cell_id, min(period_start) AS first_period, max(granularity_s) AS granularity_s "
-                                  f"FROM pm_all GROUP BY cell_id) WHERE first_period NOT IN (SELECT period_start FROM pm_periods)")
+            self._pm_first(eng, res.batch)
+            # one table, as the step reads its input three times
+            eng.create_table("pm_batch", f"SELECT * FROM pm_all WHERE {in_days(pm_days)} AND {in_periods} UNION ALL BY NAME "
+                                         "SELECT cell_id, first_period AS period_start, granularity_s FROM pm_first "
+                                         "WHERE first_period NOT IN (SELECT period_start FROM pm_periods)")
+            eng.create_view("pm", "SELECT * FROM pm_batch")
         for name in steps:
             run_step(eng, self.steps[name])
         # each touched day's partition: the new rows of the touched pairs, and the stored rows of every other
@@ -481,6 +486,20 @@ class Streamer:
         if self.model is None or not pairs or clock_day is None:
             return pairs, None
         return pairs, self._score(eng, clock_day + dt.timedelta(days=1), res)
+
+    def _pm_first(self, eng: Engine, batch: int) -> None:
+        """``pm_first``: each cell's first PM period and longest granularity over all PM, this batch's too. Kept
+        in the engine from batch to batch: when it was made by the last committed batch, this batch's PM is
+        added to it; otherwise (the first batch of this process, or one after a batch that failed) it is
+        taken from all PM again (at 3,000 subscribers and 16 days, 60 ms a batch)."""
+        if self._pm_first_batch is not None and self._pm_first_batch == self.checkpoint["batch"]:
+            eng.create_table("pm_first", "SELECT cell_id, min(first_period) AS first_period, max(granularity_s) AS granularity_s FROM ("
+                                         "SELECT * FROM pm_first UNION ALL SELECT cell_id, period_start, granularity_s FROM new_pm) "
+                                         "GROUP BY cell_id")
+        else:
+            eng.create_table("pm_first", "SELECT cell_id, min(period_start) AS first_period, max(granularity_s) AS granularity_s "
+                                         "FROM pm_all GROUP BY cell_id")
+        self._pm_first_batch = batch
 
     def _score(self, eng: Engine, as_of: dt.date, res: BatchResult) -> tuple[pa.Table, np.ndarray] | None:
         """The touched subscribers' scores, and their rows of the model's input (for the alerts' drivers)."""
