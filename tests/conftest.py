@@ -3,7 +3,8 @@
 Markers (pyproject.toml): `slow` for tests that build a synthetic operator or run longer than a few seconds
 (set here for every test of `operator` or `shared`), `spark` (needs pyspark and Java; always slow) and
 `browser` (needs Chromium and Playwright).
-`python -m pytest -m "not slow" -n 2` is the quick tier; `python -m pytest` runs everything. Spark and browser
+`python -m pytest -m "not slow" -n 2` is the quick tier; `python -m pytest -n 2` runs everything (each worker
+builds the session fixtures it needs). Spark and browser
 tests skip, saying what is missing, where their tools are not installed.
 """
 
