@@ -4,6 +4,7 @@ the time from a fault's start to its episode alert.
     python benchmarks/stream_throughput.py throughput --workspace WS --data DATA [--day D] [--max-messages 64] [--window 3600]
     python benchmarks/stream_throughput.py latency    --workspace WS --data DATA [--day D] --rate 20000 [--window 60] [--source URL]
     python benchmarks/stream_throughput.py episode    --workspace WS --data DATA --day D --from HH:MM [--window 900]
+    python benchmarks/stream_throughput.py batches    --workspace WS --data DATA [--day D] [--window 60] [--warm 1500] [--max-messages 30] [--batches 20]
 
 WS is a workspace `opencem measure`, `train nps` and `score` have filled from DATA (`opencem synth` output). Each
 mode copies WS (hard links) without day D and the days after it, so day D is streamed into the days before it,
@@ -21,6 +22,9 @@ from a spool folder (no server):
   the twin's episode detection after every batch; reports the first episode alert whose episode starts
   after ``--from``, in the records' time (from the fault's start in DATA/truth/faults.parquet) and in wall
   time (from the arrival of the first message after the fault's start to the alert's commit).
+* batches: the day spooled in ``--window`` messages; the first ``--warm`` messages in one batch (to about
+  midday), then ``--batches`` batches of ``--max-messages`` messages timed: the mean seconds a batch, the
+  fixed cost of a small batch that an A/B of two versions of the code compares (PYTHONPATH=their src).
 
 Appends a JSON line to benchmarks/results/stream_throughput.jsonl.
 """
@@ -160,25 +164,41 @@ def episode(args, tmp: Path) -> dict:
             "batch_s_p50": round(pct(batches, 0.5), 1), "alert": found}
 
 
+def batches(args, tmp: Path) -> dict:
+    ws = copy_before(args.workspace, args.day, tmp / "ws")
+    url = f"spool:{tmp / 'spool'}"
+    replay(args.data, url, days=[dt.date.fromisoformat(args.day)], window_s=args.window)
+    s = Streamer(ws, url, **STREAM_OPTIONS)
+    src = open_source(url)
+    s.run(src, max_messages=args.warm, max_batches=1, until_idle=True)
+    t0 = time.perf_counter()
+    done = s.run(src, max_messages=args.max_messages, max_batches=args.batches, until_idle=True)
+    wall = time.perf_counter() - t0
+    return {"warm_messages": args.warm, "batches": len(done), "records": sum(sum(r.records.values()) for r in done),
+            "batch_s_mean": round(wall / len(done), 3), "batch_s_p50": round(pct([r.seconds for r in done], 0.5), 3)}
+
+
 def s_clock(s: Streamer) -> dt.datetime:
     return dt.datetime.fromisoformat(s.checkpoint["clock"])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=("throughput", "latency", "episode"))
+    ap.add_argument("mode", choices=("throughput", "latency", "episode", "batches"))
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--day", default=None)
     ap.add_argument("--rate", type=float, default=20_000)
     ap.add_argument("--window", type=int, default=None, help="seconds of records per message")
-    ap.add_argument("--max-messages", type=int, default=64)
+    ap.add_argument("--max-messages", type=int, default=None, help="messages a batch at most (64; batches: 30)")
     ap.add_argument("--compact-after", type=int, default=None, help="the stream's compact_after (default its own)")
     ap.add_argument("--producer", choices=("process", "thread"), default="process",
                     help="latency: replay in its own process (default) or in a thread of the benchmark's")
     ap.add_argument("--source", default=None, help="latency: a broker's URL (redis://, nats://, kafka://) instead of a spool folder")
     ap.add_argument("--from", dest="from_", default="14:00")
     ap.add_argument("--episode-days", type=int, default=7)
+    ap.add_argument("--warm", type=int, default=1500, help="batches: messages in the first, untimed batch")
+    ap.add_argument("--batches", type=int, default=20, help="batches: the timed batches")
     ap.add_argument("--model", type=Path, default=None,
                     help="an NPS model folder to score with when WS has none (another operator's: the cost is measured, not the accuracy)")
     args = ap.parse_args()
@@ -186,9 +206,10 @@ def main() -> None:
     MODEL = args.model
     STREAM_OPTIONS = {"compact_after": args.compact_after} if args.compact_after else {}
     args.day = args.day or last_day(args.data)
-    args.window = args.window or {"throughput": 3600, "latency": 60, "episode": 900}[args.mode]
+    args.window = args.window or {"throughput": 3600, "latency": 60, "episode": 900, "batches": 60}[args.mode]
+    args.max_messages = args.max_messages or (30 if args.mode == "batches" else 64)
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
-        out = {"throughput": throughput, "latency": latency, "episode": episode}[args.mode](args, Path(tmp))
+        out = {"throughput": throughput, "latency": latency, "episode": episode, "batches": batches}[args.mode](args, Path(tmp))
     row = {"benchmark": f"stream_{args.mode}", **STREAM_OPTIONS, "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "day": args.day, "window_s": args.window, "max_messages": args.max_messages, "cores": os.cpu_count(),
            "python": platform.python_version(), "model_from": "another operator" if args.model else "the workspace", "workspace_subscribers": pq.read_metadata(args.data / "inputs" / "subscribers.parquet").num_rows,

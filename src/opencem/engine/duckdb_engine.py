@@ -100,18 +100,35 @@ class DuckDBEngine(Engine):
         if not compress:  # a checkpoint (after every 16 MiB of changes) compresses the tables: 0.4 s at 100k subscribers
             self.con.execute("SET checkpoint_threshold = '1TB'")
         self._arrow: dict[str, pa.Table] = {}  # name (lower case) -> registered Arrow table
+        # what each name this engine made is: "view", "table" or "arrow". A name made again as the same kind
+        # is replaced in one statement (CREATE OR REPLACE), where dropping it as a view, failing, dropping it
+        # as a table and renaming a new table into place took five (a stream batch makes some 30 tables)
+        self._kinds: dict[str, str] = {}
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _drop(self, name: str) -> None:
         key = name.lower()
+        kind = self._kinds.pop(key, None)
         if key in self._arrow:
             self.con.unregister(name)
             del self._arrow[key]
-        try:  # asking the catalog for the kind first would cost 4 ms a drop in a session with many views
-            self.con.execute(f"DROP VIEW IF EXISTS {_q(name)}")
-        except duckdb.CatalogException:  # the name is a table
-            self.con.execute(f"DROP TABLE IF EXISTS {_q(name)}")
+        elif kind in ("view", "table"):
+            self.con.execute(f"DROP {kind.upper()} IF EXISTS {_q(name)}")
+        else:
+            try:  # asking the catalog for the kind first would cost 4 ms a drop in a session with many views
+                self.con.execute(f"DROP VIEW IF EXISTS {_q(name)}")
+            except duckdb.CatalogException:  # the name is a table
+                self.con.execute(f"DROP TABLE IF EXISTS {_q(name)}")
+
+    def _view(self, name: str, body: str) -> None:
+        key = name.lower()
+        if self._kinds.get(key) == "view":  # one statement; a failed one leaves the view as it was
+            self.con.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS\n{body}\n")
+        else:
+            self._drop(name)
+            self.con.execute(f"CREATE VIEW {_q(name)} AS\n{body}\n")
+        self._kinds[key] = "view"
 
     def _columns(self, relation_sql: str) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.con.execute(f"DESCRIBE {relation_sql}").fetchall()]
@@ -126,38 +143,45 @@ class DuckDBEngine(Engine):
         select = "*"
         if hive_partitioning and "day" in cols and cols["day"].upper() != "DATE":
             select = "* REPLACE (CAST(day AS DATE) AS day)"
-        self._drop(name)
-        self.con.execute(f"CREATE VIEW {_q(name)} AS SELECT {select} FROM {src}")
+        self._view(name, f"SELECT {select} FROM {src}")
 
     def register_csv(self, name: str, paths: str | list[str]) -> None:
         check_name(name)
         files = ", ".join(_lit(p) for p in as_path_list(paths))
-        self._drop(name)
-        self.con.execute(f"CREATE VIEW {_q(name)} AS SELECT * FROM read_csv([{files}], header = true)")
+        self._view(name, f"SELECT * FROM read_csv([{files}], header = true)")
 
     def register_arrow(self, name: str, table: pa.Table) -> None:
         check_name(name)
         self._drop(name)
         self.con.register(name, table)
         self._arrow[name.lower()] = table
+        self._kinds[name.lower()] = "arrow"
 
     def create_table(self, name: str, sql: str, params: Params = None) -> None:
         check_name(name)
+        key, args = name.lower(), dict(params) if params else None
+        if self._kinds.get(key) == "table":  # one statement; a failed one leaves the table as it was
+            try:
+                self.con.execute(f"CREATE OR REPLACE TABLE {_q(name)} AS\n{_strip(sql)}\n", args)
+            except duckdb.Error as e:
+                raise StepError(name, sql, e, self.name) from e
+            return
+        # a new name, or one of another kind the query may read: built aside, then put in its place
         tmp = f"__opencem_new_{name}"
         try:
             self.con.execute(f"DROP TABLE IF EXISTS {_q(tmp)}")
-            self.con.execute(f"CREATE TABLE {_q(tmp)} AS\n{_strip(sql)}\n", dict(params) if params else None)
+            self.con.execute(f"CREATE TABLE {_q(tmp)} AS\n{_strip(sql)}\n", args)
         except duckdb.Error as e:
             self.con.execute(f"DROP TABLE IF EXISTS {_q(tmp)}")
             raise StepError(name, sql, e, self.name) from e
         self._drop(name)
         self.con.execute(f"ALTER TABLE {_q(tmp)} RENAME TO {_q(name)}")
+        self._kinds[key] = "table"
 
     def create_view(self, name: str, sql: str) -> None:
         check_name(name)
-        self._drop(name)
         try:
-            self.con.execute(f"CREATE VIEW {_q(name)} AS\n{_strip(sql)}\n")
+            self._view(name, _strip(sql))
         except duckdb.Error as e:
             raise StepError(name, sql, e, self.name) from e
 
