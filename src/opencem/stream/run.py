@@ -491,8 +491,9 @@ class Streamer:
         """``pm_first``: each cell's first PM period and longest granularity over all PM, this batch's too. Kept
         in the engine from batch to batch: when it was made by the last committed batch, this batch's PM is
         added to it; otherwise (the first batch of this process, or one after a batch that failed) it is
-        taken from all PM again (at 3,000 subscribers and 16 days, 60 ms a batch)."""
-        if self._pm_first_batch is not None and self._pm_first_batch == self.checkpoint["batch"]:
+        taken from all PM again. Taken from all PM by every batch, it cost 60-70 ms of a 1.4 s batch at 3,000
+        subscribers and 16 days of PM, and grew with the days."""
+        if self._pm_first_batch == self.checkpoint["batch"]:
             eng.create_table("pm_first", "SELECT cell_id, min(first_period) AS first_period, max(granularity_s) AS granularity_s FROM ("
                                          "SELECT * FROM pm_first UNION ALL SELECT cell_id, period_start, granularity_s FROM new_pm) "
                                          "GROUP BY cell_id")
