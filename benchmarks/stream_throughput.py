@@ -76,13 +76,19 @@ def last_day(data: Path) -> str:
     return sorted(p.name for p in (data / "inputs" / "xdr").iterdir())[-1][4:]
 
 
-def throughput(args, tmp: Path) -> dict:
+def spooled(args, tmp: Path):
+    """(a stream into a copy of the workspace without the day, the spool it reads, the replay of the whole
+    day into that spool in ``--window`` messages)."""
     ws = copy_before(args.workspace, args.day, tmp / "ws")
     url = f"spool:{tmp / 'spool'}"
     rep = replay(args.data, url, days=[dt.date.fromisoformat(args.day)], window_s=args.window)
-    s = Streamer(ws, url, **STREAM_OPTIONS)
+    return Streamer(ws, url, **STREAM_OPTIONS), open_source(url), rep
+
+
+def throughput(args, tmp: Path) -> dict:
+    s, src, rep = spooled(args, tmp)
     t0 = time.perf_counter()
-    done = s.run(open_source(url), max_messages=args.max_messages, until_idle=True)
+    done = s.run(src, max_messages=args.max_messages, until_idle=True)
     wall = time.perf_counter() - t0
     records = sum(sum(r.records.values()) for r in done)
     assert records == sum(rep.records.values())
@@ -165,11 +171,7 @@ def episode(args, tmp: Path) -> dict:
 
 
 def batches(args, tmp: Path) -> dict:
-    ws = copy_before(args.workspace, args.day, tmp / "ws")
-    url = f"spool:{tmp / 'spool'}"
-    replay(args.data, url, days=[dt.date.fromisoformat(args.day)], window_s=args.window)
-    s = Streamer(ws, url, **STREAM_OPTIONS)
-    src = open_source(url)
+    s, src, _ = spooled(args, tmp)
     s.run(src, max_messages=args.warm, max_batches=1, until_idle=True)
     t0 = time.perf_counter()
     done = s.run(src, max_messages=args.max_messages, max_batches=args.batches, until_idle=True)
