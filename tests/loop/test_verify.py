@@ -1,11 +1,12 @@
 """Verification's design on the shared workspace: who is compared, and what a verdict holds."""
 
 import datetime as dt
+import math
 
 import numpy as np
 import pytest
 
-from opencem.loop.verify import PRE_DAYS, POST_DAYS, Z95, _adjusted, _design, _differences, _match, _mean_variance, _standardised, verify
+from opencem.loop.verify import PRE_DAYS, POST_DAYS, _adjusted, _design, _differences, _match, _mean_variance, _standardised, verify
 from opencem.workspace import Workspace
 
 
@@ -104,12 +105,12 @@ def test_subscribers_of_one_cell_share_its_shocks_so_the_interval_is_clustered_b
     rng = np.random.default_rng(3)
     cell = np.repeat(np.arange(6), 50).astype(str)
     alone = rng.normal(0, 1, cell.size)
-    var0, crit0 = _mean_variance(alone, cell)
-    assert var0 >= alone.var(ddof=1) / alone.size and crit0 > Z95  # 6 cells: t on 5 degrees of freedom
+    var0, df0 = _mean_variance(alone, cell)
+    assert var0 >= alone.var(ddof=1) / alone.size and df0 == 5  # 6 cells: t on 5 degrees of freedom
     shared = alone + np.repeat(rng.normal(0, 1, 6), 50)
     var1, _ = _mean_variance(shared, cell)
     assert var1 > 5 * shared.var(ddof=1) / shared.size
-    assert _mean_variance(alone, np.zeros(cell.size))[1] == Z95  # one cell: nothing to cluster on
+    assert _mean_variance(alone, np.zeros(cell.size))[1] == math.inf  # one cell: nothing to cluster on
 
 
 def test_what_the_match_leaves_unbalanced_is_adjusted_away():

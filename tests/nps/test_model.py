@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from opencem.nps import model as nps_model
-from opencem.nps.model import PARAMS, OrdinalLink, answer_class, fit_regressor, nps_of, predict_score
+from opencem.nps.model import PARAMS, OrdinalLink, answer_class, critical_value, fit_regressor, nps_of, predict_score
 from opencem.nps.score import nps_by_segment
 
 
@@ -94,6 +94,16 @@ def test_a_compiled_forest_predicts_what_lightgbm_predicts(tmp_path, monkeypatch
     reg.save_model(str(ro / "regressor.txt"))
     assert np.abs(predict_score(reg, x, ro / "regressor.txt") - reg.predict(x)).max() < 1e-9
     assert not list(ro.glob("*.tmp"))
+
+
+def test_an_interval_read_off_few_replicas_takes_students_t():
+    """A variance from 10 bootstrap replicas has 9 degrees of freedom; a part known exactly has none to lose."""
+    assert abs(critical_value([(4.0, np.inf)]) - 1.96) < 0.01
+    assert abs(critical_value([(4.0, 9)]) - 2.262) < 0.001
+    mixed = critical_value([(4.0, np.inf), (4.0, 9)])  # Welch-Satterthwaite: 36 degrees of freedom
+    assert 1.96 < mixed < 2.262 and abs(mixed - 2.028) < 0.001
+    both = critical_value([(np.array([0.0, 4.0]), np.inf), (np.array([4.0, 0.0]), 9)])
+    assert abs(both[0] - 2.262) < 0.001 and abs(both[1] - 1.96) < 0.01
 
 
 def test_segment_intervals_carry_the_model_error():

@@ -26,11 +26,11 @@ groups were drifting apart just before the fix, so part of the estimate may be t
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import t as student_t
 from sklearn.neighbors import NearestNeighbors
 
 from ..engine import Engine
@@ -39,7 +39,7 @@ from ..engine.pipeline import sql_file
 from ..errors import InputError
 from ..indicators.tree import load_tree, poor_session_sql
 from ..nps.features import build_features, feature_list
-from ..nps.model import NpsModel
+from ..nps.model import NpsModel, critical_value
 from ..twin.whatif import scope_sql
 from ..workspace import Workspace
 
@@ -195,11 +195,12 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
         fin = np.isfinite(per_sub[m])
         ok = per_sub[m][fin]
         est = float(ok.mean())
-        var, crit = _mean_variance(ok, cells[fin])
-        if m == "nps":  # the model's error: the estimate again with each bootstrap replica of the model
+        var, df = _mean_variance(ok, cells[fin])
+        parts = [(var, df)]
+        if m == "nps" and len(y_rep) > 1:  # the model's error: the estimate again with each bootstrap replica
             reps = [np.nanmean(_differences(r[:, w:].mean(1) - r[:, :w].mean(1), treated, match, x)) for r in y_rep]
-            var += float(np.var(reps, ddof=1)) if len(reps) > 1 else 0.0
-        half = crit * float(np.sqrt(var))
+            parts.append((float(np.var(reps, ddof=1)), len(reps) - 1))
+        half = float(critical_value(parts)) * float(np.sqrt(sum(v for v, _ in parts)))
         effects.append({"metric": m, "estimate": round(est, 4), "ci_low": round(est - half, 4), "ci_high": round(est + half, 4),
                         "subscribers": int(len(ok)), "treated_before": round(float(np.nanmean(a[m][treated])), 4),
                         "treated_after": round(float(np.nanmean(b[m][treated])), 4)})
@@ -222,20 +223,20 @@ def _adjusted(delta: np.ndarray, x: np.ndarray, treated: np.ndarray) -> np.ndarr
 
 
 def _mean_variance(x: np.ndarray, cluster: np.ndarray) -> tuple[float, float]:
-    """The variance of the mean of ``x`` and the critical value of its 95 % interval. Subscribers of one main cell
-    share its shocks (a busy evening, a neighbour's outage, a fault of another kind), so the variance is the
-    cluster-robust one over ``cluster``, never under the one that takes them as independent, with Student's t
-    on clusters - 1 degrees of freedom (few cells, wide intervals)."""
+    """The variance of the mean of ``x`` and its degrees of freedom. Subscribers of one main cell share its
+    shocks (a busy evening, a neighbour's outage, a fault of another kind), so the variance is the
+    cluster-robust one over ``cluster``, never under the one that takes them as independent, on clusters - 1
+    degrees of freedom (few cells, wide intervals)."""
     n = len(x)
     if n < 2:
-        return float("nan"), Z95
+        return float("nan"), math.inf
     independent = float(x.var(ddof=1) / n)
     _, g = np.unique(cluster.astype(str), return_inverse=True)
     k = int(g.max()) + 1
     if k < 2:  # one cell: its shock cannot be told from the fix's
-        return independent, Z95
+        return independent, math.inf
     s = np.bincount(g, weights=x - x.mean())
-    return max(independent, k / (k - 1) * float((s ** 2).sum()) / n ** 2), float(student_t.ppf(0.975, k - 1))
+    return max(independent, k / (k - 1) * float((s ** 2).sum()) / n ** 2), k - 1
 
 
 def _standardised(x: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.stats import t as student_t
 
 from ..engine.files import atomic_dir
 from ..errors import InputError
@@ -320,3 +321,15 @@ def fingerprint(*tables: pa.Table) -> str:
             h.update(name.encode())
             h.update(str(t[name].to_pylist()).encode())
     return h.hexdigest()[:16]
+
+
+def critical_value(parts: list[tuple[np.ndarray | float, float]]) -> np.ndarray | float:
+    """The 95 % critical value for an interval whose variance is a sum of parts, each (variance, degrees
+    of freedom; inf for a part known exactly). A variance read off a few bootstrap replicas is itself
+    uncertain (10 replicas: 9 degrees of freedom), so the interval takes Student's t on the
+    Welch-Satterthwaite degrees of freedom of the sum, not the normal 1.96."""
+    total = sum(np.asarray(v, dtype=float) for v, _ in parts)
+    spread = sum(np.asarray(v, dtype=float) ** 2 / df for v, df in parts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(spread > 0, total ** 2 / np.where(spread > 0, spread, 1), np.inf)
+    return student_t.ppf(0.975, df)

@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
 from .features import NETWORK, NON_NETWORK, base_requests, build_features, feature_list
-from .model import CLASSES, NpsModel
+from .model import CLASSES, NpsModel, critical_value
 from .places import main_places
 
 VALUE_TIERS = ((15.0, "low"), (40.0, "mid"), (math.inf, "high"))  # ARPU EUR/month upper bounds
@@ -172,9 +172,10 @@ def nps_by_segment(scores: pa.Table, replicas: np.ndarray, level: str) -> pa.Tab
     """NPS (-100..100) of the base and of every segment with a 95 % interval, and the level it is at.
 
     The interval holds two errors. The model's: the spread of the segment's NPS over the bootstrap
-    replicas (refits on resampled answers and tracker). The individual customers': a segment's customers
-    differ from their predictions in ways no data shows, bounded by the variance of one answer drawn
-    with the predicted probabilities, sum_i (pP + pD - (pP - pD)^2) / n^2. ``replicas``: P(promoter) -
+    replicas (refits on resampled answers and tracker), with Student's t for the few replicas it is read
+    from. The individual customers': a segment's customers differ from their predictions in ways no data
+    shows, bounded by the variance of one answer drawn with the predicted probabilities,
+    sum_i (pP + pD - (pP - pD)^2) / n^2. ``replicas``: P(promoter) -
     P(detractor) per replica (rows) and subscriber (columns, in the order of ``scores``)."""
     pp = scores["p_promoter"].to_numpy()
     pd = scores["p_detractor"].to_numpy()
@@ -203,8 +204,10 @@ def nps_by_segment(scores: pa.Table, replicas: np.ndarray, level: str) -> pa.Tab
             return total(w) / np.maximum(n, 1)
 
         nps = 100 * (mean(pp) - mean(pd))
-        model_var = np.var([100 * mean(r) for r in replicas], axis=0) if len(replicas) else 0.0
-        half = 1.96 * np.sqrt(100**2 * total(v) / np.maximum(n, 1) ** 2 + model_var)
+        answer_var = 100**2 * total(v) / np.maximum(n, 1) ** 2
+        model_var = np.var([100 * mean(r) for r in replicas], axis=0, ddof=1) if len(replicas) > 1 else 0.0
+        crit = critical_value([(answer_var, np.inf), (model_var, len(replicas) - 1)])
+        half = crit * np.sqrt(answer_var + model_var)
         out["dimension"] += [dim] * int(keep.sum())
         out["segment"] += uniq[keep].tolist()
         out["subscribers"] += n[keep].astype(np.int64).tolist()
