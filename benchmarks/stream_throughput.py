@@ -24,7 +24,8 @@ from a spool folder (no server):
   time (from the arrival of the first message after the fault's start to the alert's commit).
 * batches: the day spooled in ``--window`` messages; the first ``--warm`` messages in one batch (to about
   midday), then ``--batches`` batches of ``--max-messages`` messages timed: the mean seconds a batch, the
-  fixed cost of a small batch that an A/B of two versions of the code compares (PYTHONPATH=their src).
+  fixed cost of a small batch that an A/B of two versions of the code compares (PYTHONPATH=their src); then
+  the held days of the subscriber tables written (``write_s``: the stream does it every ``flush_seconds``).
 
 Appends a JSON line to benchmarks/results/stream_throughput.jsonl.
 """
@@ -120,7 +121,8 @@ def latency(args, tmp: Path) -> dict:
     src = open_source(url)
     done = []
     while alive() or src.poll(s.checkpoint["offset"], 1):
-        done += s.run(src, max_messages=args.max_messages, until_idle=True)
+        # a stream that runs on: the held days are written when due, not each time it catches up
+        done += s.run(src, max_messages=args.max_messages, until_idle=True, write_when_idle=False)
         time.sleep(0.05)
     if args.producer != "thread" and proc.returncode:
         raise SystemExit(f"synth-replay failed ({proc.returncode}): {' '.join(cmd)}")
@@ -176,8 +178,12 @@ def batches(args, tmp: Path) -> dict:
     t0 = time.perf_counter()
     done = s.run(src, max_messages=args.max_messages, max_batches=args.batches, until_idle=True)
     wall = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    written = s.flush()  # the held days, as a stream writes them every flush_seconds
     return {"warm_messages": args.warm, "batches": len(done), "records": sum(sum(r.records.values()) for r in done),
-            "batch_s_mean": round(wall / len(done), 3), "batch_s_p50": round(pct([r.seconds for r in done], 0.5), 3)}
+            "batch_s_mean": round(wall / len(done), 3), "batch_s_p50": round(pct([r.seconds for r in done], 0.5), 3),
+            "written_in_batches": sum(bool(r.written) for r in done),
+            "write_s": round(time.perf_counter() - t1, 3) if written else None}
 
 
 def s_clock(s: Streamer) -> dt.datetime:
@@ -194,6 +200,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=None, help="seconds of records per message")
     ap.add_argument("--max-messages", type=int, default=None, help="messages a batch at most (64; batches: 30)")
     ap.add_argument("--compact-after", type=int, default=None, help="the stream's compact_after (default its own)")
+    ap.add_argument("--flush-seconds", type=float, default=None, help="the stream's flush_seconds (default its own, 60)")
     ap.add_argument("--producer", choices=("process", "thread"), default="process",
                     help="latency: replay in its own process (default) or in a thread of the benchmark's")
     ap.add_argument("--source", default=None, help="latency: a broker's URL (redis://, nats://, kafka://) instead of a spool folder")
@@ -206,7 +213,7 @@ def main() -> None:
     args = ap.parse_args()
     global MODEL, STREAM_OPTIONS
     MODEL = args.model
-    STREAM_OPTIONS = {"compact_after": args.compact_after} if args.compact_after else {}
+    STREAM_OPTIONS = {k: v for k, v in (("compact_after", args.compact_after), ("flush_seconds", args.flush_seconds)) if v}
     args.day = args.day or last_day(args.data)
     args.window = args.window or {"throughput": 3600, "latency": 60, "episode": 900, "batches": 60}[args.mode]
     args.max_messages = args.max_messages or (30 if args.mode == "batches" else 64)

@@ -178,6 +178,19 @@ class DuckDBEngine(Engine):
         self.con.execute(f"ALTER TABLE {_q(tmp)} RENAME TO {_q(name)}")
         self._kinds[key] = "table"
 
+    def replace_rows(self, name: str, rows_sql: str, keys_from: str | None = None, keys: tuple[str, ...] = ()) -> None:
+        """Table ``name`` with its rows whose ``keys`` are in table ``keys_from`` deleted (none without it) and the
+        rows of ``rows_sql`` inserted, by column name; in place, so its cost is that of those rows, not of the table
+        (the stream's held days)."""
+        check_name(name)
+        try:
+            if keys_from:
+                on = " AND ".join(f"{_q(name)}.{_q(k)} = k.{_q(k)}" for k in keys)
+                self.con.execute(f"DELETE FROM {_q(name)} USING {_q(check_name(keys_from))} k WHERE {on}")
+            self.con.execute(f"INSERT INTO {_q(name)} BY NAME\n{_strip(rows_sql)}\n")
+        except duckdb.Error as e:
+            raise StepError(name, rows_sql, e, self.name) from e
+
     def create_view(self, name: str, sql: str) -> None:
         check_name(name)
         try:

@@ -50,8 +50,9 @@ def register(app: typer.Typer, friendly_errors: Callable) -> None:
 
         def after(r) -> None:
             recs = ", ".join(f"{n:,} {t}" for t, n in r.records.items()) or "no records"
+            written = f"; measure tables of {', '.join(r.written)} written" if r.written else ""
             typer.echo(f"batch {r.batch}: {recs}; {r.pairs:,} subscriber-days measured, {r.scored:,} scored, "
-                       f"{r.alerts} alerts, {r.seconds:.2f} s")
+                       f"{r.alerts} alerts{written}, {r.seconds:.2f} s")
             if webhook:
                 deliver(s.state, list(webhook), say=say)
 

@@ -9,9 +9,12 @@ One micro-batch, with its id (1, 2, ...) and the source offsets it covers:
    so a later batch run over the workspace sees the same records; a day folder that would hold
    ``compact_after`` streamed files gets them as one;
 3. the measure steps (:func:`opencem.measure.steps.measure_steps`, the same SQL) run over every record of the
-   (subscriber, day) pairs the batch touched, and each touched day's partition of every measure table is
-   staged with those pairs' rows replaced; PM computes ``kpi_cell_15min`` for the 15-minute periods it
-   brought, as one more file of the day (or the day again, for late PM of a stored period);
+   (subscriber, day) pairs the batch touched, and those pairs' rows replace theirs in the engine's copy of
+   each touched day of the subscriber tables (``held_<table>``); the held days are written as the day's
+   partitions every ``flush_seconds`` and at the end of a run (:meth:`Streamer.flush`), in a batch's commit,
+   and the checkpoint names the days written later (``unwritten``): after a restart those days are measured
+   again from the lake, whose records every batch commits. PM computes ``kpi_cell_15min`` for the 15-minute
+   periods it brought, as one more file of the day (or the day again, for late PM of a stored period);
 4. the touched subscribers, and only those, are scored with the workspace's NPS model
    (:func:`~opencem.nps.features.build_features`, :class:`~opencem.nps.model.NpsModel`) as of the day after the
    latest day streamed; a subscriber falling to detractor is an alert;
@@ -58,6 +61,7 @@ SUBSCRIBER_STEPS = ("kqi_pspu_day", "cei_service_day", "cei_subscriber_day", "ce
                     "radio_subscriber_day", "subscriber_position_day", "subscriber_cell_day", "poor_session_day")
 CELL_STEPS = ("kpi_cell_15min",)
 COMPACT_AFTER = 32  # a day folder's files a batch adds to before it writes them as one (reads open every file)
+FLUSH_SECONDS = 60.0  # the subscriber tables' held days are written at most this long after they changed
 OUTBOX_SCHEMA = pa.schema([("alert_id", pa.string()), ("batch", pa.int64()), ("kind", pa.string()),
                            ("subscriber_id", pa.string()), ("grid", pa.string()), ("as_of", pa.date32()),
                            ("event_time", pa.timestamp("us")), ("cause", pa.string()), ("detail", pa.string())])
@@ -74,6 +78,7 @@ class BatchResult:
     pairs: int = 0  # (subscriber, day) pairs measured again
     scored: int = 0
     alerts: int = 0
+    written: list[str] = field(default_factory=list)  # the held days written as the subscriber tables' partitions
     seconds: float = 0.0
     arrivals: list[float] = field(default_factory=list)  # when each message was made available (epoch s), if known
     committed_at: float = 0.0  # epoch s
@@ -122,7 +127,7 @@ class StreamState:
 
 
 def _checkpoint_of(doc: dict) -> dict:
-    return {k: doc.get(k) for k in ("batch", "offset", "source", "clock_day", "clock")}
+    return {k: doc.get(k) for k in ("batch", "offset", "source", "clock_day", "clock", "unwritten")}
 
 
 def _apply(root: Path, moves: list[list[str]]) -> None:
@@ -171,7 +176,7 @@ class Streamer:
 
     def __init__(self, workspace: Path, source_url: str, say: Callable[[str], None] | None = None,
                  score: bool = True, episodes: bool = False, episode_days: int = 7,
-                 compact_after: int = COMPACT_AFTER) -> None:
+                 compact_after: int = COMPACT_AFTER, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.ws = Workspace(workspace)
         if not all(self.ws.measure_files(t) for t in MEASURE_TABLES):
             raise InputError(f"{self.ws.root}: no measure tables; run `opencem measure` on this workspace before streaming into it")
@@ -197,6 +202,14 @@ class Streamer:
         self._eng: Engine | None = None  # one engine for every batch: opening it and its views is a batch's fixed cost
         self._views: dict[str, list[str]] = {}
         self._pm_first_batch: int | None = None  # the batch that made the engine's pm_first (_pm_first)
+        # the subscriber tables' days held in the engine (held_<table>), valid as of batch _held_batch; writing
+        # a touched day's partitions whole after every batch was most of a small batch's time
+        self.flush_seconds = flush_seconds
+        self._held_days: set[dt.date] = set()
+        self._held_made = False  # the held tables are there
+        self._held_batch: int | None = None
+        self._written_at = time.monotonic()
+        self._old_files: dict[str, list[str]] = {}  # the stored files each old_<table> view is over
 
     def _engine(self) -> Engine:
         """The stream's engine, its views of the lake tables a stream does not carry renewed where their files
@@ -212,10 +225,18 @@ class Streamer:
             self._eng = None
 
     # -- one micro-batch -------------------------------------------------------------------------------
-    def process(self, messages: list[Message]) -> BatchResult:
+    def flush(self) -> BatchResult | None:
+        """Write the held days of the subscriber tables now (a batch without messages); None if none is unwritten."""
+        if not self.checkpoint.get("unwritten"):
+            return None
+        return self.process([], flush=True)
+
+    def process(self, messages: list[Message], flush: bool = False) -> BatchResult:
         t0 = time.perf_counter()
         batch = self.checkpoint["batch"] + 1
         _PAUSE_BATCH.append(batch)
+        rebuild = self._held_state()
+        self._held_batch = None  # until this batch commits: a batch that fails may leave the held tables half changed
         st = self.state
         stage = st.staging / f"batch-{batch:09d}"
         shutil.rmtree(stage, ignore_errors=True)
@@ -231,10 +252,16 @@ class Streamer:
         days = sorted({d for per in lake_new.values() for d in per})
         if days:
             clock_day = max([clock_day, *days]) if clock_day else max(days)
-        if lake_new:
-            res.pairs, scored = self._measure_and_score(eng, stage, lake_new, clock_day, moves, rel, res)
+        if lake_new or rebuild:
+            res.pairs, scored = self._measure_and_score(eng, stage, lake_new, rebuild, clock_day, moves, rel, res)
             if scored is not None:
                 alerts = self._stage_scores(*scored, stage, batch, moves, rel)
+        # the held days that differ from their partitions on disk: the checkpoint's, and those this batch changed
+        unwritten = sorted({dt.date.fromisoformat(d) for d in self.checkpoint.get("unwritten") or []}
+                           | set(lake_new.get("xdr", [])) | set(lake_new.get("radio_samples", [])))
+        if unwritten and (flush or time.monotonic() - self._written_at >= self.flush_seconds):
+            self._stage_held(eng, stage, unwritten, moves, rel)
+            res.written, unwritten = [d.isoformat() for d in unwritten], []
         clock = self._clock(eng, stage)
         self._compact_lake(eng, stage, lake_new, batch, moves, rel)
         if self.episodes and clock is not None and lake_new:
@@ -253,7 +280,7 @@ class Streamer:
         if (stage / "quarantine.parquet").exists():
             moves.append([rel(stage / "quarantine.parquet"), rel(self.ws.root / "quarantine" / "stream" / f"batch-{batch:09d}.parquet")])
         doc = {"batch": batch, "offset": res.offset, "source": self.source_url,
-               "clock_day": clock_day.isoformat() if clock_day else None,
+               "clock_day": clock_day.isoformat() if clock_day else None, "unwritten": [d.isoformat() for d in unwritten],
                "clock": clock.isoformat() if clock else self.checkpoint.get("clock"), "messages": len(messages),
                "records": res.records, "pairs": res.pairs, "scored": res.scored, "alerts": res.alerts, "moves": moves}
         _pause(batch, "staged")
@@ -264,6 +291,10 @@ class Streamer:
         atomic_write_text(st.checkpoint_path, json.dumps(self.checkpoint, indent=1) + "\n")
         if "pm" not in lake_new and self._pm_first_batch == batch - 1:
             self._pm_first_batch = batch  # a batch without PM leaves the cells' first periods as they were
+        self._held_batch = batch
+        if not unwritten:  # written: only the clock's day stays held
+            self._written_at = time.monotonic()
+            self._release_held(eng, clock_day)
         shutil.rmtree(stage, ignore_errors=True)
         _PAUSE_BATCH.pop()
         res.seconds = time.perf_counter() - t0
@@ -389,13 +420,74 @@ class Streamer:
                 moves.remove([rel(new), rel(day_dir / new.name)])
                 moves.append([rel(out), rel(day_dir)])
 
-    def _measure_and_score(self, eng: Engine, stage: Path, lake_new: dict[str, list[dt.date]], clock_day: dt.date | None,
-                           moves: list, rel, res: BatchResult) -> tuple[int, tuple[pa.Table, np.ndarray] | None]:
-        """The measure steps over the touched (subscriber, day) pairs; each touched day's partitions staged."""
+    # -- the subscriber tables' held days ---------------------------------------------------------------
+    def _held_state(self) -> list[dt.date]:
+        """The days to measure again from the lake before this batch: none while the held tables are those of the
+        last committed batch; after a restart or a failed batch, every day the checkpoint says is unwritten (the
+        held rows of those days are gone, their records are in the lake)."""
+        if self._held_batch == self.checkpoint["batch"]:
+            return []
+        if self._eng is not None:
+            for name in SUBSCRIBER_STEPS:
+                self._eng.drop(f"held_{name}")
+        self._held_made = False
+        self._held_days = set()
+        self._held_batch = None
+        return sorted(dt.date.fromisoformat(d) for d in self.checkpoint.get("unwritten") or [])
+
+    def _hold(self, eng: Engine, days: list[dt.date], rebuild: list[dt.date]) -> None:
+        """Each subscriber table's rows of ``days`` held in the engine: a day already held stays, one measured again
+        whole (``rebuild``) starts empty, any other comes from its stored partition."""
+        load = [d for d in days if d not in self._held_days and d not in rebuild]
+        for name in SUBSCRIBER_STEPS:
+            if not self._held_made:  # a held table of the stored table's shape
+                eng.create_table(f"held_{name}", f"SELECT * FROM old_{name} WHERE {_in_days(load) if load else 'false'}")
+            elif load:
+                eng.replace_rows(f"held_{name}", f"SELECT * FROM old_{name} WHERE {_in_days(load)}")
+        self._held_made = True
+        self._held_days |= set(days)
+
+    def _held_view(self, eng: Engine, name: str) -> None:
+        """``name``: the held days and every other stored day."""
+        if self._held_days:
+            eng.create_view(name, f"SELECT * FROM held_{name} UNION ALL BY NAME SELECT * FROM old_{name} "
+                                  f"WHERE NOT {_in_days(sorted(self._held_days))}")
+        else:
+            eng.create_view(name, f"SELECT * FROM old_{name}")
+
+    def _stage_held(self, eng: Engine, stage: Path, days: list[dt.date], moves: list, rel) -> None:
+        """The held ``days`` of every subscriber table staged as their partitions, to replace them in the commit."""
+        for name in SUBSCRIBER_STEPS:
+            out = stage / "measure" / name
+            eng.create_table(f"w_{name}", f"SELECT * FROM held_{name} WHERE {_in_days(days)}")
+            eng.write_parquet(f"w_{name}", out, ["day"])
+            eng.drop(f"w_{name}")
+            for d in days:
+                if (out / f"day={d}").exists():  # a day without a row keeps its partition (it has none either)
+                    moves.append([rel(out / f"day={d}"), rel(self.ws.measure / name / f"day={d}")])
+
+    def _release_held(self, eng: Engine, keep: dt.date | None) -> None:
+        """Written: the held days before ``keep`` (the clock's day) leave the engine."""
+        gone = {d for d in self._held_days if keep is None or d < keep}
+        if not gone:
+            return
+        self._held_days -= gone
+        for name in SUBSCRIBER_STEPS:
+            eng.create_table(f"held_{name}", f"SELECT * FROM held_{name} WHERE NOT {_in_days(sorted(gone))}")
+            self._held_view(eng, name)
+
+    def _measure_and_score(self, eng: Engine, stage: Path, lake_new: dict[str, list[dt.date]], rebuild: list[dt.date],
+                           clock_day: dt.date | None, moves: list, rel, res: BatchResult) -> tuple[int, tuple[pa.Table, np.ndarray] | None]:
+        """The measure steps over the touched (subscriber, day) pairs, and over every pair of the days to measure
+        again (``rebuild``); their rows replace theirs in the held days; PM's periods staged."""
         ws = self.ws
         for t in MEASURE_TABLES:  # the stored tables, before this batch
-            eng.register_parquet(f"old_{t}", ws.measure_files(t))
-            eng.create_view(t, f"SELECT * FROM old_{t}")
+            files = ws.measure_files(t)
+            if self._old_files.get(t) != files:
+                eng.register_parquet(f"old_{t}", files)
+                self._old_files[t] = files
+            if t in CELL_STEPS:
+                eng.create_view(t, f"SELECT * FROM old_{t}")
         staged = {t: sorted(str(p) for p in (stage / "lake" / t).rglob("*.parquet")) for t in STREAM_TABLES}
         registered = set()
         for t in STREAM_TABLES:
@@ -404,31 +496,34 @@ class Streamer:
                 eng.register_parquet(f"{t}_all", files)
                 eng.create_view(t, f"SELECT * FROM {t}_all")
                 registered.add(t)
-        new_parts = []
+        new_parts, again_parts = [], []
         if staged["xdr"]:
             eng.register_parquet("new_xdr", staged["xdr"])
             new_parts.append("SELECT DISTINCT subscriber_id, CAST(start_time AS DATE) AS day FROM new_xdr")
         if staged["radio_samples"]:
             eng.register_parquet("new_radio", staged["radio_samples"])
             new_parts.append("SELECT DISTINCT subscriber_id, CAST(sample_time AS DATE) AS day FROM new_radio")
+        for t, col in (("xdr", "start_time"), ("radio_samples", "sample_time")):
+            if rebuild and t in registered:
+                again_parts.append(f"SELECT DISTINCT subscriber_id, CAST({col} AS DATE) AS day FROM {t}_all "
+                                   f"WHERE {_in_days(rebuild, f'CAST({col} AS DATE)')}")
         steps: list[str] = []
-        if new_parts:
-            eng.create_table("touched", " UNION ".join(new_parts))
+        if new_parts:  # the pairs the batch's records touched: they are scored
+            eng.create_table("touched_new", " UNION ".join(new_parts))
+        if new_parts or again_parts:  # and every pair of a day measured again: they are measured
+            eng.create_table("touched", " UNION ".join(new_parts + again_parts))
             steps += SUBSCRIBER_STEPS
-        pairs = eng.row_count("touched") if new_parts else 0
-        sub_days = sorted(set(lake_new.get("xdr", [])) | set(lake_new.get("radio_samples", [])))
+        pairs = eng.row_count("touched") if steps else 0
+        sub_days = sorted(set(lake_new.get("xdr", [])) | set(lake_new.get("radio_samples", [])) | set(rebuild))
         pm_days = sorted(set(lake_new.get("pm", [])))
         if pm_days:
             steps = list(CELL_STEPS) + steps
-
-        def in_days(days: list[dt.date], col: str = "day") -> str:
-            return f"{col} IN ({', '.join(f'DATE {quote_literal(d.isoformat())}' for d in days)})"
 
         # the inputs the measure steps read: every record of the touched pairs (and all PM, as measure reads it)
         for t, col in (("xdr", "start_time"), ("radio_samples", "sample_time")):
             if sub_days:
                 eng.create_view(t, f"SELECT x.* FROM {t}_all x SEMI JOIN touched k ON x.subscriber_id = k.subscriber_id "
-                                   f"AND CAST(x.{col} AS DATE) = k.day WHERE {in_days(sub_days)}")
+                                   f"AND CAST(x.{col} AS DATE) = k.day WHERE {_in_days(sub_days)}")
         if "pm" in registered and pm_days:
             # kpi_cell_15min of the batch's periods: their rows, and each cell's first report and longest
             # granularity over all PM (what the step's first_seen takes from every period) as one row without
@@ -439,51 +534,51 @@ class Streamer:
             in_periods = "period_start IN (SELECT period_start FROM pm_periods)"
             self._pm_first(eng, res.batch)
             # one table, as the step reads its input three times
-            eng.create_table("pm_batch", f"SELECT * FROM pm_all WHERE {in_days(pm_days)} AND {in_periods} UNION ALL BY NAME "
+            eng.create_table("pm_batch", f"SELECT * FROM pm_all WHERE {_in_days(pm_days)} AND {in_periods} UNION ALL BY NAME "
                                          "SELECT cell_id, first_period AS period_start, granularity_s FROM pm_first "
                                          "WHERE first_period NOT IN (SELECT period_start FROM pm_periods)")
             eng.create_view("pm", "SELECT * FROM pm_batch")
         for name in steps:
             run_step(eng, self.steps[name])
-        # each touched day's partition: the new rows of the touched pairs, and the stored rows of every other
-        for name in MEASURE_TABLES:
+        # the subscriber tables: the touched pairs' rows replace theirs in the held days
+        if SUBSCRIBER_STEPS[0] in steps:
+            self._hold(eng, sub_days, rebuild)
+        for name in SUBSCRIBER_STEPS:
+            if name in steps:
+                eng.replace_rows(f"held_{name}", f"SELECT * FROM {name}", "touched", ("subscriber_id", "day"))
+                eng.drop(name)
+            self._held_view(eng, name)
+        # the cell table: the batch's periods staged
+        for name in CELL_STEPS:
             if name not in steps:  # its view over the stored files stays
                 continue
             out = stage / "measure" / name
-            if name in CELL_STEPS:
-                eng.create_table(f"m_{name}", f"SELECT * FROM {name} WHERE {in_periods}")
-                again = eng.query_row(f"SELECT count(*) FROM old_{name} WHERE {in_days(pm_days)} AND {in_periods}")[0]
-                crowded = any(len(list((ws.measure / name / f"day={d}").glob("*.parquet"))) + 1 >= self.compact_after for d in pm_days)
-                if not again and not crowded:
-                    # periods the workspace has no row of (the usual case): their rows as one more file of the day
-                    eng.write_parquet(f"m_{name}", out, ["day"])
-                    for d in pm_days:
-                        for f in sorted((out / f"day={d}").glob("*.parquet")):
-                            moves.append([rel(f), rel(ws.measure / name / f"day={d}" / f"batch-{res.batch:09d}-{f.name}")])
-                    eng.drop(name)
-                    eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name}")
-                    continue
-                # late PM of a period already stored (or a day of many files): the day written again, those
-                # periods' rows replaced
-                merged = (f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} "
-                          f"WHERE {in_days(pm_days)} AND NOT {in_periods}")
-                days = pm_days
-            else:
-                merged = (f"SELECT * FROM {name} UNION ALL BY NAME SELECT o.* FROM old_{name} o "
-                          f"ANTI JOIN touched k ON o.subscriber_id = k.subscriber_id AND o.day = k.day WHERE {in_days(sub_days, 'o.day')}")
-                days = sub_days
-            eng.create_table(f"m_{name}", merged)
+            eng.create_table(f"m_{name}", f"SELECT * FROM {name} WHERE {in_periods}")
+            again = eng.query_row(f"SELECT count(*) FROM old_{name} WHERE {_in_days(pm_days)} AND {in_periods}")[0]
+            crowded = any(len(list((ws.measure / name / f"day={d}").glob("*.parquet"))) + 1 >= self.compact_after for d in pm_days)
+            if not again and not crowded:
+                # periods the workspace has no row of (the usual case): their rows as one more file of the day
+                eng.write_parquet(f"m_{name}", out, ["day"])
+                for d in pm_days:
+                    for f in sorted((out / f"day={d}").glob("*.parquet")):
+                        moves.append([rel(f), rel(ws.measure / name / f"day={d}" / f"batch-{res.batch:09d}-{f.name}")])
+                eng.drop(name)
+                eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name}")
+                continue
+            # late PM of a period already stored (or a day of many files): the day written again, those
+            # periods' rows replaced
+            eng.create_table(f"m_{name}", f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} "
+                                          f"WHERE {_in_days(pm_days)} AND NOT {in_periods}")
             eng.write_parquet(f"m_{name}", out, ["day"])
-            for d in days:
+            for d in pm_days:
                 if (out / f"day={d}").exists():
                     moves.append([rel(out / f"day={d}"), rel(ws.measure / name / f"day={d}")])
-                # a day without a row now would keep its old partition; it cannot happen: touched pairs have rows
             eng.drop(name)
-            eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} WHERE NOT {in_days(days)}")
+            eng.create_view(name, f"SELECT * FROM m_{name} UNION ALL BY NAME SELECT * FROM old_{name} WHERE NOT {_in_days(pm_days)}")
         for t in STREAM_TABLES:  # every record, for the scoring
             if t in registered:
                 eng.create_view(t, f"SELECT * FROM {t}_all")
-        if self.model is None or not pairs or clock_day is None:
+        if self.model is None or not new_parts or clock_day is None:
             return pairs, None
         return pairs, self._score(eng, clock_day + dt.timedelta(days=1), res)
 
@@ -507,7 +602,7 @@ class Streamer:
         from ..nps.features import base_requests, build_features
         from ..nps.model import CLASSES
 
-        touched = eng.query_arrow("SELECT DISTINCT subscriber_id FROM touched")["subscriber_id"]
+        touched = eng.query_arrow("SELECT DISTINCT subscriber_id FROM touched_new")["subscriber_id"]
         req = base_requests(eng, as_of)
         req = req.filter(pc.is_in(req["subscriber_id"], touched))
         if not req.num_rows:
@@ -564,20 +659,36 @@ class Streamer:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self, source, max_messages: int = 64, until_idle: bool = False, poll_seconds: float = 0.5,
-            max_batches: int | None = None, after_batch: Callable[[BatchResult], None] | None = None) -> list[BatchResult]:
+            max_batches: int | None = None, after_batch: Callable[[BatchResult], None] | None = None,
+            write_when_idle: bool = True) -> list[BatchResult]:
+        """Micro-batches of what the source has, until it is idle (``until_idle``), ``max_batches`` or forever. The
+        held days are written when they are due and the source is idle, and, with ``write_when_idle``, when
+        ``until_idle`` ends the run (then the workspace's measure tables hold every record read)."""
         done: list[BatchResult] = []
+
+        def record(r: BatchResult | None) -> None:
+            if r is not None:
+                done.append(r)
+                if after_batch:
+                    after_batch(r)
+
         while max_batches is None or len(done) < max_batches:
             msgs = source.poll(self.checkpoint["offset"], max_messages)
-            if not msgs:
-                if until_idle:
-                    break
-                time.sleep(poll_seconds)
+            if msgs:
+                record(self.process(msgs))
                 continue
-            r = self.process(msgs)
-            done.append(r)
-            if after_batch:
-                after_batch(r)
+            if until_idle:
+                if write_when_idle:
+                    record(self.flush())
+                break
+            if time.monotonic() - self._written_at >= self.flush_seconds:
+                record(self.flush())
+            time.sleep(poll_seconds)
         return done
+
+
+def _in_days(days: list[dt.date], col: str = "day") -> str:
+    return f"{col} IN ({', '.join(f'DATE {quote_literal(d.isoformat())}' for d in days)})"
 
 
 def _latest_batch_scores(ws: Workspace, as_of: dt.date) -> pa.Table | None:

@@ -35,4 +35,9 @@ def run_spark(streamer: Streamer, spool: Path, master: str = "local[2]", files_p
             after_batch(r)
 
     run_spool_stream(Path(spool), on_batch, streamer.state.root / "spark-checkpoint", master, files_per_batch)
+    written = streamer.flush()  # the held days of the subscriber tables, when Spark has nothing more
+    if written is not None:
+        done.append(written)
+        if after_batch:
+            after_batch(written)
     return done
