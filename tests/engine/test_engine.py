@@ -268,6 +268,20 @@ def test_create_table_replaces_and_failure_keeps_old(engine):
     assert engine.table_arrow("t_replace").to_pylist() == [{"v": 2}]
 
 
+def test_replace_rows_takes_out_the_keys_and_adds_the_rows_by_name():
+    """The stream's held days: the touched pairs' rows replace theirs in place, columns matched by name."""
+    with DuckDBEngine() as eng:
+        eng.create_table("held", "SELECT * FROM (VALUES ('a', 1, 10.0), ('a', 2, 20.0), ('b', 1, 30.0)) t(sub, day, v)")
+        eng.create_table("keys", "SELECT 'a' AS sub, 1 AS day UNION ALL SELECT 'c', 1")
+        eng.replace_rows("held", "SELECT 99.0 AS v, 1 AS day, 'a' AS sub UNION ALL SELECT 5.0, 1, 'c'", "keys", ("sub", "day"))
+        rows = sorted((r["sub"], r["day"], r["v"]) for r in eng.table_arrow("held").to_pylist())
+        assert rows == [("a", 1, 99.0), ("a", 2, 20.0), ("b", 1, 30.0), ("c", 1, 5.0)]
+        eng.replace_rows("held", "SELECT 'd' AS sub, 3 AS day, 1.0 AS v")  # no keys: rows added only
+        assert eng.row_count("held") == 5
+        with pytest.raises(StepError, match="held"):
+            eng.replace_rows("held", "SELECT no_such_column FROM keys")
+
+
 def test_create_table_over_registered_view(engine, events):
     engine.register_arrow("t_over", events.slice(0, 5))
     engine.create_table("t_over", "SELECT COUNT(*) AS n FROM ev")
