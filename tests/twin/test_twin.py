@@ -20,7 +20,7 @@ from opencem.cli import app
 from opencem.engine import compare_tables
 from opencem.geo import grid_of
 from opencem.twin.accuracy import evaluate, load_faults
-from opencem.twin.episodes import DetectConfig, cluster
+from opencem.twin.episodes import DetectConfig, cluster, device_runs
 from opencem.engine.duckdb_engine import DuckDBEngine
 from opencem.twin.run import _cell_events, _clusters, diagnose, episodes_geojson, load_episodes, state_geojson
 from opencem.twin.state import CENTROID_DAYS
@@ -47,6 +47,23 @@ def test_cluster_merges_neighbours_and_close_hours_only():
     hours = np.array(["2026-10-01T10", "2026-10-01T11", "2026-10-01T10", "2026-10-01T20"], dtype="datetime64[h]")
     lab = cluster(np.array([a, n, far, a], dtype=object), hours, max_gap_hours=2)
     assert lab[0] == lab[1] and len({lab[0], lab[2], lab[3]}) == 3
+
+
+def test_a_steady_device_excess_is_one_run_though_few_days_pass_the_threshold_alone():
+    """Device model x day rows as device_days gives them (each day's z past half the threshold): a firmware
+    fault whose days read z 7-10 against a threshold of 8 is one run by its pooled excess; two scattered days
+    are not a run, and neither are two days that pass half the threshold only."""
+    day = dt.date(2026, 10, 14)
+
+    def row(model, k, z, e=800.0, ratio0=0.9):
+        return {"device_model": model, "day": day + dt.timedelta(days=k), "e": e, "ratio0": ratio0, "z": z,
+                "o": e * ratio0 + z * np.sqrt(e * ratio0)}
+
+    firmware = [row("X5", k, z) for k, z in enumerate([9.5, 6.3, 8.4, 7.5, 7.8, 10.2, 7.1, 7.9])]
+    scattered = [row("A1", 0, 9.0), row("A1", 3, 9.0)]
+    weak = [row("B2", 0, 4.5), row("B2", 1, 4.5)]
+    runs = device_runs(sorted(firmware + scattered + weak, key=lambda r: (r["device_model"], r["day"])), 8.0)
+    assert [(r[0]["device_model"], len(r)) for r in runs] == [("X5", 8)]
 
 
 def test_state_places_every_session_of_the_window(shared):

@@ -118,8 +118,29 @@ def cluster(grids: np.ndarray, hours: np.ndarray, max_gap_hours: int, keys: np.n
 
 def device_days(engine: Engine, threshold: float) -> pa.Table:
     """Device models whose sessions are poorer than other devices' in the same grid-hours, by day,
-    against the model's own quiet days (the same low quantile as the grid baseline).
+    against the model's own quiet days (the same low quantile as the grid baseline): the days past half
+    the threshold, which :func:`device_runs` pools.
 
     A device problem has no place: it follows one model wherever it goes, so it is tested per
     model x day rather than per grid."""
-    return engine.query_arrow(sql_file("opencem.twin", "device_days"), {"quantile": BASELINE_QUANTILE, "threshold": threshold}, step="device_days")
+    return engine.query_arrow(sql_file("opencem.twin", "device_days"), {"quantile": BASELINE_QUANTILE, "threshold": threshold / 2},
+                              step="device_days")
+
+
+def device_runs(days: list[dict], threshold: float) -> list[list[dict]]:
+    """Runs of 2 or more consecutive days of one model (rows of :func:`device_days`) whose pooled excess passes
+    ``threshold``: z of the run's poor sessions against its expected ones. A firmware fault that lasts weeks
+    raises a model's poor sessions by a steady amount, each day's z near the threshold (7-10 against 8 on one
+    seed), which a test of each day alone finds on scattered days and never as a run."""
+    runs: list[list[dict]] = []
+    for d in days:
+        if runs and runs[-1][-1]["device_model"] == d["device_model"] and (d["day"] - runs[-1][-1]["day"]).days <= 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+
+    def pooled(run: list[dict]) -> float:
+        expected = sum(d["e"] for d in run) * run[0]["ratio0"]
+        return (sum(d["o"] for d in run) - expected) / np.sqrt(expected)
+
+    return [r for r in runs if len(r) >= 2 and pooled(r) > threshold]

@@ -21,7 +21,7 @@ from ..geo import DEFAULT_RESOLUTION
 from ..indicators.tree import load_tree
 from ..workspace import Workspace
 from .cause import HOT_PRB, INTERFERENCE_PEER_DB, TRANSPORT_LOG_RTT, attribute, evidence
-from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, neighbours, robust_z, score_grid_hours
+from .episodes import STATS, WINDOWS, DetectConfig, cluster, device_days, device_runs, neighbours, robust_z, score_grid_hours
 from .state import build_state
 
 CHRONIC_SHARE = 0.5  # a cell hot (or slow) at an hour of day on this share of the days is chronically so then
@@ -159,14 +159,7 @@ def _with_device_episodes(engine: Engine, area: pa.Table, cfg: DetectConfig) -> 
     the centre (the named cells' sites for a cause of cells, else the footprint's, poor-session weighted)
     and area."""
     rows = area.to_pylist()
-    days = device_days(engine, cfg.threshold).to_pylist()
-    runs: list[list[dict]] = []
-    for d in days:
-        if runs and runs[-1][-1]["device_model"] == d["device_model"] and (d["day"] - runs[-1][-1]["day"]).days <= 1:
-            runs[-1].append(d)
-        else:
-            runs.append([d])
-    runs = [r for r in runs if len(r) >= 2]
+    runs = device_runs(device_days(engine, cfg.threshold).to_pylist(), cfg.threshold)
     ids = [f"D{i + 1:03d}" for i in range(len(runs))]
     spans = [(r[0]["device_model"], r[0]["day"], r[-1]["day"] + dt.timedelta(days=1)) for r in runs]  # model, first day, end
     engine.register_arrow("device_runs", pa.table({
