@@ -328,8 +328,9 @@ def critical_value(parts: list[tuple[np.ndarray | float, float]]) -> np.ndarray 
     of freedom; inf for a part known exactly). A variance read off a few bootstrap replicas is itself
     uncertain (10 replicas: 9 degrees of freedom), so the interval takes Student's t on the
     Welch-Satterthwaite degrees of freedom of the sum, not the normal 1.96."""
-    total = sum(np.asarray(v, dtype=float) for v, _ in parts)
+    parts = [(np.asarray(v, dtype=float), df) for v, df in parts]
+    total = sum(v for v, _ in parts)
     with np.errstate(divide="ignore", invalid="ignore"):  # a part of no variance adds no uncertainty, whatever its df
-        spread = sum(np.where(np.asarray(v, dtype=float) > 0, np.asarray(v, dtype=float) ** 2 / df, 0.0) for v, df in parts)
+        spread = sum(np.where(v > 0, v ** 2 / df, 0.0) for v, df in parts)
         df = np.where(spread > 0, total ** 2 / np.where(spread > 0, spread, 1), np.inf)
     return student_t.ppf(0.975, df)
