@@ -11,7 +11,8 @@ fixes, ``after/`` = the same operator with the fixes carried out, both measured;
   oracle, never used by the product) and the model's slope on that explainable part;
 * **realised response**: per carried-out fix, on the subscribers it touched and the week after the fix,
   the change of the model's NPS and expected answer between the two worlds (the same model on each
-  world's own data, no what-if) beside the truth's change, and the share of the truth's change of the
+  world's own data, no what-if) beside the truth's change, over the week and on its last day alone
+  (customers and the model's memories both take days to follow a fix), and the share of the truth's change of the
   network penalty that the oracle above sees in the features (the most any model on these features could
   follow). Other fixes touching the same subscribers are in both changes;
 * **within customers**: the slope of the change of a customer's answer between two answers on the change
@@ -111,11 +112,15 @@ def realised(run: Path, model: NpsModel, feats, fix_day: dt.date, oracle: lgb.Bo
                                   filters=[("date", ">=", days[0] - dt.timedelta(days=1)), ("date", "<=", days[-1] - dt.timedelta(days=1))])
             truth = truth.filter(pc.is_in(truth["subscriber_id"], value_set=raw))
             sat = truth["satisfaction"].to_numpy().astype(float)
+            # the last day alone: both the customers and the model's memories take days to follow a fix
+            last, sat_last = np.tile(days, len(who)) == days[-1], sat[pc.equal(truth["date"], days[-1] - dt.timedelta(days=1)).to_numpy()]
             got[world] = (100 * (p[:, 2].mean() - p[:, 0].mean()), float(ex.mean()), _latent_nps(sat), float(sat.mean()),
-                          explainable, float(truth["network_penalty"].to_numpy().astype(float).mean()))
+                          explainable, float(truth["network_penalty"].to_numpy().astype(float).mean()),
+                          100 * (p[last, 2].mean() - p[last, 0].mean()), _latent_nps(sat_last))
         b, a = got["before"], got["after"]
         out.append({"fix": fx["fix_id"], "action": fx["action"], "subscribers": len(raw),
                     "model_nps_change": round(a[0] - b[0], 2), "truth_nps_change": round(a[2] - b[2], 2),
+                    "model_nps_change_last_day": round(a[6] - b[6], 2), "truth_nps_change_last_day": round(a[7] - b[7], 2),
                     "model_score_change": round(a[1] - b[1], 3), "truth_satisfaction_change": round(a[3] - b[3], 3),
                     "score_ratio": round((a[1] - b[1]) / (a[3] - b[3]), 3) if abs(a[3] - b[3]) > 0.02 else None,
                     # the ceiling the features set: the oracle's change of the network penalty over the truth's
