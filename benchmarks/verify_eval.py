@@ -44,14 +44,17 @@ def check(run: Path, days: int) -> dict:
                      "predicted": v["predicted_nps_lift"], "did_nps": nps["estimate"], "ci": [nps["ci_low"], nps["ci_high"]],
                      "true": true, "true_inside_ci": bool(true is not None and nps["ci_low"] <= true <= nps["ci_high"]),
                      "placebo": p["estimate"], "placebo_ci": [p["ci_low"], p["ci_high"]],
-                     "placebo_holds_zero": bool(p["ci_low"] <= 0 <= p["ci_high"]), "verdict": v["verdict"]})
+                     "placebo_holds_zero": bool(p["ci_low"] <= 0 <= p["ci_high"]), "verdict": v["verdict"], "warnings": v["warnings"]})
     done = [r for r in rows if "did_nps" in r]
     empty = [r for r in done if not r["true"]]
     return {"run": run.name, "seed": json.loads((run / "after" / "operator" / "truth" / "manifest.json").read_text())["config"]["seed"],
             "fixes": len(rows), "verified": len(done),
             "true_inside_ci": sum(r["true_inside_ci"] for r in done), "placebo_holds_zero": sum(r["placebo_holds_zero"] for r in done),
             "repaired_nothing": len(empty), "repaired_nothing_holds_zero": sum(bool(r["ci"][0] <= 0 <= r["ci"][1]) for r in empty),
-            "safe": sum(r["verdict"] == "safe" for r in done), "seconds": round(time.perf_counter() - t0, 1), "checks": rows}
+            "safe": sum(r["verdict"] == "safe" for r in done),
+            # is a safe verdict worth its word: the truth inside the interval of the fixes called safe
+            "safe_true_inside_ci": sum(r["true_inside_ci"] for r in done if r["verdict"] == "safe"),
+            "seconds": round(time.perf_counter() - t0, 1), "checks": rows}
 
 
 def main() -> None:
