@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from opencem.loop.verify import (PRE_DAYS, POST_DAYS, _adjusted, _design, _differences, _experience_unmoved, _match, _mean_variance,
+from opencem.loop.verify import (PRE_DAYS, POST_DAYS, _adjusted, _design, _differences, _experience_disagrees, _match, _mean_variance,
                                  _standardised, verify)
 from opencem.workspace import Workspace
 
@@ -140,11 +140,11 @@ def test_an_nps_change_without_the_experience_behind_it_is_not_the_fixs():
     moved while the treated's CEI did not, is flagged; a fix whose CEI moved with its NPS, or an NPS and a CEI
     that did not move, is not."""
     fixed = [_effect("nps", 7.1, 3.5, 10.6), _effect("cei", 1.46, 1.24, 1.68)]
-    assert _experience_unmoved(fixed) is None
-    assert _experience_unmoved([_effect("nps", 0.1, -0.5, 0.7), _effect("cei", 0.05, -0.1, 0.2)]) is None
+    assert _experience_disagrees(fixed) is None
+    assert _experience_disagrees([_effect("nps", 0.1, -0.5, 0.7), _effect("cei", 0.05, -0.1, 0.2)]) is None
     crowd = [_effect("nps", -1.8, -3.2, -0.4), _effect("cei", -0.32, -0.54, -0.09)]  # a crowd event after the fix
-    assert "got worse after the fix" in _experience_unmoved(crowd)
+    assert "got worse after the fix" in _experience_disagrees(crowd)
     flat = [_effect("nps", 4.0, 0.5, 7.5), _effect("cei", 0.14, -0.63, 0.92)]
-    why = _experience_unmoved(flat)
+    why = _experience_disagrees(flat)
     assert why and "+4.0" in why and "CEI +0.14" in why
-    assert _experience_unmoved([_effect("nps", -1.5, -2.6, -0.4), _effect("cei", -0.18, -0.41, 0.05)])
+    assert _experience_disagrees([_effect("nps", -1.5, -2.6, -0.4), _effect("cei", -0.18, -0.41, 0.05)])

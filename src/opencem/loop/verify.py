@@ -20,8 +20,8 @@ replicas.
 Around it: an event study (the same difference on every day from 2 x PRE_DAYS before the fix to the
 end: a fault's onset shows there), and a placebo that runs the whole design, matching included, inside
 the pre window as if the fix had been made half of it earlier. A placebo interval that excludes 0 says the
-groups were drifting apart just before the fix, so part of the estimate may be that drift. An NPS that
-moved while the treated's experience did not move with it was moved by something else.
+groups were drifting apart just before the fix, so part of the estimate may be that drift. An experience
+that got worse after the fix, or an NPS that moved without the experience, says something else moved it.
 """
 
 from __future__ import annotations
@@ -152,9 +152,9 @@ def _verify_one(engine: Engine, panel: _NpsPanel, d: dict) -> dict:
     if not p["ci_low"] <= 0 <= p["ci_high"]:
         unsafe.append(f"the placebo {h} days earlier reads {p['estimate']:+.1f} NPS: the treated and their controls "
                       "were already drifting apart just before the fix, and part of the estimate may be that drift")
-    unmoved = _experience_unmoved(real["effects"])
-    if unmoved:
-        unsafe.append(unmoved)
+    disagrees = _experience_disagrees(real["effects"])
+    if disagrees:
+        unsafe.append(disagrees)
     if n < POST_DAYS:
         notes.append(f"{n} of {POST_DAYS} days after the fix: the NPS may not have settled")
     return {"fix_id": fix["fix_id"], "fix_date": str(day), "window_days": n, "pre_days": w,
@@ -165,7 +165,7 @@ def _verify_one(engine: Engine, panel: _NpsPanel, d: dict) -> dict:
             "deltas": _deltas(engine, real)}
 
 
-def _experience_unmoved(effects: list[dict]) -> str | None:
+def _experience_disagrees(effects: list[dict]) -> str | None:
     """Why the NPS change may not be the fix's lift: the treated's experience (CEI) got worse after the fix,
     or the NPS moved (its interval excludes 0) while their experience did not clearly move the same way. A
     network fix reaches the NPS only through experience. On the synthetic operator: a crowd event at the
@@ -175,7 +175,7 @@ def _experience_unmoved(effects: list[dict]) -> str | None:
     ci = f"CEI {cei['estimate']:+.2f}, 95 % CI {cei['ci_low']:+.2f} to {cei['ci_high']:+.2f}"
     if cei["ci_high"] < 0:
         return f"the treated's experience got worse after the fix ({ci}): the fix did harm, or another fault hit them"
-    if nps["ci_low"] <= 0 <= nps["ci_high"] or (cei["ci_low"] > 0 if nps["estimate"] > 0 else cei["ci_high"] < 0):
+    if nps["ci_low"] <= 0 <= nps["ci_high"] or (nps["estimate"] > 0 and cei["ci_low"] > 0):
         return None
     return (f"the NPS moved {nps['estimate']:+.1f} but the treated's experience did not move with it ({ci}): "
             "something other than the fix moved it")
