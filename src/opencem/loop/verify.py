@@ -4,9 +4,12 @@ Treated: subscribers with at least MIN_SESSIONS sessions on the fix's cells (or 
 in the PRE_DAYS before the fix, and not in reach of another fix of the period (no session on its cells
 then, not its handset model: their change would carry part of that fix's effect). Controls: subscribers
 out of reach of every fix of the period (no session on a cell of the same sites or transport links as any
-fix's cells, no handset of a fixed model), CONTROLS nearest to each treated subscriber on their trajectory
-before the fix (the estimated NPS in the week before the pre window and in each half of it) and their
-CEI, poor-session share, usage and ARPU, standardised.
+fix's cells, no handset of a fixed model), CONTROLS nearest to each treated subscriber on their usage
+(sessions in the pre window) and ARPU, standardised. Not on their experience or NPS before the fix: the
+treated are poor then because of the fault, which would go on without the fix, while controls picked for
+being as poor then are mostly poor by chance and recover on their own. Matching on it read that recovery
+as the counterfactual (regression to the mean; Daw and Hatfield, 2018): device campaigns at half their
+truth, and placebos that drifted (docs/loop.md, "The loop in stop 52").
 
 The NPS is the model's estimate of each subscriber on every day: a window's NPS is the mean over its
 days, so the estimate is the fix's mean effect over the days after it, as the customers lived them.
@@ -46,11 +49,12 @@ from ..workspace import Workspace
 
 MIN_SESSIONS = 3
 CONTROLS = 5
-PRE_DAYS = 7  # the baseline before a fix; its two halves are the trajectory controls are matched on
+PRE_DAYS = 7  # the baseline before a fix; the placebo splits it in two
 POST_DAYS = 28  # after a fix: long enough for the NPS to settle; shortened to the days the data has
 MIN_TREATED = 30  # fewer treated subscribers and a verdict is called unsafe
 METRICS = ("nps", "cei", "poor_share", "throughput_kbps", "rtt_ms", "dou_mb", "complaints", "churned", "revenue_eur")
-MATCH_ON = ("nps_prior", "nps_early", "nps_late", "cei", "poor_share", "log_sessions", "arpu_monthly")
+# how much they use the network and what they pay; not their experience or NPS before the fix (see the module's docstring)
+MATCH_ON = ("log_sessions", "arpu_monthly")
 Z95 = 1.959964
 MIN_FIT_ROWS = 10  # controls per coefficient the bias correction needs
 MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas are shown
@@ -200,12 +204,9 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
     days from it against the ``w`` days before, on which the controls are matched."""
     who, treated = d["who"], d["treated"]
     pre, post = (day - dt.timedelta(days=w), day), (day, day + dt.timedelta(days=n))
-    y, y_rep = panel.of(who, pre[0] - dt.timedelta(days=w), post[1])  # days pre[0] - w .. post[1] - 1
-    prior, y, y_rep = y[:, :w].mean(1), y[:, w:], y_rep[:, :, w:]
+    y, y_rep = panel.of(who, pre[0], post[1])
     a, b = _window(engine, who, *pre), _window(engine, who, *post)
-    a["nps_prior"] = prior  # the window before the baseline: was a low baseline a dip or the subscriber's usual?
     a["nps"], b["nps"] = y[:, :w].mean(1), y[:, w:].mean(1)
-    a["nps_early"], a["nps_late"] = y[:, :w // 2].mean(1), y[:, w // 2:w].mean(1)
     x = _standardised(np.column_stack([a[c] for c in MATCH_ON]))
     match = _match(x, treated)
     effects, per_sub = [], {}
@@ -232,7 +233,7 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
 def _adjusted(delta: np.ndarray, x: np.ndarray, treated: np.ndarray) -> np.ndarray:
     """Each subject's change less what the matching covariates ``x`` predict of it, by a linear fit on the
     controls (the bias-corrected matching estimator of Abadie and Imbens): a treated subscriber and their
-    nearest controls still differ a little on a trajectory, and that gap would otherwise pass into the
+    nearest controls still differ a little on usage and ARPU, and that gap would otherwise pass into the
     estimate as a drift (docs/loop.md, "Bias correction")."""
     design = np.column_stack([np.ones(len(x)), x])
     ctrl = np.flatnonzero(~treated & np.isfinite(delta))

@@ -506,7 +506,7 @@ def _event_study(v: dict) -> go.Figure | None:
 def _verification(data: dict) -> str:
     ver = data.get("verification") or []
     explain = ("Difference-in-differences per applied fix: change of the treated subscribers after the fix minus that of controls "
-               "matched on their trajectory before it, with 95 % intervals (blue: clears zero; the NPS interval includes the model's "
+               "matched on their usage and ARPU before it, with 95 % intervals (blue: clears zero; the NPS interval includes the model's "
                "error); the placebo repeats the test inside the week before the fix and should straddle zero. The event study "
                "shows the NPS difference day by day around the fix.")
     if not ver:
