@@ -113,7 +113,8 @@ def realised(run: Path, model: NpsModel, feats, fix_day: dt.date, oracle: lgb.Bo
             truth = truth.filter(pc.is_in(truth["subscriber_id"], value_set=raw))
             sat = truth["satisfaction"].to_numpy().astype(float)
             # the last day alone: both the customers and the model's memories take days to follow a fix
-            last, sat_last = np.tile(days, len(who)) == days[-1], sat[pc.equal(truth["date"], days[-1] - dt.timedelta(days=1)).to_numpy()]
+            last = pc.equal(req["as_of"], days[-1]).to_numpy(zero_copy_only=False)
+            sat_last = sat[pc.equal(truth["date"], days[-1] - dt.timedelta(days=1)).to_numpy(zero_copy_only=False)]
             got[world] = (100 * (p[:, 2].mean() - p[:, 0].mean()), float(ex.mean()), _latent_nps(sat), float(sat.mean()),
                           explainable, float(truth["network_penalty"].to_numpy().astype(float).mean()),
                           100 * (p[last, 2].mean() - p[last, 0].mean()), _latent_nps(sat_last))
