@@ -236,7 +236,8 @@ def foreign(shared, tmp_path_factory):
     Workspace(ws).pseudonym_key.parent.mkdir(parents=True)
     shutil.copyfile(Workspace(shared.ws).pseudonym_key, Workspace(ws).pseudonym_key)
     measured = measure(root / "data", ws)
-    return root, results, measured
+    yield root, results, measured
+    shutil.rmtree(root, ignore_errors=True)  # its 0.8 GB are not needed past this module
 
 
 def test_the_foreign_export_imports_without_a_bad_row(foreign):

@@ -24,7 +24,8 @@ def loop(tmp_path_factory):
     chose): the suite's one end-to-end run."""
     out = tmp_path_factory.mktemp("loop")
     res = run_loop(out, CFG, say=lambda _m: None)
-    return out, res
+    yield out, res
+    shutil.rmtree(out, ignore_errors=True)  # two worlds and their workspaces: not needed past this module
 
 
 @pytest.mark.slow
