@@ -11,7 +11,7 @@ from report.browser import check_report_in_browser
 
 from opencem.demo import LoopConfig, run_loop
 from opencem.loop import tmf
-from opencem.loop.prioritise import _spend, merge_episodes
+from opencem.loop.prioritise import _spend, merge_episodes, seen_since
 from opencem.loop.ticketing import send_tickets
 
 # the smallest operator whose answers still split into fit / validation / test weeks before the fix day
@@ -87,6 +87,15 @@ def test_episodes_on_overlapping_cells_are_one_candidate():
     assert [(g["action"], sorted(g["cells"]), [e["episode_id"] for e in g["episodes"]]) for g in groups] == [
         ("fix_device", [], ["D1"]), ("add_capacity", ["A", "B"], ["E1", "E2"]), ("fix_transport", ["B"], ["E3"]),
         ("add_capacity", ["Z"], ["E5"])]
+
+
+def test_an_episode_that_ended_at_midnight_was_not_seen_that_day():
+    import datetime as dt
+
+    day = dt.date(2026, 10, 24)
+    ended = [{"end_time": dt.datetime(2026, 10, 23, 12)}, {"end_time": dt.datetime(2026, 10, 24)}]  # its last hour: 23:00-24:00
+    assert not seen_since(ended, day)
+    assert seen_since(ended + [{"end_time": dt.datetime(2026, 10, 24, 1)}], day)
 
 
 def test_budget_passes_over_a_fix_that_does_not_fit():

@@ -105,6 +105,12 @@ def _days_seen(episodes: list[dict], start: dt.date, end: dt.date) -> int:
     return len(days)
 
 
+def seen_since(episodes: list[dict], day: dt.date) -> bool:
+    """Whether one of ``episodes`` was under way on ``day`` or after. An episode's end is the end of its
+    last hour, so one that ends at midnight was last seen the day before."""
+    return max(e["end_time"] for e in episodes) > dt.datetime.combine(day, dt.time())
+
+
 def _still_there(whatif: WhatIfEngine, g: dict, cells: list[str], w) -> bool:
     """True when the fix, replayed on the last ENDED_AFTER_DAYS days alone, still takes away at least
     STILL_THERE of the poor-session share it takes away over the whole horizon: the problem has not ended."""
@@ -159,11 +165,10 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             # fixing it gains nothing (episodes of a device model cover whole days, hence two), unless
             # the sessions of those days say it is still there, which an episode that has become the
             # grid's or model's normal no longer shows
-            last_seen = max(e["end_time"] for e in g["episodes"])
             # a chronic episode is a standing condition of its cells (hot or slow at those hours on most days):
             # seen in the last week, it is there until fixed, whatever hours its last days flagged
             chronic = any((e["main_signal"] or "").startswith(CHRONIC) for e in g["episodes"])
-            ongoing = (chronic and persistence > 0 or last_seen >= dt.datetime.combine(as_of - dt.timedelta(days=ENDED_AFTER_DAYS), dt.time())
+            ongoing = (chronic and persistence > 0 or seen_since(g["episodes"], as_of - dt.timedelta(days=ENDED_AFTER_DAYS))
                        or _still_there(whatif, g, cells, w))
             lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
