@@ -11,7 +11,7 @@ from report.browser import check_report_in_browser
 
 from opencem.demo import LoopConfig, run_loop
 from opencem.loop import tmf
-from opencem.loop.prioritise import _spend, merge_episodes, seen_since
+from opencem.loop.prioritise import _days_seen, _spend, merge_episodes
 from opencem.loop.ticketing import send_tickets
 
 # the smallest operator whose answers still split into fit / validation / test weeks before the fix day
@@ -92,10 +92,12 @@ def test_episodes_on_overlapping_cells_are_one_candidate():
 def test_an_episode_that_ended_at_midnight_was_not_seen_that_day():
     import datetime as dt
 
-    day = dt.date(2026, 10, 24)
-    ended = [{"end_time": dt.datetime(2026, 10, 23, 12)}, {"end_time": dt.datetime(2026, 10, 24)}]  # its last hour: 23:00-24:00
-    assert not seen_since(ended, day)
-    assert seen_since(ended + [{"end_time": dt.datetime(2026, 10, 24, 1)}], day)
+    day, as_of = dt.date(2026, 10, 24), dt.date(2026, 10, 26)
+    start = dt.datetime(2026, 10, 23, 8)
+    ended = [{"start_time": start, "end_time": dt.datetime(2026, 10, 23, 12)},
+             {"start_time": start, "end_time": dt.datetime(2026, 10, 24)}]  # its last hour: 23:00-24:00
+    assert not _days_seen(ended, day, as_of)
+    assert _days_seen(ended + [{"start_time": start, "end_time": dt.datetime(2026, 10, 24, 1)}], day, as_of)
 
 
 def test_budget_passes_over_a_fix_that_does_not_fit():

@@ -105,12 +105,6 @@ def _days_seen(episodes: list[dict], start: dt.date, end: dt.date) -> int:
     return len(days)
 
 
-def seen_since(episodes: list[dict], day: dt.date) -> bool:
-    """Whether one of ``episodes`` was under way on ``day`` or after. An episode's end is the end of its
-    last hour, so one that ends at midnight was last seen the day before."""
-    return max(e["end_time"] for e in episodes) > dt.datetime.combine(day, dt.time())
-
-
 def _still_there(whatif: WhatIfEngine, g: dict, cells: list[str], w) -> bool:
     """True when the fix, replayed on the last ENDED_AFTER_DAYS days alone, still takes away at least
     STILL_THERE of the poor-session share it takes away over the whole horizon: the problem has not ended."""
@@ -168,7 +162,7 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
             # a chronic episode is a standing condition of its cells (hot or slow at those hours on most days):
             # seen in the last week, it is there until fixed, whatever hours its last days flagged
             chronic = any((e["main_signal"] or "").startswith(CHRONIC) for e in g["episodes"])
-            ongoing = (chronic and persistence > 0 or seen_since(g["episodes"], as_of - dt.timedelta(days=ENDED_AFTER_DAYS))
+            ongoing = (chronic and persistence > 0 or _days_seen(g["episodes"], as_of - dt.timedelta(days=ENDED_AFTER_DAYS), as_of) > 0
                        or _still_there(whatif, g, cells, w))
             lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
