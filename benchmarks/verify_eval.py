@@ -1,7 +1,8 @@
 """Verification against the synthetic operator's truth, on closed-loop runs already made
 (`benchmarks/loop_eval.py --out DIR`): verifies again, with today's `opencem.loop.verify`, the fixes each
 run carried out, on its after-fix workspace and model, and compares each estimate with the true lift of
-its fix (the truth's with / without worlds).
+its fix (the truth's with / without worlds) on the subscribers it verified (``true_treated``, the figure
+``true_inside_ci`` counts); ``true`` and ``true_all_inside_ci`` are over every subscriber the fix touched.
 
     python benchmarks/verify_eval.py --run /tmp/loop-17 --run /tmp/loop-19 --run /tmp/loop-23
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from opencem.demo import _true_effects
+from opencem.demo import _true_effects, true_lift_of
 from opencem.loop.verify import POST_DAYS, verify
 from opencem.nps.model import NpsModel
 from opencem.workspace import Workspace
@@ -40,16 +41,19 @@ def check(run: Path, days: int) -> dict:
             rows.append({"fix": v["fix_id"], "not_verified": v["not_verified"], "true": true})
             continue
         nps, p = v["effects"][0], v["placebo"]
+        treated = true_lift_of(run / "after" / "operator", ws, v["fix_id"], v["treated_ids"])
+        inside = lambda t: bool(t is not None and nps["ci_low"] <= t <= nps["ci_high"])  # noqa: E731
         rows.append({"fix": v["fix_id"], "subscribers": v["subscribers"], "window_days": v["window_days"],
                      "predicted": v["predicted_nps_lift"], "did_nps": nps["estimate"], "ci": [nps["ci_low"], nps["ci_high"]],
-                     "true": true, "true_inside_ci": bool(true is not None and nps["ci_low"] <= true <= nps["ci_high"]),
+                     "true": true, "true_treated": treated, "true_inside_ci": inside(treated), "true_all_inside_ci": inside(true),
                      "placebo": p["estimate"], "placebo_ci": [p["ci_low"], p["ci_high"]],
                      "placebo_holds_zero": bool(p["ci_low"] <= 0 <= p["ci_high"]), "verdict": v["verdict"], "warnings": v["warnings"]})
     done = [r for r in rows if "did_nps" in r]
     empty = [r for r in done if not r["true"]]
     return {"run": run.name, "seed": json.loads((run / "after" / "operator" / "truth" / "manifest.json").read_text())["config"]["seed"],
             "fixes": len(rows), "verified": len(done),
-            "true_inside_ci": sum(r["true_inside_ci"] for r in done), "placebo_holds_zero": sum(r["placebo_holds_zero"] for r in done),
+            "true_inside_ci": sum(r["true_inside_ci"] for r in done), "true_all_inside_ci": sum(r["true_all_inside_ci"] for r in done),
+            "placebo_holds_zero": sum(r["placebo_holds_zero"] for r in done),
             "repaired_nothing": len(empty), "repaired_nothing_holds_zero": sum(bool(r["ci"][0] <= 0 <= r["ci"][1]) for r in empty),
             "safe": sum(r["verdict"] == "safe" for r in done),
             # is a safe verdict worth its word: the truth inside the interval of the fixes called safe

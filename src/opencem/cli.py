@@ -844,7 +844,8 @@ def demo(
     for v in s["verification"]:
         e = next(x for x in v["effects"] if x["metric"] == "nps")
         console.print(f"verified {v['fix_id']}: NPS {e['estimate']:+.1f} (95 % {e['ci_low']:+.1f}..{e['ci_high']:+.1f}) on {v['subscribers']} "
-                      f"subscribers; predicted {v['predicted_nps_lift']:+.1f}, true {v['true_nps_lift']:+.1f}; placebo {v['placebo']['estimate']:+.1f}; "
+                      f"subscribers; predicted {v['predicted_nps_lift']:+.1f}, true {v['true_nps_lift']:+.1f} "
+                      f"({v['true_nps_lift_treated']:+.1f} on these subscribers); placebo {v['placebo']['estimate']:+.1f}; "
                       f"{v['verdict']}")
     t = s["tickets"]
     console.print(f"{t['plans']} plans -> {t['files']} TMF621/TMF656 files in {out / 'tickets'}" + ("" if t["validated"] else

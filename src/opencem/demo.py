@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .engine.pipeline import sql_file
+from .ingest.pseudonym import Pseudonymiser, load_key
 from .indicators.tree import load_tree
 from .loop import tmf
 from .loop.care import outreach
@@ -120,7 +121,8 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
             say(f"   {v['fix_id']}: not verified: {v['not_verified']}")
             continue
         t, r = truth.get(v["fix_id"], {}), rows[v["fix_id"]]
-        checks.append({**v, "true_nps_lift": t.get("nps_lift"), "true_nps_lift_latent": t.get("nps_lift_latent"), "true_fault": t.get("fault_id"), "action": r["action"], "target": r["target"]})
+        treated = v.pop("treated_ids")
+        checks.append({**v, "true_nps_lift": t.get("nps_lift"), "true_nps_lift_treated": true_lift_of(after / "operator", ws_after, v["fix_id"], treated), "true_nps_lift_latent": t.get("nps_lift_latent"), "true_fault": t.get("fault_id"), "action": r["action"], "target": r["target"]})
     base_n = _active(ws_after, fix_date)
     gained = {"ours": _true_base_gain(truth, base_n),
               "severity": _true_base_gain(_true_effects(out / "severity" / "operator"), base_n)}
@@ -170,6 +172,19 @@ def _true_effects(operator: Path) -> dict[str, dict]:
             for r in pq.read_table(f).to_pylist()}
 
 
+def true_lift_of(operator: Path, workspace: Path, fix_id: str, subscribers: list[str]) -> float | None:
+    """The true NPS change of the fix over ``subscribers`` (the workspace's pseudonymised ids; 0 for those
+    it did not touch): the truth of the very subscribers a verification reads. Verification's treated are
+    the fix's regular users (3 or more sessions on its scope), who feel more of it than all it touched."""
+    f = operator / "truth" / "fix_affected.parquet"
+    if not f.exists() or not subscribers:
+        return None
+    t = pq.read_table(f, filters=[("fix_id", "=", fix_id)])
+    ids = Pseudonymiser(load_key(Workspace(workspace).pseudonym_key)).column(t["subscriber_id"]).to_pylist()
+    lift = dict(zip(ids, pc.subtract(t["answer_nps_with_fix"], t["answer_nps_without_fix"]).to_pylist()))
+    return round(100 * sum(lift.get(s, 0.0) for s in subscribers) / len(subscribers), 3)
+
+
 def _true_base_gain(effects: dict[str, dict], base_n: int) -> float:
     return round(sum(e["subscribers"] * e["nps_lift"] for e in effects.values()) / base_n, 3) if base_n else 0.0
 
@@ -217,7 +232,8 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
                **{k: {"expected": pri.comparison[k]["expected_base_nps_lift"], "true": gained[k], "fixes": pri.comparison[k]["fixes"]}
                   for k in ("ours", "severity")}}
     verification = [{k: c[k] for k in ("fix_id", "subscribers", "controls", "window_days", "effects", "placebo", "event_study", "verdict",
-                                       "warnings", "predicted_nps_lift", "true_nps_lift", "true_nps_lift_latent")} for c in checks]
+                                       "warnings", "predicted_nps_lift", "true_nps_lift", "true_nps_lift_treated", "true_nps_lift_latent")}
+                    for c in checks]
     deltas = [{"fix_id": c["fix_id"], **d} for c in checks for d in c["deltas"]]
     cuts = segment(ws, last).segments.to_pylist()  # behaviour clusters, mobility, value x experience
     segments += [r for r in cuts if r["dimension"] in ("behaviour", "mobility")]

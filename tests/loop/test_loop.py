@@ -48,6 +48,7 @@ def test_loop_writes_plans_tickets_care_and_verification(loop):
         for e in v["effects"] + [v["placebo"]]:
             assert e["ci_low"] <= e["estimate"] <= e["ci_high"]
         assert v["subscribers"] >= 10 and v["controls"] >= 5
+        assert v["true_nps_lift_treated"] is not None and "treated_ids" not in v
     assert (out / "care" / "outreach.csv").exists()
     assert 'id="table-campaigns"' in res.report.read_text()  # the campaign lists (opencem.segments) are in the report
     assert s["ranking"]["ours"]["fixes"] and s["ranking"]["severity"]["fixes"]
@@ -98,6 +99,28 @@ def test_an_episode_that_ended_at_midnight_was_not_seen_that_day():
              {"start_time": start, "end_time": dt.datetime(2026, 10, 24)}]  # its last hour: 23:00-24:00
     assert not _days_seen(ended, day, as_of)
     assert _days_seen(ended + [{"start_time": start, "end_time": dt.datetime(2026, 10, 24, 1)}], day, as_of)
+
+
+def test_the_truth_of_a_verification_is_over_its_own_treated(tmp_path):
+    """A verification's interval is compared with the true lift of the subscribers it treated (its regular
+    users), not of everyone the fix touched; treated subscribers the fix never touched count 0."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from opencem.demo import true_lift_of
+    from opencem.ingest.pseudonym import Pseudonymiser, load_key
+    from opencem.workspace import Workspace
+
+    (tmp_path / "op" / "truth").mkdir(parents=True)
+    pq.write_table(pa.table({"fix_id": ["F1", "F1", "F2"], "subscriber_id": ["+1", "+2", "+1"],
+                             "answer_nps_with_fix": [0.5, 0.3, 0.9], "answer_nps_without_fix": [0.2, 0.3, 0.0]}),
+                   tmp_path / "op" / "truth" / "fix_affected.parquet")
+    ws = tmp_path / "ws"
+    key = load_key(Workspace(ws).pseudonym_key, create=True)
+    p1, p2, p3 = Pseudonymiser(key).column(pa.chunked_array([["+1", "+2", "+3"]])).to_pylist()
+    assert true_lift_of(tmp_path / "op", ws, "F1", [p1]) == 30.0
+    assert true_lift_of(tmp_path / "op", ws, "F1", [p1, p2, p3]) == 10.0  # +3 was never touched: 0
+    assert true_lift_of(tmp_path / "op", ws, "F1", []) is None
 
 
 def test_budget_passes_over_a_fix_that_does_not_fit():

@@ -63,8 +63,8 @@ MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas 
 def verify(workspace: Path, fixes: list[dict], days: int = POST_DAYS, model: NpsModel | None = None) -> list[dict]:
     """``fixes``: each with fix_id, cells, device_model, fix_date (the first day it was in place),
     optionally expected_nps_lift. Fixes verified together keep each other's subscribers out of their
-    controls. Returns per fix the effects, the event study, the placebo, the verdict and the deltas by
-    segment and location; a fix that cannot be verified gets ``not_verified`` with the reason instead."""
+    controls. Returns per fix the treated subscribers, the effects, the event study, the placebo, the
+    verdict and the deltas by segment and location; a fix that cannot be verified gets ``not_verified`` with the reason instead."""
     ws = Workspace(workspace)
     model = model or NpsModel.load(ws.model("nps"))
     with ws.session() as engine:
@@ -162,7 +162,7 @@ def _verify_one(engine: Engine, panel: _NpsPanel, d: dict) -> dict:
     if n < POST_DAYS:
         notes.append(f"{n} of {POST_DAYS} days after the fix: the NPS may not have settled")
     return {"fix_id": fix["fix_id"], "fix_date": str(day), "window_days": n, "pre_days": w,
-            "subscribers": real["subscribers"], "controls": real["controls"], "effects": real["effects"],
+            "subscribers": real["subscribers"], "treated_ids": real["treated_ids"].tolist(), "controls": real["controls"], "effects": real["effects"],
             "event_study": _event_study(panel, d, real["match"], real["x"]), "placebo": p, "placebo_effects": placebo["effects"],
             "verdict": "unsafe" if unsafe else "safe", "warnings": unsafe + notes,
             "predicted_nps_lift": fix.get("expected_nps_lift"), "realised_nps_lift": real["effects"][0]["estimate"],

@@ -47,7 +47,7 @@ ranking: {k, budget, ours: {expected, true?}, severity: {expected, true?}}
                                     base NPS points gained by the same budget spent on our top k fixes
                                     versus the k worst by severity
 verification: [{fix_id, subscribers, controls, effects: [{metric, estimate, ci_low, ci_high}],
-                placebo: {metric, estimate, ci_low, ci_high}, predicted_nps_lift, true_nps_lift?,
+                placebo: {metric, estimate, ci_low, ci_high}, predicted_nps_lift, true_nps_lift?, true_nps_lift_treated?,
                 event_study?: [{day, estimate, ci_low, ci_high}], verdict?: safe|unsafe, warnings?: [str]}]
                                     difference-in-differences per applied fix, 95 % intervals
 deltas: [{dimension, group, nps, dou_mb, complaints_per_1k, churn_pct, revenue, ...}]
@@ -537,6 +537,9 @@ def _verification(data: dict) -> str:
         if _num(v.get("true_nps_lift")) is not None:
             cols.append(("true", "true lift (synthetic truth)", True))
             cells.append((_esc(_fmt(v["true_nps_lift"], "+.1f")), ""))
+        if _num(v.get("true_nps_lift_treated")) is not None:  # the subscribers the DiD reads, its own estimand
+            cols.append(("true_treated", "true lift of the treated", True))
+            cells.append((_esc(_fmt(v["true_nps_lift_treated"], "+.1f")), ""))
         table = _table(f"table-verification-{n}", cols, [cells], compact=True)
         parts.append("\n".join([head, counts, chart, table]))
     body = '<div id="chart-verification" class="chart">\n' + "\n".join(parts) + "\n</div>"
