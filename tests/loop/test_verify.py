@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from opencem.loop.verify import (PRE_DAYS, POST_DAYS, _adjusted, _design, _differences, _experience_disagrees, _match, _mean_variance,
-                                 _standardised, verify)
+from opencem.loop.verify import (MIN_TREATED, PLACEBO_GROUPS, PRE_DAYS, POST_DAYS, _adjusted, _design, _differences,
+                                 _experience_disagrees, _group_error, _match, _mean_variance, _placebo_groups, _standardised,
+                                 verify)
 from opencem.workspace import Workspace
 
 
@@ -112,6 +113,38 @@ def test_subscribers_of_one_cell_share_its_shocks_so_the_interval_is_clustered_b
     var1, _ = _mean_variance(shared, cell)
     assert var1 > 5 * shared.var(ddof=1) / shared.size
     assert _mean_variance(alone, np.zeros(cell.size))[1] == math.inf  # one cell: nothing to cluster on
+
+
+def test_a_shock_groups_share_widens_the_interval_by_its_size():
+    """Placebo groups of controls, each verified as if it had been fixed: a shock each group shares (a
+    failure over part of the city) spreads their estimates, and that spread beyond their own sampling
+    variance is the group-level error; with no such shock there is next to none."""
+    rng = np.random.default_rng(3)
+    group = np.repeat(np.arange(20), 60)
+    x = _standardised(rng.normal(size=(group.size, 2)))
+    cell = np.char.add(group.astype(str), rng.integers(0, 5, group.size).astype(str))
+    placebos = [(group == g, _match(x, group == g)) for g in range(20)]
+    alone = rng.normal(0, 1, group.size)
+    shared = alone + np.repeat(rng.normal(0, 2, 20), 60)  # each group's own shock, sd 2
+    var, df = _group_error(shared, x, cell, placebos)
+    assert 2.0 < var < 8.0 and df == 19
+    assert _group_error(alone, x, cell, placebos)[0] < 0.3
+    assert _group_error(shared, x, cell, placebos[:2]) == (0.0, math.inf)  # too few groups to read it from
+
+
+def test_placebo_groups_are_like_the_treated():
+    # a fix of cells: as many controls as the treated around each of PLACEBO_GROUPS places, nearest first
+    place = np.column_stack([np.arange(400, dtype=float), np.zeros(400)])
+    treated = np.arange(400) < 40
+    groups = _placebo_groups(treated, place=place)
+    assert len(groups) == PLACEBO_GROUPS
+    for g in groups:
+        assert g.size == 40 and not treated[g].any()
+        assert np.ptp(place[g, 0]) == 39  # one stretch of neighbours
+    # a device campaign: the users of each other handset model with at least MIN_TREATED of them
+    model = np.array(["A"] * 40 + ["B"] * 200 + ["C"] * 100 + ["D"] * (MIN_TREATED - 1) + ["E"] * (60 - MIN_TREATED + 1))
+    groups = _placebo_groups(np.arange(400) < 40, model=model)
+    assert [set(model[g]) for g in groups] == [{"B"}, {"C"}, {"E"}]
 
 
 def test_what_the_match_leaves_unbalanced_is_adjusted_away():

@@ -17,8 +17,9 @@ Per metric, each treated subscriber's after - before change minus their controls
 difference-in-differences, both changes first adjusted by a linear fit of the change on the matching
 covariates over the controls (what the match left unbalanced); the estimate is their mean. Its 95 %
 interval holds the spread across the treated, clustered by their main cell (who share a cell share its
-shocks), and, for the NPS, the model's error: the same estimate with each of the model's bootstrap
-replicas.
+shocks); the group-level error: how far groups of controls like the treated (the users of one place, or
+of one handset model) drift from their own matched controls with no fix at all; and, for the NPS, the
+model's error: the same estimate with each of the model's bootstrap replicas.
 
 Around it: an event study (the same difference on every day from 2 x PRE_DAYS before the fix to the
 end: a fault's onset shows there), and a placebo that runs the whole design, matching included, inside
@@ -57,6 +58,7 @@ METRICS = ("nps", "cei", "poor_share", "throughput_kbps", "rtt_ms", "dou_mb", "c
 MATCH_ON = ("log_sessions", "arpu_monthly")
 Z95 = 1.959964
 MIN_FIT_ROWS = 10  # controls per coefficient the bias correction needs
+PLACEBO_GROUPS = 40  # groups of controls verified as if they had been fixed: the group-level error
 MIN_GROUP = 20  # treated subscribers a segment or area needs before its deltas are shown
 
 
@@ -111,8 +113,33 @@ def _design(engine: Engine, fix: dict, fixes: list[dict], first: dt.date, last: 
     if treated.sum() < 10 or (~treated).sum() < CONTROLS:
         raise InputError(f"fix {fix['fix_id']}: too few subscribers to verify: {int(treated.sum())} treated, "
                          f"{int((~treated).sum())} possible controls")
+    if fix.get("device_model"):
+        groups = _placebo_groups(treated, model=np.array(t["device_model"].to_pylist(), dtype=object).astype(str))
+    else:
+        lat, lon = (t[c].to_numpy(zero_copy_only=False).astype(float) for c in ("main_lat", "main_lon"))
+        groups = _placebo_groups(treated, place=np.column_stack([lat, lon * np.cos(np.radians(lat))]))
     return {"fix": fix, "day": day, "pre_days": w, "post_days": n, "who": t.select(["subscriber_id"]), "treated": treated,
-            "cell": np.array(t["main_cell"].to_pylist(), dtype=object)}
+            "cell": np.array(t["main_cell"].to_pylist(), dtype=object), "groups": groups}
+
+
+def _placebo_groups(treated: np.ndarray, model: np.ndarray | None = None, place: np.ndarray | None = None) -> list[np.ndarray]:
+    """Groups of controls like the treated, each verified as if it had been fixed (placebos in space; Abadie,
+    Diamond and Hainmueller, 2010): for a device campaign the users of each other handset model, for a fix
+    of cells the controls nearest to each of PLACEBO_GROUPS places, as many as the treated (at most a third
+    of the controls). The treated share their cells, or their handset, and so their shocks: a failure over
+    part of the city, a busy week. The spread of these groups' estimates says how far such a group drifts
+    from its matched controls with no fix at all, which the treated's own spread does not show."""
+    ctrl = np.flatnonzero(~treated)
+    if model is not None:
+        labels, counts = np.unique(model[ctrl], return_counts=True)
+        big = [lab for n, lab in sorted(zip(-counts, labels)) if -n >= MIN_TREATED][:PLACEBO_GROUPS]
+        return [ctrl[model[ctrl] == lab] for lab in big]
+    size = min(int(treated.sum()), len(ctrl) // 3)
+    if place is None or size < MIN_TREATED:
+        return []
+    pos = place[ctrl]
+    centres = np.random.default_rng(0).choice(len(ctrl), min(PLACEBO_GROUPS, len(ctrl)), replace=False)
+    return [ctrl[np.argsort(np.nansum((pos - pos[c]) ** 2, axis=1), kind="stable")[:size]] for c in centres]
 
 
 class _NpsPanel:
@@ -162,7 +189,8 @@ def _verify_one(engine: Engine, panel: _NpsPanel, d: dict) -> dict:
     if n < POST_DAYS:
         notes.append(f"{n} of {POST_DAYS} days after the fix: the NPS may not have settled")
     return {"fix_id": fix["fix_id"], "fix_date": str(day), "window_days": n, "pre_days": w,
-            "subscribers": real["subscribers"], "treated_ids": real["treated_ids"].tolist(), "controls": real["controls"], "effects": real["effects"],
+            "subscribers": real["subscribers"], "treated_ids": real["treated_ids"].tolist(), "controls": real["controls"],
+            "placebo_groups": len(d["groups"]), "effects": real["effects"],
             "event_study": _event_study(panel, d, real["match"], real["x"]), "placebo": p, "placebo_effects": placebo["effects"],
             "verdict": "unsafe" if unsafe else "safe", "warnings": unsafe + notes,
             "predicted_nps_lift": fix.get("expected_nps_lift"), "realised_nps_lift": real["effects"][0]["estimate"],
@@ -209,6 +237,8 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
     a["nps"], b["nps"] = y[:, :w].mean(1), y[:, w:].mean(1)
     x = _standardised(np.column_stack([a[c] for c in MATCH_ON]))
     match = _match(x, treated)
+    ctrl = np.flatnonzero(~treated)
+    placebos = [(g, _match(x[ctrl], g)) for g in (np.isin(ctrl, members) for members in d["groups"])]
     effects, per_sub = [], {}
     cells = d["cell"][treated]
     for m in METRICS:
@@ -217,7 +247,7 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
         ok = per_sub[m][fin]
         est = float(ok.mean())
         var, df = _mean_variance(ok, cells[fin])
-        parts = [(var, df)]
+        parts = [(var, df), _group_error((b[m] - a[m])[ctrl], x[ctrl], d["cell"][ctrl], placebos)]
         if m == "nps" and len(y_rep) > 1:  # the model's error: the estimate again with each bootstrap replica
             reps = [np.nanmean(_differences(r[:, w:].mean(1) - r[:, :w].mean(1), treated, match, x)) for r in y_rep]
             parts.append((float(np.var(reps, ddof=1)), len(reps) - 1))
@@ -228,6 +258,23 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
     ids = np.array(who["subscriber_id"].to_pylist(), dtype=object)[treated]
     return {"subscribers": int(treated.sum()), "controls": int(len(np.unique(match))), "effects": effects,
             "match": match, "x": x, "treated_ids": ids, "per_subscriber": per_sub}
+
+
+def _group_error(delta: np.ndarray, x: np.ndarray, cell: np.ndarray, placebos: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """The variance a group's shared shocks add to an estimate, and its degrees of freedom: over the controls
+    (their change ``delta``, covariates ``x``, main ``cell``), each placebo group (a mask and its matched
+    controls) gets the estimate of a fix; what these spread beyond their own sampling variance is the
+    group-level error (none when fewer than 3 groups could be read)."""
+    est, own = [], []
+    for group, match in placebos:
+        e = _differences(delta, group, match, x)
+        ok = np.isfinite(e)
+        if ok.sum() > 1:
+            est.append(float(e[ok].mean()))
+            own.append(_mean_variance(e[ok], cell[group][ok])[0])
+    if len(est) < 3:
+        return 0.0, math.inf
+    return max(0.0, float(np.var(est, ddof=1) - np.mean(own))), len(est) - 1
 
 
 def _adjusted(delta: np.ndarray, x: np.ndarray, treated: np.ndarray) -> np.ndarray:

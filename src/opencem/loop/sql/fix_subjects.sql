@@ -4,7 +4,8 @@
 -- $near_cells and no handset among $near_models (this fix's and the other fixes' cells and models).
 -- A subscriber in reach of another fix too (any session on $other_cells in [$start, $end), or a handset
 -- among $other_models) is neither: their change carries part of that fix's effect as well. Each comes with
--- their main cell in [$start, $end) (most sessions, then the first id): subscribers of one cell share its shocks.
+-- their main cell in [$start, $end) (most sessions, then the first id): subscribers of one cell share its shocks;
+-- its position and their handset model say which group of subscribers is like the treated (verify.py).
 WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope,
                     count(*) FILTER (WHERE cell_id IN (SELECT unnest($other_cells))) AS on_other
              FROM xdr WHERE start_time >= CAST($start AS TIMESTAMP) AND start_time < CAST($end AS TIMESTAMP) GROUP BY 1),
@@ -20,8 +21,10 @@ WITH act AS (SELECT subscriber_id, count(*) FILTER (WHERE {scope}) AS on_scope,
                 AND cell_id IN (SELECT cell_id FROM reach)
               UNION
               SELECT subscriber_id FROM subscribers WHERE device_model IN (SELECT unnest($near_models)))
-SELECT subscriber_id, on_scope >= $min_sessions AS treated, main.cell_id AS main_cell FROM act JOIN main USING (subscriber_id)
+SELECT subscriber_id, on_scope >= $min_sessions AS treated, main.cell_id AS main_cell, c.lat AS main_lat, c.lon AS main_lon,
+       s.device_model
+FROM act JOIN main USING (subscriber_id) JOIN subscribers s USING (subscriber_id) LEFT JOIN cells c ON c.cell_id = main.cell_id
 WHERE (on_scope >= $min_sessions AND on_other = 0
-       AND subscriber_id NOT IN (SELECT subscriber_id FROM subscribers WHERE device_model IN (SELECT unnest($other_models))))
-   OR subscriber_id NOT IN (SELECT subscriber_id FROM near)
+       AND s.subscriber_id NOT IN (SELECT subscriber_id FROM subscribers WHERE device_model IN (SELECT unnest($other_models))))
+   OR s.subscriber_id NOT IN (SELECT subscriber_id FROM near)
 ORDER BY subscriber_id
