@@ -10,8 +10,7 @@ the result through the same SQL and model as `opencem measure` and `opencem scor
    - ``add_capacity``: the cells' PRB load x ``factor`` (0.5: a second carrier of the same size), and their
      RTT context down by the queueing delay that load explains on the network's cells (the median
      cell-hour RTT per tenth of load);
-   - ``fix_transport``: the cells' RTT context down to the top of the network's normal at the same hour of day
-     (its 75th percentile: a healthy link slower than the median gains nothing);
+   - ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
    - ``clear_interference``: the cells' UL interference and their users' SINR to the cell's quiet level;
    - ``fix_core``: the cells' failure context to the network's quiet level;
    - ``fix_device``: the model's sessions take other handset models' outcomes under the same conditions, with
