@@ -122,7 +122,9 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
             continue
         t, r = truth.get(v["fix_id"], {}), rows[v["fix_id"]]
         treated = v.pop("treated_ids")
-        checks.append({**v, "true_nps_lift": t.get("nps_lift"), "true_nps_lift_treated": true_lift_of(after / "operator", ws_after, v["fix_id"], treated), "true_nps_lift_latent": t.get("nps_lift_latent"), "true_fault": t.get("fault_id"), "action": r["action"], "target": r["target"]})
+        checks.append({**v, "true_nps_lift": t.get("nps_lift"), "true_nps_lift_latent": t.get("nps_lift_latent"),
+                       "true_nps_lift_treated": true_lift_of(after / "operator", ws_after, v["fix_id"], treated),
+                       "true_fault": t.get("fault_id"), "action": r["action"], "target": r["target"]})
     base_n = _active(ws_after, fix_date)
     gained = {"ours": _true_base_gain(truth, base_n),
               "severity": _true_base_gain(_true_effects(out / "severity" / "operator"), base_n)}

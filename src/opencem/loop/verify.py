@@ -66,7 +66,8 @@ def verify(workspace: Path, fixes: list[dict], days: int = POST_DAYS, model: Nps
     """``fixes``: each with fix_id, cells, device_model, fix_date (the first day it was in place),
     optionally expected_nps_lift. Fixes verified together keep each other's subscribers out of their
     controls. Returns per fix the treated subscribers, the effects, the event study, the placebo, the
-    verdict and the deltas by segment and location; a fix that cannot be verified gets ``not_verified`` with the reason instead."""
+    verdict and the deltas by segment and location; a fix that cannot be verified gets ``not_verified``
+    with the reason instead."""
     ws = Workspace(workspace)
     model = model or NpsModel.load(ws.model("nps"))
     with ws.session() as engine:
