@@ -84,6 +84,9 @@ def test_verification_reads_an_event_study_a_placebo_and_a_verdict(shared, two_f
     assert any("may not have settled" in w for w in v["warnings"])
     for e in v["effects"] + [v["placebo"]]:
         assert e["ci_low"] <= e["estimate"] <= e["ci_high"]
+        assert 0 <= e["group_error_share"] <= 1 and e["group_error_sd"] >= 0
+    # groups of controls like each fix's treated were read for the group-level error
+    assert v["placebo_groups"] >= 3 and out["B"]["placebo_groups"] >= 3
 
 
 def test_cli_verify_prints_the_estimate_the_event_study_and_the_verdict(shared, two_fixes):

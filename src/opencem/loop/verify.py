@@ -187,6 +187,11 @@ def _verify_one(engine: Engine, panel: _NpsPanel, d: dict) -> dict:
     disagrees = _experience_disagrees(real["effects"])
     if disagrees:
         unsafe.append(disagrees)
+    nps = real["effects"][0]
+    if nps["group_error_share"] > 0.5:  # the larger part of the interval's variance
+        notes.append(f"groups of subscribers like the treated moved by {nps['group_error_sd']:.1f} NPS (one standard "
+                     "deviation) in this period with no fix at all, a shock over part of the network: the interval is "
+                     "wide for that, and a small effect cannot be told from it")
     if n < POST_DAYS:
         notes.append(f"{n} of {POST_DAYS} days after the fix: the NPS may not have settled")
     return {"fix_id": fix["fix_id"], "fix_date": str(day), "window_days": n, "pre_days": w,
@@ -248,14 +253,18 @@ def _did(engine: Engine, panel: _NpsPanel, d: dict, day: dt.date, w: int, n: int
         ok = per_sub[m][fin]
         est = float(ok.mean())
         var, df = _mean_variance(ok, cells[fin])
-        parts = [(var, df), _group_error((b[m] - a[m])[ctrl], x[ctrl], d["cell"][ctrl], placebos)]
+        group = _group_error((b[m] - a[m])[ctrl], x[ctrl], d["cell"][ctrl], placebos)
+        parts = [(var, df), group]
         if m == "nps" and len(y_rep) > 1:  # the model's error: the estimate again with each bootstrap replica
             reps = [np.nanmean(_differences(r[:, w:].mean(1) - r[:, :w].mean(1), treated, match, x)) for r in y_rep]
             parts.append((float(np.var(reps, ddof=1)), len(reps) - 1))
-        half = float(critical_value(parts)) * float(np.sqrt(sum(v for v, _ in parts)))
+        total = sum(v for v, _ in parts)
+        half = float(critical_value(parts)) * float(np.sqrt(total))
         effects.append({"metric": m, "estimate": round(est, 4), "ci_low": round(est - half, 4), "ci_high": round(est + half, 4),
                         "subscribers": int(len(ok)), "treated_before": round(float(np.nanmean(a[m][treated])), 4),
-                        "treated_after": round(float(np.nanmean(b[m][treated])), 4)})
+                        "treated_after": round(float(np.nanmean(b[m][treated])), 4),
+                        "group_error_sd": round(float(np.sqrt(group[0])), 4),
+                        "group_error_share": round(group[0] / total, 4) if total > 0 else 0.0})
     ids = np.array(who["subscriber_id"].to_pylist(), dtype=object)[treated]
     return {"subscribers": int(treated.sum()), "controls": int(len(np.unique(match))), "effects": effects,
             "match": match, "x": x, "treated_ids": ids, "per_subscriber": per_sub}
