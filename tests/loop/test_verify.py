@@ -136,17 +136,24 @@ def test_a_shock_groups_share_widens_the_interval_by_its_size():
 
 
 def test_placebo_groups_are_like_the_treated():
-    # a fix of cells: as many controls as the treated around each of PLACEBO_GROUPS places, nearest first
-    place = np.column_stack([np.arange(400, dtype=float), np.zeros(400)])
-    treated = np.arange(400) < 40
-    groups = _placebo_groups(treated, place=place)
+    # a fix of cells: the users of the cells nearest to each of PLACEBO_GROUPS cells, whole cells, until there
+    # are as many as the treated; 5 subscribers per cell along a line
+    place = np.column_stack([np.repeat(np.arange(80, dtype=float), 5), np.zeros(400)])
+    cell = np.char.add("c", np.repeat(np.arange(80), 5).astype(str))
+    treated = np.arange(400) < 42
+    groups = _placebo_groups(treated, cell, place=place)
     assert len(groups) == PLACEBO_GROUPS
     for g in groups:
-        assert g.size == 40 and not treated[g].any()
-        assert np.ptp(place[g, 0]) == 39  # one stretch of neighbours
+        assert 42 <= g.size < 42 + 5 and not treated[g].any()
+        assert np.ptp(place[g, 0]) <= g.size // 5  # one stretch of neighbouring cells
+        assert all(np.isin(np.flatnonzero((cell == c) & ~treated), g).all() for c in set(cell[g]))  # whole cells
+    # the same groups whatever order the subscribers come in (their pseudonymous ids change with the key)
+    order = np.random.default_rng(1).permutation(400)
+    again = _placebo_groups(treated[order], cell[order], place=place[order])
+    assert [set(cell[g]) for g in groups] == [set(cell[order][g]) for g in again]
     # a device campaign: the users of each other handset model with at least MIN_TREATED of them
     model = np.array(["A"] * 40 + ["B"] * 200 + ["C"] * 100 + ["D"] * (MIN_TREATED - 1) + ["E"] * (60 - MIN_TREATED + 1))
-    groups = _placebo_groups(np.arange(400) < 40, model=model)
+    groups = _placebo_groups(np.arange(400) < 40, cell, model=model)
     assert [set(model[g]) for g in groups] == [{"B"}, {"C"}, {"E"}]
 
 

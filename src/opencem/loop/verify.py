@@ -114,22 +114,27 @@ def _design(engine: Engine, fix: dict, fixes: list[dict], first: dt.date, last: 
     if treated.sum() < 10 or (~treated).sum() < CONTROLS:
         raise InputError(f"fix {fix['fix_id']}: too few subscribers to verify: {int(treated.sum())} treated, "
                          f"{int((~treated).sum())} possible controls")
+    cell = np.array(t["main_cell"].to_pylist(), dtype=object).astype(str)
     if fix.get("device_model"):
-        groups = _placebo_groups(treated, model=np.array(t["device_model"].to_pylist(), dtype=object).astype(str))
+        groups = _placebo_groups(treated, cell, model=np.array(t["device_model"].to_pylist(), dtype=object).astype(str))
     else:
         lat, lon = (t[c].to_numpy(zero_copy_only=False).astype(float) for c in ("main_lat", "main_lon"))
-        groups = _placebo_groups(treated, place=np.column_stack([lat, lon * np.cos(np.radians(lat))]))
+        groups = _placebo_groups(treated, cell, place=np.column_stack([lat, lon * np.cos(np.radians(lat))]))
     return {"fix": fix, "day": day, "pre_days": w, "post_days": n, "who": t.select(["subscriber_id"]), "treated": treated,
-            "cell": np.array(t["main_cell"].to_pylist(), dtype=object), "groups": groups}
+            "cell": cell, "groups": groups}
 
 
-def _placebo_groups(treated: np.ndarray, model: np.ndarray | None = None, place: np.ndarray | None = None) -> list[np.ndarray]:
+def _placebo_groups(treated: np.ndarray, cell: np.ndarray, model: np.ndarray | None = None,
+                    place: np.ndarray | None = None) -> list[np.ndarray]:
     """Groups of controls like the treated, each verified as if it had been fixed (placebos in space; Abadie,
     Diamond and Hainmueller, 2010): for a device campaign the users of each other handset model, for a fix
-    of cells the controls nearest to each of PLACEBO_GROUPS places, as many as the treated (at most a third
-    of the controls). The treated share their cells, or their handset, and so their shocks: a failure over
-    part of the city, a busy week. The spread of these groups' estimates says how far such a group drifts
-    from its matched controls with no fix at all, which the treated's own spread does not show."""
+    of cells the users of the main cells nearest to each of PLACEBO_GROUPS cells (``place``: each subject's
+    main cell position), cell by cell until there are as many as the treated (at most a third of the
+    controls). The treated share their cells, or their handset, and so their shocks: a failure over part of
+    the city, a busy week. The spread of these groups' estimates says how far such a group drifts from its
+    matched controls with no fix at all, which the treated's own spread does not show. Groups are made of
+    whole cells and handset models, chosen in the order of their names, so that they do not depend on the
+    order of the pseudonymous ids (a new pseudonymisation key)."""
     ctrl = np.flatnonzero(~treated)
     if model is not None:
         labels, counts = np.unique(model[ctrl], return_counts=True)
@@ -138,9 +143,14 @@ def _placebo_groups(treated: np.ndarray, model: np.ndarray | None = None, place:
     size = min(int(treated.sum()), len(ctrl) // 3)
     if place is None or size < MIN_TREATED:
         return []
-    pos = place[ctrl]
-    centres = np.random.default_rng(0).choice(len(ctrl), min(PLACEBO_GROUPS, len(ctrl)), replace=False)
-    return [ctrl[np.argsort(np.nansum((pos - pos[c]) ** 2, axis=1), kind="stable")[:size]] for c in centres]
+    cells, first, of = np.unique(cell[ctrl], return_index=True, return_inverse=True)
+    users, at = np.bincount(of, minlength=len(cells)), place[ctrl][first]
+    groups = []
+    for c in np.random.default_rng(0).choice(len(cells), min(PLACEBO_GROUPS, len(cells)), replace=False):
+        near = np.lexsort((cells, np.nansum((at - at[c]) ** 2, axis=1)))  # nearest first, ties by name
+        take = near[:int(np.searchsorted(np.cumsum(users[near]), size)) + 1]
+        groups.append(ctrl[np.isin(of, take)])
+    return groups
 
 
 class _NpsPanel:
