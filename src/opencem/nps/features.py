@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..engine import Engine
-from ..engine.base import quote_ident, quote_literal
+from ..engine.base import exact_sum, quote_ident, quote_literal
 from ..engine.pipeline import sql_file
 from ..indicators.tree import Tree, service_score_column
 from ..vocabulary import POOR_RSRP_DBM, POOR_SINR_DB
@@ -75,10 +75,10 @@ def feature_list(tree: Tree) -> list[Feature]:
                 f"min({service_score_column(s, k.name)})", "sd7", up)
     # radio, from the daily sums of the subscriber's measurement reports (radio_subscriber_day)
     add("rsrp_mean", "radio.coverage", NETWORK, "mean RSRP of the subscriber's measurement reports (dBm)",
-        f"{_exact_sum('rsrp_sum')} / NULLIF(sum(rsrp_reports), 0)", "mr", up)
+        f"{exact_sum('rsrp_sum')} / NULLIF(sum(rsrp_reports), 0)", "mr", up)
     add("rsrp_poor_share", "radio.coverage", NETWORK, f"share of reports with RSRP below {POOR_RSRP_DBM} dBm",
         "sum(rsrp_poor) * 1E0 / sum(reports)", "mr", down)
-    add("sinr_mean", "radio.interference", NETWORK, "mean SINR (dB)", f"{_exact_sum('sinr_sum')} / NULLIF(sum(sinr_reports), 0)",
+    add("sinr_mean", "radio.interference", NETWORK, "mean SINR (dB)", f"{exact_sum('sinr_sum')} / NULLIF(sum(sinr_reports), 0)",
         "mr", up)
     add("sinr_poor_share", "radio.interference", NETWORK, f"share of reports with SINR below {POOR_SINR_DB} dB",
         "sum(sinr_poor) * 1E0 / sum(reports)", "mr", down)
@@ -122,19 +122,11 @@ def feature_list(tree: Tree) -> list[Feature]:
 def _ema(col: str, decay: float) -> str:
     """Exponential memory of a daily value: weight decay^(age-1), days without a value skipped."""
     w = f"pow({decay}, age - 1)"
-    return f"{_exact_sum(f'{w} * ({col})')} / NULLIF({_exact_sum(f'CASE WHEN ({col}) IS NOT NULL THEN {w} END')}, 0)"
-
-
-def _exact_sum(expr: str) -> str:
-    """The sum of a real-valued expression in fixed point: exact, so the same in any order. A float sum
-    depends on the order the threads add in, and a feature must not change between two runs. Each term is
-    held to 1e-9 in 64 bits (a daily sum of reports' RSRP stays far under 1e9), which the engines add faster
-    than 128-bit decimals; the sum itself is kept in 38 digits."""
-    return f"CAST(sum(CAST({expr} AS DECIMAL(18, 9))) AS DOUBLE)"
+    return f"{exact_sum(f'{w} * ({col})')} / NULLIF({exact_sum(f'CASE WHEN ({col}) IS NOT NULL THEN {w} END')}, 0)"
 
 
 def _exact_mean(expr: str) -> str:
-    return f"{_exact_sum(expr)} / count({expr})"
+    return f"{exact_sum(expr)} / count({expr})"
 
 
 def features_sql(features: list[Feature], whole_days: bool = False) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ...engine.base import exact_sum
 from .. import qoe
 from .model import CareStage, KqiNode, Tree
 
@@ -75,13 +76,11 @@ def cei_subscriber_sql(tree: Tree, cei_service_table: str = "cei_service_day", k
     per += [f"MAX(CASE WHEN service = '{s}' THEN score_{k.name} END) AS {service_score_column(s, k.name)}"
             for s, node in tree.services.items() for k in node.kqis]
     per = ",\n  ".join(per)
-    # the weighted sums in fixed point (each term to 1e-9): exact, so the same whatever order the engine's
-    # threads add a subscriber's services in; in floating point the CEI differed in its last bits between
-    # two runs on the same input, and what reads it (the NPS, verification) with it
-    exact = lambda e: f"CAST(SUM(CAST({e} AS DECIMAL(18, 9))) AS DOUBLE)"  # noqa: E731
+    # the weighted sums in fixed point: in floating point the CEI differed in its last bits between two runs
+    # on the same input (the order the engine's threads add a subscriber's services in), and so did the NPS
     return (
         f"SELECT {keys}, SUM(sessions) AS sessions_total,\n"
-        f"  CASE WHEN SUM({w}) > {_lit(0.0)} THEN {exact(f'{w} * cei')} / {exact(w)} END AS cei,\n"
+        f"  CASE WHEN SUM({w}) > {_lit(0.0)} THEN {exact_sum(f'{w} * cei')} / {exact_sum(w)} END AS cei,\n"
         f"  {per}\n"
         f"FROM {cei_service_table}\nGROUP BY {keys}"
     )
