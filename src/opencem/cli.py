@@ -623,8 +623,9 @@ def whatif(
     console.print(f"{w.action} on {w.scope}: {w.sessions:,} sessions of {w.subscribers:,} subscribers")
     console.print(f"poor sessions {b['poor_share']:.1%} -> {a['poor_share']:.1%}, RTT {b['rtt_ms']:.0f} -> {a['rtt_ms']:.0f} ms, "
                   f"throughput {b['throughput_kbps'] / 1000:.1f} -> {a['throughput_kbps'] / 1000:.1f} Mbit/s")
+    low, high = w.nps_lift_interval
     console.print(f"CEI {w.cei_change:+.2f} points per subscriber-day touched; their network NPS "
-                  f"{w.nps_before:+.1f} -> {w.nps_after:+.1f} ({w.nps_lift:+.1f} points)")
+                  f"{w.nps_before:+.1f} -> {w.nps_after:+.1f} ({w.nps_lift:+.1f} points; 95 % {low:+.1f}..{high:+.1f} for the model's error)")
 
 
 @app.command()
@@ -645,15 +646,17 @@ def prioritise(
                            progress=lambda m, d, t: bars.update(task, description=m[:40], completed=d, total=t),
                            horizon_days=horizon_days)
     rt = RichTable(title=f"candidate fixes as of {p.as_of}", title_justify="left")
-    for col in ("rank", "fix", "sev. rank", "action", "target", "days/7", "subscribers", "ARPU", "NPS lift", "base lift", "cost"):
+    for col in ("rank", "fix", "sev. rank", "action", "target", "days/7", "subscribers", "ARPU", "NPS lift", "95 %", "base lift", "cost"):
         rt.add_column(col, overflow="fold")
     for r in p.candidates.to_pylist():
         rt.add_row(str(r["rank"]), r["fix_id"], str(r["severity_rank"]), r["action"], r["target"][:40], str(r["days_seen_last_week"]),
-                   f"{r['subscribers']:,}", f"{r['revenue']:,.0f}", f"{r['expected_nps_lift']:+.2f}", f"{r['expected_base_nps_lift']:+.3f}", r["cost_class"])
+                   f"{r['subscribers']:,}", f"{r['revenue']:,.0f}", f"{r['expected_nps_lift']:+.2f}",
+                   f"{r['expected_nps_lift_low']:+.1f}..{r['expected_nps_lift_high']:+.1f}", f"{r['expected_base_nps_lift']:+.3f}", r["cost_class"])
     console.print(rt)
     c = p.comparison
     console.print(f"budget {c['budget_units']} units buys {', '.join(c['ours']['fixes'])} by our rank (expected {c['ours']['expected_base_nps_lift']:+.3f} "
-                  f"base NPS) vs {', '.join(c['severity']['fixes'])} by severity ({c['severity']['expected_base_nps_lift']:+.3f})")
+                  f"base NPS, 95 % {c['ours']['expected_base_nps_lift_low']:+.3f}..{c['ours']['expected_base_nps_lift_high']:+.3f} for the "
+                  f"model's error) vs {', '.join(c['severity']['fixes'])} by severity ({c['severity']['expected_base_nps_lift']:+.3f})")
     console.print(f"{len(p.plans)} plans; tables in {p.folder}: candidates.parquet, plans.json, fix_requests.json, comparison.json")
 
 
@@ -840,7 +843,8 @@ def demo(
     console.print(f"base network NPS {k['base_nps']:+.1f} (true {k['true_nps']:+.1f}); {k['episodes']} episodes; "
                   f"{k['fixes_applied']} fixes carried out")
     console.print(f"same budget ({r['budget']}): our ranking gains {r['ours']['true']:+.3f} base-NPS points (expected "
-                  f"{r['ours']['expected']:+.3f}), severity ranking {r['severity']['true']:+.3f} (expected {r['severity']['expected']:+.3f})")
+                  f"{r['ours']['expected']:+.3f}, 95 % {r['ours']['expected_low']:+.2f}..{r['ours']['expected_high']:+.2f}), severity "
+                  f"ranking {r['severity']['true']:+.3f} (expected {r['severity']['expected']:+.3f})")
     for v in s["verification"]:
         e = next(x for x in v["effects"] if x["metric"] == "nps")
         console.print(f"verified {v['fix_id']}: NPS {e['estimate']:+.1f} (95 % {e['ci_low']:+.1f}..{e['ci_high']:+.1f}) on {v['subscribers']} "

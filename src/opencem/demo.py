@@ -102,7 +102,8 @@ def run_loop(out: Path, cfg: LoopConfig, say: Callable[[str], None] = print,
 
     say(f"6/8 the operator carries out {len(requests)} fixes from {fix_date}")
     for r in chosen.to_pylist():
-        say(f"   {r['fix_id']} {r['action']} {r['target'][:40]} (expected {r['expected_nps_lift']:+.2f} NPS on {r['subscribers']:,} subscribers)")
+        say(f"   {r['fix_id']} {r['action']} {r['target'][:40]} (expected {r['expected_nps_lift']:+.2f} NPS, 95 % "
+            f"{r['expected_nps_lift_low']:+.1f}..{r['expected_nps_lift_high']:+.1f}, on {r['subscribers']:,} subscribers)")
     generate(after / "operator", replace(synth, apply=_fix_requests(requests)), progress=progress("synth"), overwrite=True)
     measure(after / "operator", after / "workspace", cfg.engine, progress=_step_bar(progress("measure")))
     ws_after = after / "workspace"
@@ -227,11 +228,13 @@ def report_data(cfg: LoopConfig, ws_before: Path, ws: Path, operator: Path, fix_
     applied = set(pri.comparison["ours"]["fixes"])
     cand = pri.candidates.to_pylist()
     fixes = [{"rank": r["rank"], "fix_id": r["fix_id"], "action": r["action"], "target": r["target"][:60], "cause": r["cause"],
-              "expected_nps_lift": r["expected_nps_lift"], "expected_base_nps_lift": r["expected_base_nps_lift"],
+              "expected_nps_lift": r["expected_nps_lift"], "expected_nps_lift_low": r["expected_nps_lift_low"],
+              "expected_nps_lift_high": r["expected_nps_lift_high"], "expected_base_nps_lift": r["expected_base_nps_lift"],
               "subscribers": r["subscribers"], "revenue": r["revenue"], "cost_class": r["cost_class"],
               "severity_rank": r["severity_rank"], "applied": r["fix_id"] in applied} for r in cand]
     ranking = {"k": len(applied), "budget": f"{pri.comparison['budget_units']} cost units",
-               **{k: {"expected": pri.comparison[k]["expected_base_nps_lift"], "true": gained[k], "fixes": pri.comparison[k]["fixes"]}
+               **{k: {"expected": pri.comparison[k]["expected_base_nps_lift"], "expected_low": pri.comparison[k]["expected_base_nps_lift_low"],
+                      "expected_high": pri.comparison[k]["expected_base_nps_lift_high"], "true": gained[k], "fixes": pri.comparison[k]["fixes"]}
                   for k in ("ours", "severity")}}
     verification = [{k: c[k] for k in ("fix_id", "subscribers", "controls", "window_days", "effects", "placebo", "event_study", "verdict",
                                        "warnings", "predicted_nps_lift", "true_nps_lift", "true_nps_lift_treated", "true_nps_lift_latent")}

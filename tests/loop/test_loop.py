@@ -42,6 +42,11 @@ def test_loop_writes_plans_tickets_care_and_verification(loop):
     # the fixes carried out are ours, within the budget, and the after-world's truth knows them
     cost = {r["fix_id"]: r for r in res_candidates(out)}
     assert sum(cost[r["fix_id"]]["cost_units"] for r in requests) <= CFG.budget
+    # each expected lift and the plan's expected gain carry an interval for the model's error
+    for r in cost.values():
+        assert 0 <= r["expected_nps_lift_low"] <= r["expected_nps_lift"] <= r["expected_nps_lift_high"]
+    ours = s["ranking"]["ours"]
+    assert ours["expected_low"] < ours["expected"] < ours["expected_high"]
     truth = {r["fix_id"] for r in _read(out / "after" / "operator" / "truth" / "fixes.parquet")}
     assert truth == {r["fix_id"] for r in requests}
     for v in s["verification"]:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from opencem.cli import app
 from opencem.engine import compare_tables
 from opencem.geo import grid_of
+from opencem.nps.model import NpsModel
 from opencem.twin.accuracy import evaluate, load_faults
 from opencem.twin.episodes import DetectConfig, cluster, device_runs
 from opencem.engine.duckdb_engine import DuckDBEngine
@@ -189,6 +190,10 @@ def test_whatif_transport_fix_brings_rtt_down_and_nps_not_down(shared, faults):
     assert w.kqi_after["rtt_ms"] < 0.8 * w.kqi_before["rtt_ms"]
     assert w.kqi_after["poor_share"] < w.kqi_before["poor_share"]
     assert w.cei_change > 0 and w.nps_after >= w.nps_before
+    # the model's error on the lift: each bootstrap replica's lift, an interval around the model's
+    low, high = w.nps_lift_interval
+    assert len(w.replica_lifts) == len(NpsModel.load(Workspace(shared.ws).model("nps")).replicas) >= 2
+    assert low < w.nps_lift < high and len(set(w.replica_lifts)) > 1
     with pytest.raises(ValueError, match="unknown what-if action"):
         whatif(shared.ws, "paint_it_green", start, end, cells=cells)
 

@@ -37,7 +37,7 @@ from ..engine import Engine
 from ..engine.files import atomic_dir
 from ..engine.pipeline import sql_file
 from ..twin.run import CHRONIC, load_episodes
-from ..twin.whatif import WhatIfEngine, scope_sql
+from ..twin.whatif import WhatIfEngine, lift_interval, scope_sql
 from ..vocabulary import ACTION_FOR_CAUSE, FIX_ACTIONS
 from ..workspace import Workspace
 
@@ -166,6 +166,9 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
                        or _still_there(whatif, g, cells, w))
             lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
+            # the model's error on the lift: each bootstrap replica's, under the same rules
+            replicas = np.maximum(np.asarray(w.replica_lifts), 0.0) if ongoing else np.zeros(len(w.replica_lifts))
+            low, high = (max(v, 0.0) for v in lift_interval(lift, replicas)) if ongoing else (0.0, 0.0)
             value_weight = (arpu / w.subscribers) / base_arpu if w.subscribers else 0.0
             ep = g["episodes"]
             main = max(ep, key=lambda e: (e["affected_subscribers"], e["episode_id"]))
@@ -180,16 +183,18 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
                 "severity_z": float(max(e["max_z"] for e in ep)), "poor_sessions": int(sum(e["poor_sessions"] for e in ep)),
                 "subscribers": w.subscribers, "revenue": round(float(arpu), 2), "value_weight": round(value_weight, 3),
                 "whatif_nps_lift": round(w.nps_lift, 3), "expected_nps_lift": round(lift, 3),
-                "expected_base_nps_lift": round(base_lift, 4), "cei_change": round(w.cei_change, 3),
+                "expected_nps_lift_low": round(low, 3), "expected_nps_lift_high": round(high, 3),
+                "expected_base_nps_lift": round(base_lift, 4),
+                "expected_base_nps_lift_replicas": [round(float(v) * w.subscribers / base_n, 5) for v in replicas],
+                "cei_change": round(w.cei_change, 3),
                 "poor_share_before": round(w.kqi_before["poor_share"], 4), "poor_share_after": round(w.kqi_after["poor_share"], 4),
                 "cost_class": cost_class, "cost_units": units, "score": base_lift * value_weight / units,
             })
     tick("ranked", len(groups), len(groups))
     table = _ranked(out)
     picks = {"ours": _spend(table, "rank", budget, worth="expected_base_nps_lift"), "severity": _spend(table, "severity_rank", budget)}
-    lift = table["expected_base_nps_lift"].to_numpy() if table.num_rows else np.zeros(0)
-    comparison = {"budget_units": budget, **{k: {"fixes": [table["fix_id"][i].as_py() for i in v],
-                                                 "expected_base_nps_lift": round(float(lift[v].sum()), 4)} for k, v in picks.items()}}
+    comparison = {"budget_units": budget, **{k: {"fixes": [table["fix_id"][i].as_py() for i in v], **_expected_gain(table, v)}
+                                             for k, v in picks.items()}}
     plans = build_plans(table, as_of)
     requests = [{"fix_id": r["fix_id"], "action": r["action"], "cells": r["cells"], "device_model": r["device_model"]}
                 for r in table.take(picks["ours"]).to_pylist()]
@@ -201,6 +206,18 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
         (tmp / "fix_requests.json").write_text(json.dumps(requests, indent=1))
         (tmp / "comparison.json").write_text(json.dumps({"as_of": str(as_of), **comparison}, indent=1))
     return Priorities(folder, as_of, table, plans, comparison)
+
+
+def _expected_gain(table: pa.Table, rows: list[int]) -> dict:
+    """The base-NPS gain expected of the fixes ``rows``, and its 95 % interval for the model's error: the
+    sum by each bootstrap replica (one replica's sensitivity is shared by every fix it predicts)."""
+    if not rows:
+        return {"expected_base_nps_lift": 0.0, "expected_base_nps_lift_low": 0.0, "expected_base_nps_lift_high": 0.0}
+    gain = float(np.sum(table["expected_base_nps_lift"].to_numpy()[rows]))
+    replicas = np.sum([table["expected_base_nps_lift_replicas"][i].as_py() for i in rows], axis=0)
+    low, high = lift_interval(gain, np.atleast_1d(replicas))
+    return {"expected_base_nps_lift": round(gain, 4), "expected_base_nps_lift_low": round(max(low, 0.0), 4),
+            "expected_base_nps_lift_high": round(max(high, 0.0), 4)}
 
 
 def _touched_revenue(engine: Engine, window: dict, cells: list[str], device_model: str | None) -> float:

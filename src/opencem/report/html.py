@@ -43,9 +43,10 @@ episodes: [{episode_id, cause, center_lat, center_lon, start_time, end_time, aff
 fixes: [{rank, fix_id, action, target, cause, expected_nps_lift, expected_base_nps_lift, subscribers,
          revenue, cost_class, severity_rank, applied}]
                                     candidate fixes in our ranking order (NPS lift x value)
-ranking: {k, budget, ours: {expected, true?}, severity: {expected, true?}}
+ranking: {k, budget, ours: {expected, expected_low?, expected_high?, true?}, severity: {...}}
                                     base NPS points gained by the same budget spent on our top k fixes
-                                    versus the k worst by severity
+                                    versus the k worst by severity (expected_low / high: the 95 %
+                                    interval for the model's error)
 verification: [{fix_id, subscribers, controls, effects: [{metric, estimate, ci_low, ci_high}],
                 placebo: {metric, estimate, ci_low, ci_high}, predicted_nps_lift, true_nps_lift?, true_nps_lift_treated?,
                 event_study?: [{day, estimate, ci_low, ci_high}], verdict?: safe|unsafe, warnings?: [str]}]
@@ -176,6 +177,15 @@ def _num(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+def _model_error(*groups: dict) -> dict | None:
+    """Error bars from each group's expected_low / expected_high (the model's error), when every group has them."""
+    bounds = [(_num(g.get("expected")), _num(g.get("expected_low")), _num(g.get("expected_high"))) for g in groups]
+    if any(v is None for b in bounds for v in b):
+        return None
+    return {"type": "data", "symmetric": False, "array": [h - e for e, _, h in bounds],
+            "arrayminus": [e - lo for e, lo, _ in bounds], "color": "#444444"}
 
 
 def _fmt(v: Any, spec: str = ",.1f") -> str:
@@ -440,7 +450,8 @@ def _fixes(data: dict) -> str:
         fig = go.Figure()
         fig.add_trace(go.Bar(x=cats, y=[_num(ours.get("expected")), _num(sev.get("expected"))], name="expected gain", marker_color=BLUE,
                              text=[_fmt(ours.get("expected"), "+.2f"), _fmt(sev.get("expected"), "+.2f")], textposition="outside",
-                             cliponaxis=False, hovertemplate="%{x}<br>expected %{y:+.2f} base NPS points<extra></extra>"))
+                             cliponaxis=False, hovertemplate="%{x}<br>expected %{y:+.2f} base NPS points<extra></extra>",
+                             error_y=_model_error(ours, sev)))
         if _num(ours.get("true")) is not None or _num(sev.get("true")) is not None:
             fig.add_trace(go.Bar(x=cats, y=[_num(ours.get("true")), _num(sev.get("true"))], name="true gain (synthetic truth)",
                                  marker_color=GREY, text=[_fmt(ours.get("true"), "+.2f"), _fmt(sev.get("true"), "+.2f")],

@@ -50,7 +50,7 @@ from ..errors import InputError
 from ..indicators.tree import cei_service_sql, cei_subscriber_sql, load_tree, poor_session_sql
 from ..measure.steps import kqi_sql, radio_day_sql
 from ..nps.features import build_features, feature_list
-from ..nps.model import NpsModel, nps_of
+from ..nps.model import NpsModel, critical_value, nps_of
 from ..vocabulary import FIX_ACTIONS
 from ..workspace import Workspace
 from .run import tree_of
@@ -80,10 +80,26 @@ class WhatIf:
     cei_change: float  # mean over the subscriber-days touched
     nps_before: float  # the touched subscribers' predicted NPS
     nps_after: float
+    replica_lifts: tuple[float, ...] = ()  # the lift by each of the model's bootstrap replicas
 
     @property
     def nps_lift(self) -> float:
         return self.nps_after - self.nps_before
+
+    @property
+    def nps_lift_interval(self) -> tuple[float, float]:
+        """The lift's 95 % interval for the model's error: how far refits on resampled answers, each with its
+        own sensitivity to experience, move it (not the replay's own error). Without replicas, the lift."""
+        return lift_interval(self.nps_lift, np.asarray(self.replica_lifts))
+
+
+def lift_interval(lift: float, replicas: np.ndarray) -> tuple[float, float]:
+    """``lift`` +- Student's t x the standard deviation of its ``replicas`` (one value per bootstrap refit)."""
+    if len(replicas) < 2:
+        return lift, lift
+    var = float(np.var(replicas, ddof=1))
+    half = float(critical_value([(var, len(replicas) - 1)])) * var ** 0.5
+    return lift - half, lift + half
 
 
 def _sql(name: str, **fragments: str) -> str:
@@ -296,23 +312,23 @@ class WhatIfEngine:
             after = self.donors.replay(changed)
             radio = {**floors, "scope_cells": list(cells)} if any(v is not None for v in floors.values()) else None
         days = [since + dt.timedelta(days=i) for i in range(horizon)]
-        p_before, cei_before = self._measure_and_score(before, who, days)
-        p_after, cei_after = self._measure_and_score(after, who, days, radio)
+        p_before, rep_before, cei_before = self._measure_and_score(before, who, days)
+        p_after, rep_after, cei_after = self._measure_and_score(after, who, days, radio)
 
         def kqi(t: pa.Table) -> dict:
             return {"poor_share": float(np.nanmean(_floats(t, "poor"))), "rtt_ms": float(np.nanmean(np.exp(_floats(t, "log_rtt")))),
                     "throughput_kbps": float(np.nanmean(np.exp(_floats(t, "log_thp"))))}
 
         return WhatIf(action, scope, observed.num_rows, len(who), kqi(before), kqi(after), float(np.nanmean(cei_after - cei_before)),
-                      nps_of(p_before), nps_of(p_after))
+                      nps_of(p_before), nps_of(p_after), tuple((100 * (rep_after - rep_before)).tolist()))
 
     def _measure_and_score(self, replay: pa.Table, who: list[str], days: list[dt.date], radio: dict | None = None
-                           ) -> tuple[np.ndarray, np.ndarray]:
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Measure ``who``'s ``days`` with ``replay``'s sessions in place of theirs (measure's own steps) and,
         for a radio fix (``radio``: the scope's cells and report floors), with their changed measurement
         reports; build their features as of each day after the first on those days and score them; returns
-        the class probabilities and the CEI of each replayed subscriber-day (in a stable order, so two
-        replays compare day by day)."""
+        the class probabilities, each bootstrap replica's mean P(promoter) - P(detractor) over them, and the
+        CEI of each replayed subscriber-day (in a stable order, so two replays compare day by day)."""
         engine, tree = self.engine, self.tree
         engine.register_arrow("whatif_days", pa.table({"subscriber_id": np.repeat(who, len(days)),
                                                        "day": pa.array(np.tile(days, len(who)), pa.date32())}))
@@ -332,12 +348,13 @@ class WhatIfEngine:
         try:
             as_of = [d + dt.timedelta(days=1) for d in days]
             req = pa.table({"subscriber_id": np.repeat(who, len(as_of)), "as_of": pa.array(np.tile(as_of, len(who)), pa.date32())})
-            p = self.model.proba(self.model.encoder.matrix(build_features(engine, req, self.feats)))
+            x = self.model.encoder.matrix(build_features(engine, req, self.feats))
+            p, replicas = self.model.proba(x), self.model.replica_nps(x).mean(axis=1)
             cei = _floats(engine.query_arrow(_sql("whatif_cei_days"), step="whatif_cei_days"), "cei")
         finally:  # back to the observed days for the next scenario
             for name in scenario:
                 engine.create_view(name, f"SELECT * FROM {name}_observed")
-        return p, cei
+        return p, replicas, cei
 
 
 def whatif(workspace: Path, action: str, start: dt.date, end: dt.date, cells: list[str] | None = None,
