@@ -40,8 +40,8 @@ grids: [{grid, cei, nps, subscribers, poor_share}]
                                     H3 cell ids (any resolution, 9 in OpenCEM) with their experience
 episodes: [{episode_id, cause, center_lat, center_lon, start_time, end_time, affected_subscribers,
             confidence, grids}]     poor-experience episodes of the digital twin
-fixes: [{rank, fix_id, action, target, cause, expected_nps_lift, expected_base_nps_lift, subscribers,
-         revenue, cost_class, severity_rank, applied}]
+fixes: [{rank, fix_id, action, target, cause, expected_nps_lift, expected_nps_lift_low?, expected_nps_lift_high?,
+         expected_base_nps_lift, subscribers, revenue, cost_class, severity_rank, applied}]
                                     candidate fixes in our ranking order (NPS lift x value)
 ranking: {k, budget, ours: {expected, expected_low?, expected_high?, true?}, severity: {...}}
                                     base NPS points gained by the same budget spent on our top k fixes
