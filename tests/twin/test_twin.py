@@ -21,6 +21,7 @@ from opencem.engine import compare_tables
 from opencem.geo import grid_of
 from opencem.nps.model import NpsModel
 from opencem.twin.accuracy import evaluate, load_faults
+from opencem.twin.cause import cause_scores
 from opencem.twin.episodes import DetectConfig, cluster, device_runs
 from opencem.engine.duckdb_engine import DuckDBEngine
 from opencem.twin.run import _cell_events, _clusters, diagnose, episodes_geojson, load_episodes, state_geojson
@@ -48,6 +49,22 @@ def test_cluster_merges_neighbours_and_close_hours_only():
     hours = np.array(["2026-10-01T10", "2026-10-01T11", "2026-10-01T10", "2026-10-01T20"], dtype="datetime64[h]")
     lab = cluster(np.array([a, n, far, a], dtype=object), hours, max_gap_hours=2)
     assert lab[0] == lab[1] and len({lab[0], lab[2], lab[3]}) == 3
+
+
+def test_failures_an_episode_shares_with_the_grids_around_it_do_not_name_it_core_dns():
+    """A backhaul fault during a DNS failure over the same part of the city: its failures are the DNS
+    failure's, so its own signal (RTT on one link) names it; alone, or with failures of its own, or with no
+    signal of its own, the failures still say core / DNS."""
+    cols = ["d_rsrp", "d_sinr", "d_ul_interf", "pm_down_share", "silent_share", "ul_vs_band_in", "interfered_share_in",
+            "interfered_units_share", "hot_share_in", "prb_in", "d_prb", "hot_poor_share_in", "hot_units_share",
+            "link_log_rtt_vs_net", "slow_units_share", "down_units_share"]
+    link = {"d_log_rtt": 0.9, "link_d_log_rtt": 0.9, "link_share_in": 0.6}  # RTT x2.5 on the link that carries it
+    rows = [{**link, "d_fail": 0.14, "d_fail_around": 0.15},  # inside the wider failure: transport
+            {**link, "d_fail": 0.14, "d_fail_around": 0.0},  # failures of its own: core / DNS, as before
+            {"d_log_rtt": 0.0, "link_d_log_rtt": 0.0, "link_share_in": 0.0, "d_fail": 0.14, "d_fail_around": 0.15}]  # no signal of its own
+    ev = pa.table({**{c: [0.0] * len(rows) for c in cols}, "sessions": [500.0] * len(rows), "sites_in": [10.0] * len(rows),
+                   **{k: [r[k] for r in rows] for k in rows[0]}})
+    assert [CAUSES[i] for i in cause_scores(ev).argmax(1)] == ["transport", "core_dns", "core_dns"]
 
 
 def test_a_steady_device_excess_is_one_run_though_few_days_pass_the_threshold_alone():

@@ -14,6 +14,9 @@ score wins, the confidence is its share of all positive scores, and below 1 the 
 
 from __future__ import annotations
 
+import math
+
+import h3
 import numpy as np
 import pyarrow as pa
 
@@ -37,13 +40,34 @@ TRANSPORT_LOG_RTT = 0.4  # rise of mean ln(RTT) (x1.5)
 TRANSPORT_FULL_SHARE = 0.4  # share of the episode's sessions the link's cells must carry to explain it fully
 CORE_FAIL = 0.04  # rise of the failed-session share
 CORE_MIN_SITES = 8  # sites the failures must span to score fully
+AROUND_M = 1000  # the grids around an episode whose failures say it sits in a wider one
 
 
 def evidence(engine: Engine) -> pa.Table:
     """Per episode the condition changes; reads tables ``sess_cell_hour``, ``mr``, ``cells``, ``cell_down``,
     ``cell_hour_pm``, ``cell_events`` and ``ep_units`` (episode_id, grid, hour, signal, site_id)."""
-    return engine.query_arrow(sql_file("opencem.twin", "episode_evidence"), {"link_full_share": TRANSPORT_FULL_SHARE,
-                              "interference_db": INTERFERENCE_PEER_DB}, step="episode_evidence")
+    ev = engine.query_arrow(sql_file("opencem.twin", "episode_evidence"), {"link_full_share": TRANSPORT_FULL_SHARE,
+                            "interference_db": INTERFERENCE_PEER_DB}, step="episode_evidence")
+    engine.register_arrow("ep_ring", _rings(engine.query_arrow("SELECT DISTINCT episode_id, grid FROM ep_units", step="ep_grids")))
+    around = engine.query_arrow(sql_file("opencem.twin", "episode_fail_around"), step="episode_fail_around")
+    engine.drop("ep_ring")
+    d = dict(zip(around["episode_id"].to_pylist(), around["d_fail_around"].to_pylist()))
+    return ev.append_column("d_fail_around", pa.array([d.get(e) for e in ev["episode_id"].to_pylist()], pa.float64()))
+
+
+def _rings(grids: pa.Table) -> pa.Table:
+    """(episode_id, grid): the grids within AROUND_M of each episode's grids, its own left out."""
+    own: dict[str, set[str]] = {}
+    for e, g in zip(grids["episode_id"].to_pylist(), grids["grid"].to_pylist()):
+        own.setdefault(e, set()).add(g)
+    rows_e, rows_g = [], []
+    for e in sorted(own):
+        res = h3.get_resolution(next(iter(own[e])))
+        k = max(1, round(AROUND_M / (math.sqrt(3) * h3.average_hexagon_edge_length(res, unit="m"))))
+        ring = set().union(*(h3.grid_disk(g, k) for g in own[e])) - own[e]
+        rows_e += [e] * len(ring)
+        rows_g += sorted(ring)
+    return pa.table({"episode_id": pa.array(rows_e, pa.string()), "grid": pa.array(rows_g, pa.string())})
 
 
 def _col(t: pa.Table, name: str) -> np.ndarray:
@@ -80,7 +104,14 @@ def cause_scores(ev: pa.Table) -> np.ndarray:
         * np.minimum(1.0, _col(ev, "link_share_in") / TRANSPORT_FULL_SHARE)
     transport = np.maximum(transport, _col(ev, "slow_units_share") / PM_UNITS_SHARE)
     # a core / DNS failure is wide: failures on a handful of cells are a radio or cell problem
-    core = _col(ev, "d_fail") / CORE_FAIL * np.minimum(1.0, _col(ev, "sites_in") / CORE_MIN_SITES)
+    wide = np.minimum(1.0, _col(ev, "sites_in") / CORE_MIN_SITES)
+    core = _col(ev, "d_fail") / CORE_FAIL * wide
+    # An episode inside a wider failure (a DNS failure over part of the city) shows its failures too. Where it
+    # has a signal of its own (a link, a radio change, a hot cell), only the failures beyond those around it count
+    # for core / DNS: a backhaul fault or an interferer during a DNS failure is named for itself.
+    own = np.stack([coverage, interference, congestion, transport], axis=1).max(1) >= 1
+    beyond = np.maximum(_col(ev, "d_fail") - _col(ev, "d_fail_around"), 0.0) / CORE_FAIL * wide
+    core = np.where(own, np.minimum(core, beyond), core)
     sc = np.stack([coverage, interference, congestion, transport, core], axis=1)
     # cells down as their PM shows it are decisive for coverage, whatever their users' sessions on far cells show
     # (their RTT and failures rise too). A cut backhaul silences a site the same way; telling the two apart needs
