@@ -228,6 +228,27 @@ def test_whatif_capacity_takes_the_queueing_delay_away_with_the_load(shared):
     assert busy > 0.2 and 0 <= idle < busy / 5, (busy, idle)
 
 
+def test_clearing_interference_changes_only_the_sessions_that_met_it():
+    """Sessions on cells whose UL interference stood above the quiet level get the quiet UL and the scope's good
+    SINR back; the others keep theirs, so an interferer that has stopped gains nothing. Without the counter,
+    SINR alone says it, for every session."""
+    def sessions(ul, sinr):
+        t = pa.table({c: pa.array([0.0] * len(ul), pa.float64()) for c in NUMERIC})
+        t = t.set_column(NUMERIC.index("ul_interference_dbm"), "ul_interference_dbm", pa.array(ul, pa.float64()))
+        return t.set_column(NUMERIC.index("sinr_db"), "sinr_db", pa.array(sinr, pa.float64()))
+
+    quiet = lambda name: pa.table({"ul_interference_dbm": [-116.0]})  # noqa: E731
+    changed, radio = _counterfactual(quiet, sessions([-104.0, -115.0, None], [0.0, 2.0, 1.0]), "clear_interference", 0.5)
+    good = float(np.quantile([0.0, 2.0, 1.0], 0.7))
+    assert changed["sinr_db"].to_pylist() == pytest.approx([good, 2.0, 1.0])
+    assert changed["ul_interference_dbm"].to_pylist()[:2] == [-116.0, -115.0] and radio["sinr_floor"] == pytest.approx(good)
+    stopped, radio = _counterfactual(quiet, sessions([-115.0, -114.0], [0.0, 2.0]), "clear_interference", 0.5)
+    assert stopped["sinr_db"].to_pylist() == [0.0, 2.0] and radio["sinr_floor"] is None
+    no_counter, _ = _counterfactual(lambda name: pa.table({"ul_interference_dbm": pa.array([None], pa.float64())}),
+                                    sessions([None, None], [0.0, 2.0]), "clear_interference", 0.5)
+    assert no_counter["sinr_db"].to_pylist() == pytest.approx([float(np.quantile([0.0, 2.0], 0.7)), 2.0])
+
+
 def test_whatif_radio_fix_raises_the_reports_the_radio_features_read(shared):
     with WhatIfEngine(shared.ws, shared.diag.start, shared.diag.end) as w:
         weakest = w.engine.query_arrow("SELECT cell_id FROM radio_samples GROUP BY ALL ORDER BY median(rsrp_dbm), cell_id LIMIT 3")

@@ -11,7 +11,8 @@ the result through the same SQL and model as `opencem measure` and `opencem scor
      RTT context down by the queueing delay that load explains on the network's cells (the median
      cell-hour RTT per tenth of load);
    - ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
-   - ``clear_interference``: the cells' UL interference and their users' SINR to the cell's quiet level;
+   - ``clear_interference``: the cells' UL interference to the network's quiet level, and the SINR of the sessions
+     that met UL interference at least INTERFERENCE_UL_DB above it to the scope's 70th percentile;
    - ``fix_core``: the cells' failure context to the network's quiet level;
    - ``fix_device``: the model's sessions take other handset models' outcomes under the same conditions, with
      the device context of the other models (their median poor share);
@@ -53,6 +54,7 @@ from ..nps.features import build_features, feature_list
 from ..nps.model import NpsModel, critical_value, nps_of
 from ..vocabulary import FIX_ACTIONS
 from ..workspace import Workspace
+from .cause import INTERFERENCE_UL_DB
 from .run import tree_of
 
 NUMERIC = ("hod", "log_bandwidth", "prb_util_dl", "ul_interference_dbm", "rsrp_dbm", "sinr_db", "ctx_log_rtt", "ctx_fail", "ctx_device_poor")
@@ -217,9 +219,15 @@ def _counterfactual(network: Callable[[str], pa.Table], t: pa.Table, action: str
     if action == "clear_interference":
         ul_q = network("quiet_ul_interference").column(0)[0].as_py()
         ul_q = np.nan if ul_q is None else ul_q  # no UL interference counter: SINR alone says it
+        ul = col["ul_interference_dbm"]
+        # the interferer is where the cells' UL interference stood INTERFERENCE_UL_DB above the quiet level: only
+        # those sessions get their UL interference and SINR back, so a cell without one, or whose interferer has
+        # stopped, gains nothing (before stop 55 every session did: all five clearances the loops bought repaired nothing)
+        hit = ul > ul_q + INTERFERENCE_UL_DB if np.isfinite(ul_q) and np.isfinite(ul).any() else np.ones(len(ul), dtype=bool)
         sinr_q = np.nanquantile(col["sinr_db"], 0.7) if np.isfinite(col["sinr_db"]).any() else np.nan
-        t = _set(t, "ul_interference_dbm", np.minimum(col["ul_interference_dbm"], ul_q))
-        return _set(t, "sinr_db", np.maximum(col["sinr_db"], sinr_q)), {**radio, "sinr_floor": _or_none(sinr_q)}
+        t = _set(t, "ul_interference_dbm", np.where(hit, np.minimum(ul, ul_q), ul))
+        t = _set(t, "sinr_db", np.where(hit, np.maximum(col["sinr_db"], sinr_q), col["sinr_db"]))
+        return t, {**radio, "sinr_floor": _or_none(sinr_q) if hit.any() else None}
     if action == "restore_coverage":
         for c, floor in (("rsrp_dbm", "rsrp_floor"), ("sinr_db", "sinr_floor")):
             good = np.nanquantile(col[c], 0.7) if np.isfinite(col[c]).any() else np.nan
