@@ -166,9 +166,9 @@ def prioritise(workspace: Path, as_of: dt.date | None = None, lookback_days: int
                        or _still_there(whatif, g, cells, w))
             lift = max(w.nps_lift, 0.0) if ongoing else 0.0
             base_lift = lift * w.subscribers / base_n
-            # the model's error on the lift: each bootstrap replica's, under the same rules
-            replicas = np.maximum(np.asarray(w.replica_lifts), 0.0) if ongoing else np.zeros(len(w.replica_lifts))
-            low, high = (max(v, 0.0) for v in lift_interval(lift, replicas)) if ongoing else (0.0, 0.0)
+            # the model's error on the lift: each bootstrap replica's, under the same rules (0 for an ended problem)
+            replicas = np.maximum(np.asarray(w.replica_lifts), 0.0) * ongoing
+            low, high = (max(v, 0.0) for v in lift_interval(lift, replicas))
             value_weight = (arpu / w.subscribers) / base_arpu if w.subscribers else 0.0
             ep = g["episodes"]
             main = max(ep, key=lambda e: (e["affected_subscribers"], e["episode_id"]))
