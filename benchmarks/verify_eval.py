@@ -6,19 +6,30 @@ its fix (the truth's with / without worlds) on the subscribers it verified (``tr
 
     python benchmarks/verify_eval.py --run /tmp/loop-17 --run /tmp/loop-19 --run /tmp/loop-23
 
-Appends one JSON line per run to benchmarks/results/verify_eval.jsonl.
+``--truth-panel`` runs the same design (treated, controls, matching, windows, placebo) on the truth's own
+expected NPS of each subscriber on each day (P(answer 9-10) - P(answer 0-6) from the latent satisfaction
+and the answer noise) instead of the model's: what the design reads when the NPS is known exactly, so a
+miss there is the design's and not the model's. Its interval holds no model error (the replicas are the
+panel itself).
+
+Appends one JSON line per run to benchmarks/results/verify_eval.jsonl (``panel``: model or truth).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
+from scipy.stats import norm
 
 from opencem.demo import _true_effects, true_lift_of
+from opencem.ingest.pseudonym import Pseudonymiser, load_key
+from opencem.loop import verify as verify_module
 from opencem.loop.verify import POST_DAYS, verify
 from opencem.nps.model import NpsModel
 from opencem.workspace import Workspace
@@ -42,10 +53,10 @@ def check(run: Path, days: int) -> dict:
             continue
         nps, p = v["effects"][0], v["placebo"]
         treated = true_lift_of(run / "after" / "operator", ws, v["fix_id"], v["treated_ids"])
-        inside = lambda t: bool(t is not None and nps["ci_low"] <= t <= nps["ci_high"])  # noqa: E731
+        ci = (nps["ci_low"], nps["ci_high"])
         rows.append({"fix": v["fix_id"], "subscribers": v["subscribers"], "window_days": v["window_days"],
                      "predicted": v["predicted_nps_lift"], "did_nps": nps["estimate"], "ci": [nps["ci_low"], nps["ci_high"]],
-                     "true": true, "true_treated": treated, "true_inside_ci": inside(treated), "true_all_inside_ci": inside(true),
+                     "true": true, "true_treated": treated, "true_inside_ci": _inside(treated, ci), "true_all_inside_ci": _inside(true, ci),
                      "placebo": p["estimate"], "placebo_ci": [p["ci_low"], p["ci_high"]],
                      "placebo_holds_zero": bool(p["ci_low"] <= 0 <= p["ci_high"]), "verdict": v["verdict"], "warnings": v["warnings"]})
     done = [r for r in rows if "did_nps" in r]
@@ -61,14 +72,43 @@ def check(run: Path, days: int) -> dict:
             "seconds": round(time.perf_counter() - t0, 1), "checks": rows}
 
 
+def _inside(t: float | None, ci: tuple[float, float]) -> bool:
+    return bool(t is not None and ci[0] <= t <= ci[1])
+
+
+def _truth_panel(run: Path) -> type:
+    """verify's NPS panel with the model's daily NPS of each subscriber replaced by the truth's (after-fix world)."""
+    op, ws = run / "after" / "operator", run / "after" / "workspace"
+    noise = json.loads((op / "truth" / "manifest.json").read_text())["answer_noise_sd"]
+    daily = pq.read_table(op / "truth" / "subscriber_daily", columns=["subscriber_id", "date", "satisfaction"])
+    sat = daily["satisfaction"].to_numpy().astype(float)
+    # an answer is the latent satisfaction plus noise, rounded: 9-10 from 8.5 up, 0-6 below 6.5
+    nps = 100 * (norm.sf((8.5 - sat) / noise) - norm.cdf((6.5 - sat) / noise))
+    ids = Pseudonymiser(load_key(Workspace(ws).pseudonym_key)).column(daily["subscriber_id"]).to_pylist()
+    truth = dict(zip(zip(ids, daily["date"].to_pylist()), nps.tolist()))
+
+    class TruthPanel(verify_module._NpsPanel):
+        def __init__(self, engine, model, designs):
+            super().__init__(engine, model, designs)
+            for s, i in self.row.items():
+                self.nps[i] = [truth.get((s, self.start + dt.timedelta(days=k)), np.nan) for k in range(self.days)]
+            self.replicas = np.repeat(self.nps[None], 2, axis=0)  # no model error: the replicas are the panel
+
+    return TruthPanel
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path, action="append", required=True, help="a loop_eval.py --out folder (repeat for several)")
     ap.add_argument("--days", type=int, default=POST_DAYS, help="days after the fix to read (fewer if the data ends sooner)")
+    ap.add_argument("--truth-panel", action="store_true", help="the design on the truth's own daily NPS, not the model's")
     a = ap.parse_args()
     results = Path(__file__).parent / "results" / "verify_eval.jsonl"
+    model_panel = verify_module._NpsPanel
     for run in a.run:
-        line = check(run, a.days)
+        # verify() builds its panel from the module's class at call time: swapped for this run only
+        verify_module._NpsPanel = _truth_panel(run) if a.truth_panel else model_panel
+        line = {**check(run, a.days), "panel": "truth" if a.truth_panel else "model"}
         print(json.dumps(line, indent=1), flush=True)
         with results.open("a") as f:
             f.write(json.dumps(line) + "\n")
