@@ -21,7 +21,7 @@ from opencem.engine import compare_tables
 from opencem.geo import grid_of
 from opencem.nps.model import NpsModel
 from opencem.twin.accuracy import evaluate, load_faults
-from opencem.twin.cause import cause_scores
+from opencem.twin.cause import TRANSPORT_LOG_RTT, cause_scores
 from opencem.twin.episodes import DetectConfig, cluster, device_runs
 from opencem.engine.duckdb_engine import DuckDBEngine
 from opencem.twin.run import _cell_events, _clusters, diagnose, episodes_geojson, load_episodes, state_geojson
@@ -247,6 +247,18 @@ def test_clearing_interference_changes_only_the_sessions_that_met_it():
     no_counter, _ = _counterfactual(lambda name: pa.table({"ul_interference_dbm": pa.array([None], pa.float64())}),
                                     sessions([None, None], [0.0, 2.0]), "clear_interference", 0.5)
     assert no_counter["sinr_db"].to_pylist() == pytest.approx([float(np.quantile([0.0, 2.0], 0.7)), 2.0])
+
+
+def test_fixing_transport_changes_only_the_cell_hours_whose_rtt_stood_far_above_the_network():
+    """Cell-hours whose RTT stood TRANSPORT_LOG_RTT or more above the network's at that hour get the network's
+    back; a link merely slower than the median, or one whose fault has ended, gains nothing."""
+    network = lambda name: pa.table({"hod": list(range(24)), "log_rtt": [3.0] * 24})
+    rtt = [3.0 + TRANSPORT_LOG_RTT + 0.3, 3.0 + TRANSPORT_LOG_RTT - 0.1, 2.5, None]
+    t = pa.table({c: pa.array([0.0] * len(rtt), pa.float64()) for c in NUMERIC})
+    t = t.set_column(NUMERIC.index("ctx_log_rtt"), "ctx_log_rtt", pa.array(rtt, pa.float64()))
+    changed, radio = _counterfactual(network, t, "fix_transport", 0.5)
+    assert changed["ctx_log_rtt"].to_pylist() == pytest.approx([3.0, 3.0 + TRANSPORT_LOG_RTT - 0.1, 2.5, float("nan")], nan_ok=True)
+    assert radio == {"rsrp_floor": None, "sinr_floor": None}
 
 
 def test_whatif_radio_fix_raises_the_reports_the_radio_features_read(shared):

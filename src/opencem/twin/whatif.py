@@ -10,7 +10,8 @@ the result through the same SQL and model as `opencem measure` and `opencem scor
    - ``add_capacity``: the cells' PRB load x ``factor`` (0.5: a second carrier of the same size), and their
      RTT context down by the queueing delay that load explains on the network's cells (the median
      cell-hour RTT per tenth of load);
-   - ``fix_transport``: the cells' RTT context to the network's at the same hour of day;
+   - ``fix_transport``: the RTT context of the cell-hours whose RTT stood at least TRANSPORT_LOG_RTT above the
+     network's at the same hour of day, to the network's;
    - ``clear_interference``: the cells' UL interference to the network's quiet level, and the SINR of the sessions
      that met UL interference at least INTERFERENCE_UL_DB above it to the scope's 70th percentile;
    - ``fix_core``: the cells' failure context to the network's quiet level;
@@ -54,7 +55,7 @@ from ..nps.features import build_features, feature_list
 from ..nps.model import NpsModel, critical_value, nps_of
 from ..vocabulary import FIX_ACTIONS
 from ..workspace import Workspace
-from .cause import INTERFERENCE_UL_DB
+from .cause import INTERFERENCE_UL_DB, TRANSPORT_LOG_RTT
 from .run import tree_of
 
 NUMERIC = ("hod", "log_bandwidth", "prb_util_dl", "ul_interference_dbm", "rsrp_dbm", "sinr_db", "ctx_log_rtt", "ctx_fail", "ctx_device_poor")
@@ -212,7 +213,11 @@ def _counterfactual(network: Callable[[str], pa.Table], t: pa.Table, action: str
         by_hour = network("network_log_rtt")
         for h, v in zip(by_hour["hod"].to_pylist(), by_hour["log_rtt"].to_pylist()):
             net[h] = v
-        return _set(t, "ctx_log_rtt", np.minimum(col["ctx_log_rtt"], net[col["hod"].astype(int)])), radio
+        at_hour, rtt = net[col["hod"].astype(int)], col["ctx_log_rtt"]
+        # as for interference: only the cell-hours whose RTT stood as far above the network's as the twin calls a
+        # transport fault get the network's back, so a link that is merely slower than the median gains nothing
+        hit = rtt > at_hour + TRANSPORT_LOG_RTT
+        return _set(t, "ctx_log_rtt", np.where(hit, at_hour, rtt)), radio
     if action == "fix_core":
         quiet = network("quiet_fail_share").column(0)[0].as_py()
         return _set(t, "ctx_fail", np.minimum(col["ctx_fail"], quiet)), radio
