@@ -88,11 +88,9 @@ def _truth_panel(run: Path) -> type:
     truth = dict(zip(zip(ids, daily["date"].to_pylist()), nps.tolist()))
 
     class TruthPanel(verify_module._NpsPanel):
-        def __init__(self, engine, model, designs):
-            super().__init__(engine, model, designs)
-            for s, i in self.row.items():
-                self.nps[i] = [truth.get((s, self.start + dt.timedelta(days=k)), np.nan) for k in range(self.days)]
-            self.replicas = np.repeat(self.nps[None], 2, axis=0)  # no model error: the replicas are the panel
+        def _estimate(self, engine, model, ids):
+            nps = np.array([[truth.get((s, self.start + dt.timedelta(days=k)), np.nan) for k in range(self.days)] for s in ids])
+            return nps, np.repeat(nps[None], 2, axis=0)  # no model error: the replicas are the panel
 
     return TruthPanel
 

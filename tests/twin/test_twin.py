@@ -228,14 +228,18 @@ def test_whatif_capacity_takes_the_queueing_delay_away_with_the_load(shared):
     assert busy > 0.2 and 0 <= idle < busy / 5, (busy, idle)
 
 
+def _conditions(**given: list) -> pa.Table:
+    """Sessions' what-if conditions: the columns given, every other one 0."""
+    n = len(next(iter(given.values())))
+    return pa.table({c: pa.array(given.get(c, [0.0] * n), pa.float64()) for c in NUMERIC})
+
+
 def test_clearing_interference_changes_only_the_sessions_that_met_it():
     """Sessions on cells whose UL interference stood above the quiet level get the quiet UL and the scope's good
     SINR back; the others keep theirs, so an interferer that has stopped gains nothing. Without the counter,
     SINR alone says it, for every session."""
     def sessions(ul, sinr):
-        t = pa.table({c: pa.array([0.0] * len(ul), pa.float64()) for c in NUMERIC})
-        t = t.set_column(NUMERIC.index("ul_interference_dbm"), "ul_interference_dbm", pa.array(ul, pa.float64()))
-        return t.set_column(NUMERIC.index("sinr_db"), "sinr_db", pa.array(sinr, pa.float64()))
+        return _conditions(ul_interference_dbm=ul, sinr_db=sinr)
 
     quiet = lambda name: pa.table({"ul_interference_dbm": [-116.0]})  # noqa: E731
     changed, radio = _counterfactual(quiet, sessions([-104.0, -115.0, None], [0.0, 2.0, 1.0]), "clear_interference", 0.5)
@@ -254,9 +258,7 @@ def test_fixing_transport_changes_only_the_cell_hours_whose_rtt_stood_far_above_
     back; a link merely slower than the median, or one whose fault has ended, gains nothing."""
     network = lambda name: pa.table({"hod": list(range(24)), "log_rtt": [3.0] * 24})
     rtt = [3.0 + TRANSPORT_LOG_RTT + 0.3, 3.0 + TRANSPORT_LOG_RTT - 0.1, 2.5, None]
-    t = pa.table({c: pa.array([0.0] * len(rtt), pa.float64()) for c in NUMERIC})
-    t = t.set_column(NUMERIC.index("ctx_log_rtt"), "ctx_log_rtt", pa.array(rtt, pa.float64()))
-    changed, radio = _counterfactual(network, t, "fix_transport", 0.5)
+    changed, radio = _counterfactual(network, _conditions(ctx_log_rtt=rtt), "fix_transport", 0.5)
     assert changed["ctx_log_rtt"].to_pylist() == pytest.approx([3.0, 3.0 + TRANSPORT_LOG_RTT - 0.1, 2.5, float("nan")], nan_ok=True)
     assert radio == {"rsrp_floor": None, "sinr_floor": None}
 

@@ -163,7 +163,10 @@ class _NpsPanel:
         ids = sorted({s for d in designs for s in d["who"]["subscriber_id"].to_pylist()})
         self.days = (end - self.start).days
         self.row = {s: i for i, s in enumerate(ids)}
-        # experience through day t is the estimate as of t + 1
+        self.nps, self.replicas = self._estimate(engine, model, ids)
+
+    def _estimate(self, engine: Engine, model: NpsModel, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(subscribers x days, replicas x subscribers x days) NPS; experience through day t is the estimate as of t + 1."""
         as_of = [self.start + dt.timedelta(days=k + 1) for k in range(self.days)]
         req = pa.table({"subscriber_id": pa.array(np.repeat(np.array(ids, dtype=object), self.days).tolist(), pa.string()),
                         "as_of": pa.array(as_of * len(ids), pa.date32())})
@@ -172,8 +175,8 @@ class _NpsPanel:
             raise RuntimeError("features came back in another order than the requests")
         x = model.encoder.matrix(feats)
         p = model.proba(x)
-        self.nps = (100 * (p[:, 2] - p[:, 0])).reshape(len(ids), self.days)
-        self.replicas = (100 * model.replica_nps(x)).reshape(len(model.replicas), len(ids), self.days)
+        return ((100 * (p[:, 2] - p[:, 0])).reshape(len(ids), self.days),
+                (100 * model.replica_nps(x)).reshape(len(model.replicas), len(ids), self.days))
 
     def of(self, who: pa.Table, start: dt.date, end: dt.date) -> tuple[np.ndarray, np.ndarray]:
         """(model, replicas) daily NPS of ``who`` over start <= day < end."""
